@@ -1,0 +1,72 @@
+"""Writing finished images: PNG with A1111 `parameters` plus the full request as JSON.
+
+Every image is on disk before the window shows it, under a name that never overwrites.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from studio.core.infotext import format_infotext
+from studio.core.request import GenerationRequest
+
+PARAMETERS_KEY = "parameters"  # A1111, read by most tools
+REQUEST_KEY = "studio_request"  # our full request, for exact replay
+_NUMBERED = re.compile(r"^(\d{5,})-")
+
+
+def png_bytes(image: Image.Image, request: GenerationRequest) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    # Pillow writes tEXt when the text is Latin-1 and iTXt otherwise, as A1111 does.
+    info.add_text(PARAMETERS_KEY, format_infotext(request))
+    info.add_text(REQUEST_KEY, json.dumps(request.to_dict(), ensure_ascii=True))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def read_request(path: Path) -> GenerationRequest | None:
+    """The request stored in a studio PNG, or None when the file carries none."""
+    with Image.open(path) as image:
+        text = image.text.get(REQUEST_KEY) if hasattr(image, "text") else None
+    return GenerationRequest.from_dict(json.loads(text)) if text else None
+
+
+class OutputWriter:
+    """Saves images as <root>/<YYYY-MM-DD>/<NNNNN>-<seed>.png, never replacing a file."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def save(self, image: Image.Image, request: GenerationRequest) -> Path:
+        folder = self.root / _dt.date.today().isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        data = png_bytes(image, request)
+        number = self._next_number(folder)
+        while True:
+            path = folder / f"{number:05d}-{request.seed}.png"
+            try:
+                # 'x' mode: fails rather than overwrite, even if another process raced us.
+                with open(path, "xb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                return path
+            except FileExistsError:
+                number += 1
+
+    @staticmethod
+    def _next_number(folder: Path) -> int:
+        highest = 0
+        for entry in os.scandir(folder):
+            match = _NUMBERED.match(entry.name)
+            if match:
+                highest = max(highest, int(match.group(1)))
+        return highest + 1

@@ -1,0 +1,121 @@
+"""The generation request: the engine's only input, and what metadata and tests replay."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from studio.core.samplers import DEFAULT_SAMPLER, canonical_sampler
+
+MAX_SEED = 2**32 - 1
+MIN_SIDE, MAX_SIDE = 64, 4096
+MAX_STEPS = 150
+MAX_BATCH = 100
+REQUEST_FORMAT = 1
+
+
+class Mode(str, enum.Enum):
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+
+
+class InvalidRequest(ValueError):
+    """A request a person must fix; the message says what and how."""
+
+
+def random_seed() -> int:
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str = ""
+    steps: int = 20
+    guidance: float = 7.0
+    seed: int = 0
+    width: int = 512
+    height: int = 512
+    sampler: str = DEFAULT_SAMPLER
+    batch_count: int = 1
+    model: str = ""
+    mode: Mode = Mode.TXT2IMG
+    strength: float = 0.75
+    init_image: str | None = None
+    mask: str | None = None
+
+    def validated(self) -> GenerationRequest:
+        """This request with canonical names, or InvalidRequest saying what is wrong."""
+        problems = []
+        for side_name, side in (("Width", self.width), ("Height", self.height)):
+            if not MIN_SIDE <= side <= MAX_SIDE:
+                problems.append(f"{side_name} {side} is outside {MIN_SIDE}..{MAX_SIDE} pixels.")
+            elif side % 8:
+                problems.append(f"{side_name} {side} is not a multiple of 8 (try {round(side / 8) * 8}).")
+        if not 1 <= self.steps <= MAX_STEPS:
+            problems.append(f"Steps must be between 1 and {MAX_STEPS}, not {self.steps}.")
+        if not 0.0 <= self.guidance <= 50.0:
+            problems.append(f"Guidance must be between 0 and 50, not {self.guidance}.")
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"Seed must be between 0 and {MAX_SEED}, not {self.seed}.")
+        if not 1 <= self.batch_count <= MAX_BATCH:
+            problems.append(f"Batch count must be between 1 and {MAX_BATCH}, not {self.batch_count}.")
+        if not 0.0 < self.strength <= 1.0:
+            problems.append(f"Strength must be above 0 and at most 1, not {self.strength}.")
+        if self.mode is not Mode.TXT2IMG and not self.init_image:
+            problems.append(f"{self.mode.value} needs an input image.")
+        if self.mode is Mode.INPAINT and not self.mask:
+            problems.append("Inpainting needs a mask: paint one on the canvas.")
+        try:
+            sampler = canonical_sampler(self.sampler)
+        except ValueError as exc:
+            problems.append(str(exc))
+            sampler = self.sampler
+        if problems:
+            raise InvalidRequest(" ".join(problems))
+        return replace(self, sampler=sampler)
+
+    def for_image(self, index: int) -> GenerationRequest:
+        """The single-image request that reproduces image `index` of a batch (seed + index)."""
+        return replace(self, seed=(self.seed + index) % (MAX_SEED + 1), batch_count=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mode"] = self.mode.value
+        data["format"] = REQUEST_FORMAT
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        """Tolerant of unknown keys (newer files); wrong types raise InvalidRequest."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue
+            try:
+                kwargs[key] = _coerce(key, value)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequest(f"Bad value for {key}: {value!r}") from exc
+        if "prompt" not in kwargs:
+            raise InvalidRequest("The request has no prompt.")
+        return cls(**kwargs)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key == "mode":
+        return Mode(value)
+    if key in ("steps", "seed", "width", "height", "batch_count"):
+        if isinstance(value, bool) or float(value) != int(value):
+            raise ValueError(key)
+        return int(value)
+    if key in ("guidance", "strength"):
+        return float(value)
+    if key in ("init_image", "mask"):
+        return None if value is None else str(value)
+    if not isinstance(value, str):
+        raise TypeError(key)
+    return value

@@ -1,0 +1,105 @@
+"""Cheap step previews: the x0 estimate mapped to RGB by a linear per-channel transform.
+
+rgb = x0(C) . M(C x 3) + bias, in [-1, 1], applied to *scaled* latents (what the UNet sees).
+A model folder may ship its own factors in latent_preview.json; SD 1.x gets the community
+factors (InvokeAI step_callback.py); any other VAE is calibrated once at load time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PREVIEW_FILE = "latent_preview.json"
+SD15_FACTORS = [
+    [0.3444, 0.1385, 0.0670],
+    [0.1247, 0.4027, 0.1494],
+    [-0.3192, 0.2513, 0.2103],
+    [-0.1307, -0.1874, -0.7445],
+]
+SD15_SCALING = 0.18215
+
+
+class LatentPreviewer:
+    def __init__(self, factors, bias=(0.0, 0.0, 0.0)):
+        self.factors = torch.tensor(factors, dtype=torch.float32)
+        self.bias = torch.tensor(bias, dtype=torch.float32)
+        self._on: tuple[torch.device, torch.dtype] | None = None
+
+    def to_rgb(self, latents: torch.Tensor) -> np.ndarray:
+        """First latent of the batch -> owned (h, w, 3) uint8 array at latent resolution."""
+        if self._on != (latents.device, latents.dtype):
+            self.factors = self.factors.to(latents.device, latents.dtype)
+            self.bias = self.bias.to(latents.device, latents.dtype)
+            self._on = (latents.device, latents.dtype)
+        with torch.no_grad():
+            rgb = torch.einsum("chw,cr->hwr", latents[0], self.factors) + self.bias
+            rgb = ((rgb.float() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+        return rgb.cpu().numpy()  # .numpy() of a fresh CPU tensor: the caller owns it
+
+    def to_json(self) -> dict:
+        return {"factors": self.factors.cpu().tolist(), "bias": self.bias.cpu().tolist()}
+
+
+def previewer_for(model_dir: Path, vae) -> LatentPreviewer:
+    shipped = Path(model_dir) / PREVIEW_FILE
+    if shipped.is_file():
+        try:
+            data = json.loads(shipped.read_text(encoding="utf-8"))
+            factors = data["factors"]
+            if len(factors) == vae.config.latent_channels and all(len(row) == 3 for row in factors):
+                return LatentPreviewer(factors, data.get("bias", (0.0, 0.0, 0.0)))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # fall through: a bad preview file must never block generation
+    scaling = float(vae.config.get("scaling_factor", 1.0) or 1.0)
+    if vae.config.latent_channels == 4 and abs(scaling - SD15_SCALING) < 1e-4:
+        return LatentPreviewer(SD15_FACTORS)
+    return calibrate(vae)
+
+
+def calibrate(vae, samples: int = 8, seed: int = 0) -> LatentPreviewer:
+    """Fit factors by least squares: encode smooth random colour fields, pool the images to the
+    latent grid, and solve latent -> rgb. One small VAE encode at load time."""
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    size = 16 * scale
+    gen = torch.Generator("cpu").manual_seed(seed)
+    coarse = torch.rand(samples, 3, 4, 4, generator=gen) * 2 - 1
+    images = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    param = next(vae.parameters())
+    with torch.no_grad():
+        latents = vae.encode(images.to(param.device, param.dtype)).latent_dist.mean.float().cpu()
+    latents = latents * float(vae.config.get("scaling_factor", 1.0) or 1.0)
+    targets = torch.nn.functional.avg_pool2d(images, scale)
+    x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+    x = torch.cat([x, torch.ones(len(x), 1)], dim=1)
+    y = targets.permute(0, 2, 3, 1).reshape(-1, 3)
+    solution = torch.linalg.lstsq(x, y, driver="gelsd").solution  # SVD: robust when rank-deficient
+    return LatentPreviewer(solution[:-1].tolist(), solution[-1].tolist())
+
+
+class X0Tap:
+    """Wraps a scheduler's step() to keep its newest x0 (predicted clean latents).
+
+    Most schedulers return pred_original_sample (LCM: denoised); DPM-Solver++ and UniPC keep
+    their x0 estimates in model_outputs instead. The pipeline's own call is otherwise unchanged.
+    """
+
+    def __init__(self, scheduler):
+        self.x0: torch.Tensor | None = None
+        original = scheduler.step
+
+        def step(*args, return_dict: bool = True, **kwargs):
+            out = original(*args, return_dict=True, **kwargs)
+            x0 = getattr(out, "pred_original_sample", None)
+            if x0 is None:
+                x0 = getattr(out, "denoised", None)
+            if x0 is None:
+                kept = getattr(scheduler, "model_outputs", None)
+                x0 = kept[-1] if kept else None
+            self.x0 = x0
+            return out if return_dict else (out.prev_sample,)
+
+        scheduler.step = step

@@ -1,0 +1,51 @@
+"""A1111 sampler names -> diffusers schedulers (diffusers docs, schedulers/overview.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    DPMSolverSDEScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    KDPM2AncestralDiscreteScheduler,
+    KDPM2DiscreteScheduler,
+    LCMScheduler,
+    LMSDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
+
+from studio.core.samplers import SAMPLER_NAMES, canonical_sampler
+
+_KARRAS = {"use_karras_sigmas": True}
+SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
+    "Euler": (EulerDiscreteScheduler, {}),
+    "Euler a": (EulerAncestralDiscreteScheduler, {}),
+    "Heun": (HeunDiscreteScheduler, {}),
+    "LMS": (LMSDiscreteScheduler, {}),
+    "LMS Karras": (LMSDiscreteScheduler, _KARRAS),
+    "DDIM": (DDIMScheduler, {}),
+    "DPM++ 2M": (DPMSolverMultistepScheduler, {}),
+    "DPM++ 2M Karras": (DPMSolverMultistepScheduler, _KARRAS),
+    "DPM++ 2M SDE": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++"}),
+    "DPM++ 2M SDE Karras": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", **_KARRAS}),
+    "DPM++ SDE Karras": (DPMSolverSDEScheduler, _KARRAS),
+    "DPM2 Karras": (KDPM2DiscreteScheduler, _KARRAS),
+    "DPM2 a Karras": (KDPM2AncestralDiscreteScheduler, _KARRAS),
+    "UniPC": (UniPCMultistepScheduler, {}),
+    "LCM": (LCMScheduler, {}),
+}
+assert set(SCHEDULERS) == set(SAMPLER_NAMES), "every sampler the UI offers needs a scheduler"
+
+# Options a model's own scheduler config may carry that make no sense for another sampler.
+_NOT_INHERITED = ("use_karras_sigmas", "algorithm_type", "solver_order")
+
+
+def make_scheduler(name: str, base_config: dict[str, Any]):
+    """A fresh scheduler of the named sampler, keeping the model's training noise schedule."""
+    cls, options = SCHEDULERS[canonical_sampler(name)]
+    config = {k: v for k, v in dict(base_config).items() if k not in _NOT_INHERITED}
+    return cls.from_config(config, **options)

@@ -1,0 +1,1 @@
+"""PySide6 only: worker thread, main window, canvas, panels."""

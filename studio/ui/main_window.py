@@ -1,0 +1,309 @@
+"""The main window: generation panel on the left, canvas in the middle, progress below.
+
+Widgets edit Settings (the view-model); Generate freezes them into a GenerationRequest and
+hands it to the engine worker. Only this thread touches widgets or makes pixmaps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio import APP_NAME
+from studio.core.errors import ErrorKind, StudioError
+from studio.core.events import ImageFinished, JobCancelled, JobFailed, JobFinished, JobStarted, ModelLoaded
+from studio.core.request import InvalidRequest
+from studio.core.settings import Settings, effective_model, request_from_settings, save_settings
+from studio.ui.canvas import CanvasView
+from studio.ui.generation_panel import GenerationPanel
+from studio.ui.progress import ProgressClock
+from studio.ui.worker import EngineWorker
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+NO_MODEL_TEXT = (
+    "No model chosen yet.\n\nClick “Choose model…” above and pick a Stable Diffusion 1.x model "
+    "folder in diffusers format (the folder that holds model_index.json)."
+)
+
+
+class ErrorBanner(QFrame):
+    """A calm, dismissable message above the canvas; never a blocking dialog."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setStyleSheet("#errorBanner { background: #5a2020; border-radius: 4px; } QLabel { color: #fbeaea; }")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_error(self, error: StudioError) -> None:
+        self.label.setText(f"<b>{error.message}</b>" + (f"<br>{error.hint}" if error.hint else ""))
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    closing = Signal()
+    jobEnded = Signal(str)  # "finished", "cancelled" or "failed", once the window has shown it
+
+    def __init__(self, settings: Settings, settings_path: Path, worker: EngineWorker):
+        super().__init__()
+        self.setWindowTitle(APP_NAME)
+        self.resize(1280, 820)
+        self.settings = settings
+        self.settings_path = settings_path
+        self.worker = worker
+        self.running = False
+        self.model_ready = False
+        self._request = None
+        self.last_image_path: Path | None = None
+        self._clock = ProgressClock()
+
+        self.panel = GenerationPanel()
+        self.panel.load(settings)
+        self.canvas = CanvasView()
+        self.banner = ErrorBanner()
+        self._build_toolbar()
+        self._build_layout()
+        self._build_status()
+        self._connect()
+        self._show_model_state()
+
+    # -- construction ---------------------------------------------------------------------
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Model")
+        bar.setObjectName("modelToolbar")
+        bar.setMovable(False)
+        self.model_label = QLabel()
+        self.model_label.setObjectName("modelLabel")
+        self.model_button = QPushButton("Choose model…")
+        self.model_button.setObjectName("modelButton")
+        self.model_button.setAccessibleName("Choose model folder")
+        self.device_combo = QComboBox()
+        self.device_combo.setObjectName("deviceCombo")
+        self.device_combo.setAccessibleName("Device")
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setCurrentText(self.settings.device if self.settings.device in DEVICES else "auto")
+        bar.addWidget(QLabel(" Model: "))
+        bar.addWidget(self.model_label)
+        bar.addWidget(self.model_button)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Device: "))
+        bar.addWidget(self.device_combo)
+        self.addToolBar(bar)
+
+    def _build_layout(self) -> None:
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.panel)
+        scroll.setMinimumWidth(320)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.banner)
+        right_layout.addWidget(self.canvas, 1)
+        splitter = QSplitter()
+        splitter.addWidget(scroll)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([360, 920])
+        self.setCentralWidget(splitter)
+
+    def _build_status(self) -> None:
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progressBar")
+        self.progress.setAccessibleName("Progress")
+        self.progress.setMaximumWidth(320)
+        self.progress.setTextVisible(False)
+        self.status_label = QLabel()
+        self.status_label.setObjectName("statusLabel")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    def _connect(self) -> None:
+        self.panel.generateClicked.connect(self.generate)
+        self.panel.cancelClicked.connect(self.cancel)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, self.generate)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
+        QShortcut(QKeySequence("Ctrl+0"), self, self.canvas.fit)
+        QShortcut(QKeySequence("Ctrl+1"), self, self.canvas.actual_size)
+        self.model_button.clicked.connect(self.choose_model)
+        self.device_combo.currentTextChanged.connect(self._device_changed)
+        w = self.worker
+        w.modelLoading.connect(lambda e: self._status(f"Loading {Path(e.model).name} on {e.device}…"))
+        w.modelLoaded.connect(self._model_loaded)
+        w.modelFailed.connect(self._model_failed)
+        w.jobStarted.connect(self._job_started)
+        w.stepReady.connect(self._step)
+        w.imageFinished.connect(self._image_finished)
+        w.jobFinished.connect(self._job_finished)
+        w.jobCancelled.connect(self._job_cancelled)
+        w.jobFailed.connect(self._job_failed)
+
+    # -- model ----------------------------------------------------------------------------
+    def model_path(self) -> str:
+        return effective_model(self.settings)
+
+    def _show_model_state(self) -> None:
+        model = self.model_path()
+        self.model_label.setText(Path(model).name if model else "none")
+        self.model_label.setToolTip(model)
+        if not model:
+            self.canvas.show_message(NO_MODEL_TEXT)
+            self._status("Choose a model to start.")
+
+    def start(self) -> None:
+        """Called once the window is on screen: warm the model up in the background."""
+        if self.model_path():
+            self.worker.load_model(self.model_path(), self.settings.device)
+
+    def set_model(self, path: str) -> None:
+        self.settings.model = path
+        self._save_settings()
+        self.model_ready = False
+        self._show_model_state()
+        self.banner.hide()
+        self.worker.load_model(path, self.settings.device)
+
+    def choose_model(self) -> None:
+        start = self.settings.model or str(Path.home())
+        path = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder", start)
+        if path:
+            self.set_model(path)
+
+    def _device_changed(self, device: str) -> None:
+        self.settings.device = device
+        self._save_settings()
+        if self.model_path():
+            self.worker.load_model(self.model_path(), device)
+
+    def _model_loaded(self, event: ModelLoaded) -> None:
+        self.model_ready = True
+        self._status(f"Ready: {Path(event.model).name} on {event.device} ({event.dtype}), loaded in {event.seconds:.1f} s")
+        if self.canvas.image_size is None:
+            self.canvas.show_message("Type a prompt and press Generate (Ctrl+Enter).")
+
+    def _model_failed(self, error: StudioError) -> None:
+        self.model_ready = False
+        self.banner.show_error(error)
+        self._status("The model could not be loaded.")
+
+    # -- jobs -----------------------------------------------------------------------------
+    def generate(self) -> None:
+        if self.running:
+            return
+        self.panel.store(self.settings)
+        model = self.model_path()
+        if not model:
+            self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, "No model chosen yet.", "Click “Choose model…” first."))
+            return
+        request = request_from_settings(self.settings, model)
+        try:
+            request = request.validated()
+        except InvalidRequest as exc:
+            self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, str(exc)))
+            return
+        self.banner.hide()
+        self._save_settings()
+        self.running = True
+        self._request = request
+        self.panel.set_running(True)
+        self.progress.setRange(0, 0)  # busy until the first step reports its total
+        self._clock.reset()
+        self._status("Starting…")
+        self.worker.generate(request)
+
+    def cancel(self) -> None:
+        if self.running:
+            self.worker.cancel()
+            self._status("Cancelling…")
+
+    def _job_started(self, event: JobStarted) -> None:
+        self.panel.last_seed.setText(f"Seed used: {event.request.seed}")
+
+    def _step(self) -> None:
+        step = self.worker.take_step()
+        if step is None or not self.running:
+            return
+        request = self._request
+        if step.preview is not None:
+            self.canvas.show_pixels(step.preview, (request.width, request.height))
+        self._clock.add(step.seconds_per_step)
+        total = step.total * request.batch_count
+        done = step.image_index * step.total + step.step
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        label = self._clock.text(step.step, step.total, total - done)
+        if request.batch_count > 1:
+            label = f"Image {step.image_index + 1}/{request.batch_count} · {label}"
+        self._status(label)
+
+    def _image_finished(self, event: ImageFinished) -> None:
+        self.canvas.show_pixels(event.image)
+        self.last_image_path = event.path
+        self._status(f"Saved {event.path}")
+
+    def _job_finished(self, event: JobFinished) -> None:
+        self._end_job()
+        self.progress.setValue(self.progress.maximum())
+        saved = f"Saved {event.paths[-1]}" if event.paths else ""
+        self._status(f"Done in {event.seconds:.1f} s. {saved}")
+        self.jobEnded.emit("finished")
+
+    def _job_cancelled(self, event: JobCancelled) -> None:
+        self._end_job()
+        kept = f" ({len(event.paths)} image(s) of the batch were saved)" if event.paths else ""
+        self._status(f"Cancelled{kept}.")
+        self.jobEnded.emit("cancelled")
+
+    def _job_failed(self, event: JobFailed) -> None:
+        self._end_job()
+        self.banner.show_error(event.error)
+        self._status("Generation failed.")
+        self.jobEnded.emit("failed")
+
+    def _end_job(self) -> None:
+        self.running = False
+        self.panel.set_running(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+
+    # -- misc -----------------------------------------------------------------------------
+    def _status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _save_settings(self) -> None:
+        try:
+            save_settings(self.settings, self.settings_path)
+        except OSError as exc:
+            self._status(f"Could not save settings: {exc}")
+
+    def closeEvent(self, event) -> None:
+        self.panel.store(self.settings)
+        self._save_settings()
+        self.closing.emit()
+        super().closeEvent(event)

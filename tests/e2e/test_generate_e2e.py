@@ -1,0 +1,69 @@
+"""From typing a prompt in the window to the PNG on disk, through the real engine thread and a
+real diffusers pipeline (tiny random SD 1.x model on CPU)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from studio.core.infotext import parse_infotext
+from studio.core.outputs import PARAMETERS_KEY, read_request
+from studio.core.settings import Settings
+from studio.ui.main_window import MainWindow
+from studio.ui.worker import EngineThread, real_engine_factory
+
+
+@pytest.fixture
+def studio(qtbot, tmp_path, tiny_model_dir):
+    settings = Settings(model=str(tiny_model_dir), width=64, height=64, steps=6, random_seed=False, seed=1234)
+    engine = EngineThread(real_engine_factory)
+    engine.start()
+    window = MainWindow(settings, tmp_path / "settings.json", engine.worker)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    yield window
+    assert engine.stop(10000)
+
+
+def test_prompt_to_png_with_metadata(qtbot, studio, studio_home):
+    window = studio
+    previews = []
+    window.worker.stepReady.connect(lambda: previews.append(window.progress.value()))
+    qtbot.keyClicks(window.panel.prompt, "a red circle on the left")
+    window.panel.negative.setPlainText("green")
+    window.panel.sampler.setCurrentText("Euler a")
+    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
+        qtbot.mouseClick(window.panel.generate_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["finished"]
+    path = window.last_image_path
+    assert path.is_relative_to(studio_home / "outputs")
+    request = read_request(path)
+    assert (request.prompt, request.negative_prompt, request.sampler, request.seed) == (
+        "a red circle on the left", "green", "Euler a", 1234)
+    with Image.open(path) as image:
+        params = parse_infotext(image.text[PARAMETERS_KEY])
+        shown = window.canvas.current_pixmap().toImage()
+        assert (shown.width(), shown.height()) == image.size == (64, 64)
+        assert shown.pixelColor(5, 7).getRgb()[:3] == image.getpixel((5, 7))
+    assert params.prompt == "a red circle on the left" and params.params["Seed"] == "1234"
+    assert 1 <= len(previews) <= 6  # every step reports; a busy GUI may skip frames, never queue
+
+
+def test_cancel_then_generate_again(qtbot, studio):
+    window = studio
+    window.panel.steps.setValue(150)
+    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
+        window.generate()
+        qtbot.waitUntil(lambda: window.progress.value() >= 2, timeout=30000)
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert ended.args == ["cancelled"]
+    assert window.progress.value() == 0 and window.panel.generate_button.isEnabled()
+    window.panel.steps.setValue(2)
+    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
+        window.generate()
+    assert ended.args == ["finished"]
+    first = np.asarray(Image.open(window.last_image_path))
+    with qtbot.waitSignal(window.jobEnded, timeout=60000):
+        window.generate()
+    assert np.array_equal(first, np.asarray(Image.open(window.last_image_path)))  # same seed, same pixels

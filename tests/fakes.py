@@ -1,0 +1,78 @@
+"""A scriptable fake engine with the real interface, for UI tests (krita-ai-diffusion style).
+
+It emits the same typed events as studio.engine.Engine and writes real PNGs, but runs no model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from studio.core.errors import ErrorKind, StudioError
+from studio.core.events import (
+    ImageFinished,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    ModelLoaded,
+    ModelLoading,
+    StepProgress,
+)
+from studio.core.outputs import OutputWriter
+
+
+@dataclass
+class Script:
+    step_seconds: float = 0.0
+    fail_at_step: int | None = None  # raise a fake OOM at this step
+    load_error: StudioError | None = None
+    requests: list = field(default_factory=list)
+    loads: list = field(default_factory=list)
+    thread_ids: set = field(default_factory=set)
+
+
+class FakeEngine:
+    def __init__(self, emit, script: Script, outputs: Path):
+        self.emit = emit
+        self.script = script
+        self.outputs = OutputWriter(outputs)
+
+    def load(self, path, device=None):
+        self.script.loads.append((path, device))
+        self.script.thread_ids.add(threading.get_ident())
+        if self.script.load_error:
+            raise self.script.load_error
+        self.emit(ModelLoading(path, device or "cpu"))
+        self.emit(ModelLoaded(path, "cpu", "float32", 0.01))
+
+    def generate(self, request, cancel: threading.Event):
+        self.script.requests.append(request)
+        self.script.thread_ids.add(threading.get_ident())
+        request = request.validated()
+        self.emit(JobStarted(request))
+        paths = []
+        started = time.perf_counter()
+        for index in range(request.batch_count):
+            single = request.for_image(index)
+            for step in range(1, request.steps + 1):
+                time.sleep(self.script.step_seconds)
+                if cancel.is_set():
+                    self.emit(JobCancelled(request, tuple(paths)))
+                    return
+                if step == self.script.fail_at_step:
+                    self.emit(JobFailed(StudioError(ErrorKind.OUT_OF_MEMORY, "The device ran out of memory.", "Try smaller."), request))
+                    return
+                shade = int(255 * step / request.steps)
+                preview = np.full((request.height // 8, request.width // 8, 3), shade, np.uint8)
+                self.emit(StepProgress(index, step, request.steps, preview, self.script.step_seconds))
+            pixels = np.full((request.height, request.width, 3), (200, 30, 30), np.uint8)
+            path = self.outputs.save(Image.fromarray(pixels), single)
+            paths.append(path)
+            self.emit(ImageFinished(index, single, path, pixels))
+        self.emit(JobFinished(request, tuple(paths), time.perf_counter() - started))
