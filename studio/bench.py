@@ -1,0 +1,261 @@
+"""`studio bench`: the numbers an artist feels, measured through the real window and thread.
+
+- overhead: generation through the studio (window -> worker thread -> engine with previews ->
+  PNG on disk -> window) divided by the bare diffusers call with the same model/steps/seed;
+- GUI stall: lateness of a 10 ms timer on the GUI thread while generating;
+- cancel latency: Cancel pressed -> the window showing "Cancelled", against one step;
+- launch: process start -> main window shown (a fresh process, torch not yet imported).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from argparse import Namespace
+from pathlib import Path
+
+GOALS = {"overhead": 1.03, "stall_p99_ms": 16.0, "stall_max_ms": 50.0, "cancel_margin_ms": 50.0, "launch_s": 1.5}
+
+
+def measure_launch(repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as home:
+            env = {**os.environ, "STUDIO_HOME": home}
+            started = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-m", "studio", "--exit-when-shown"], env=env, capture_output=True, text=True, timeout=120
+            )
+            elapsed = time.perf_counter() - started
+        if "window-shown" not in proc.stdout:
+            raise RuntimeError(f"the window did not open: {proc.stderr.strip()[-400:]}")
+        times.append(elapsed)
+    return times
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
+
+
+class StallProbe:
+    """A 10 ms precise timer on the GUI thread; records how late each tick arrives."""
+
+    def __init__(self):
+        from PySide6.QtCore import Qt, QTimer
+
+        self.lateness_ms: list[float] = []
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(10)
+        self._timer.timeout.connect(self._tick)
+        self._last = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.lateness_ms.append(max(0.0, (now - self._last) * 1000 - 10))
+        self._last = now
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+
+def _resolve_model(args: Namespace, scratch: Path) -> tuple[str, str]:
+    from studio.core.settings import Settings, effective_model
+
+    if args.bench_model:
+        return args.bench_model, "given"
+    demo = effective_model(Settings())
+    if demo:
+        return demo, "demo"
+    from studio.engine.tiny_model import save_tiny_model
+
+    return str(save_tiny_model(scratch / "tiny-sd")), "tiny random"
+
+
+def run_bench(args: Namespace) -> int:
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    launch = measure_launch(max(3, args.repeats))
+
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        os.environ["STUDIO_HOME"] = str(scratch / "home")  # the bench never touches real outputs
+        model, model_kind = _resolve_model(args, scratch)
+        results = _bench_generation(args, model)
+    results.update(
+        model=model,
+        model_kind=model_kind,
+        launch_s=statistics.median(launch),
+        launch_all_s=launch,
+        machine=_machine(),
+    )
+    _report(results, args.json)
+    return 0
+
+
+def _machine() -> str:
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"
+
+
+def _bench_generation(args: Namespace, model: str) -> dict:
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtWidgets import QApplication
+
+    from studio.core.model_info import model_defaults
+    from studio.core.paths import settings_file
+    from studio.core.request import GenerationRequest
+    from studio.core.samplers import DEFAULT_SAMPLER
+    from studio.core.settings import Settings
+    from studio.engine.devices import resolve_device
+    from studio.engine.engine import Engine
+    from studio.engine.loader import load_pipeline
+    from studio.engine.schedulers import make_scheduler
+    from studio.ui.main_window import MainWindow
+    from studio.ui.worker import EngineThread
+
+    app = QApplication.instance() or QApplication([])
+    defaults = model_defaults(model)
+    # A tiny random model has no native size; 128 px keeps the CPU run short.
+    fallback = 512 if defaults.width is None and "tiny" not in Path(model).name else 128
+    width, height = args.size or (defaults.width or fallback, defaults.height or fallback)
+    sampler = defaults.sampler or DEFAULT_SAMPLER
+    guidance = defaults.guidance if defaults.guidance is not None else 7.0
+    device, dtype = resolve_device(args.bench_device or "auto")
+    request = GenerationRequest("a large red circle on the left, blue background", steps=args.steps, guidance=guidance,
+                                seed=1234, width=width, height=height, sampler=sampler, model=model)
+
+    # Bare diffusers: same model, scheduler, steps, seed and output type; no callback.
+    import torch
+
+    pipe = load_pipeline(model, device, dtype)
+    pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config))
+
+    def bare() -> float:
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        started = time.perf_counter()
+        pipe(prompt=request.prompt, num_inference_steps=request.steps, guidance_scale=guidance, width=width,
+             height=height, generator=generator, output_type="np")
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    # Through the studio: the real window and engine thread (its own copy of the model).
+    settings = Settings(model=model, device=args.bench_device or "auto", prompt=request.prompt, steps=request.steps,
+                        guidance=guidance, seed=request.seed, random_seed=False, width=width, height=height,
+                        sampler=sampler)
+    engine = EngineThread(lambda emit: Engine(_writer(), emit))
+    engine.start()
+    window = MainWindow(settings, settings_file(), engine.worker)
+    window.show()
+    probe = StallProbe()
+
+    def run_job(cancel_after_step: int | None = None) -> tuple[str, float, float]:
+        """(outcome, seconds from Generate to the window done, cancel latency seconds)."""
+        loop = QEventLoop()  # sleep in Qt's loop: a polling loop would steal CPU from the engine
+        outcome: list[str] = []
+        cancel_at = [0.0]
+
+        def ended(result: str) -> None:
+            outcome.append(result)
+            loop.quit()
+
+        def maybe_cancel() -> None:
+            if cancel_after_step is not None and not cancel_at[0] and window.progress.value() >= cancel_after_step:
+                cancel_at[0] = time.perf_counter()
+                window.cancel()
+
+        window.jobEnded.connect(ended)
+        engine.worker.stepReady.connect(maybe_cancel)
+        started = time.perf_counter()
+        window.generate()
+        if not outcome:
+            loop.exec()
+        finished = time.perf_counter()
+        window.jobEnded.disconnect(ended)
+        engine.worker.stepReady.disconnect(maybe_cancel)
+        return outcome[0], finished - started, (finished - cancel_at[0]) if cancel_at[0] else 0.0
+
+    bare()  # warm-up
+    run_job()  # warm-up; loads the model in the engine thread
+    # Interleave the two so that drift in machine load hits both alike.
+    bare_times, studio_times = [], []
+    for _ in range(args.repeats):
+        bare_times.append(bare())
+        probe.start()
+        studio_times.append(run_job()[1])
+        probe.stop()
+    del pipe
+    stall = list(probe.lateness_ms)
+
+    # Cancel: a long job, cancelled after a few steps, as Esc does.
+    per_step = statistics.median(bare_times) / request.steps
+    window.panel.steps.setValue(min(150, max(request.steps * 3, 30)))
+    cancels = []
+    for _ in range(args.repeats):
+        outcome, _, latency = run_job(cancel_after_step=3)
+        if outcome == "cancelled":
+            cancels.append(latency)
+    window.close()
+    engine.stop()
+
+    overhead = statistics.median(studio_times) / statistics.median(bare_times)
+    return {
+        "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
+        "size": f"{width}x{height}",
+        "steps": request.steps,
+        "sampler": sampler,
+        "bare_s": bare_times,
+        "studio_s": studio_times,
+        "overhead": overhead,
+        "stall_p99_ms": _percentile(stall, 0.99),
+        "stall_max_ms": max(stall) if stall else 0.0,
+        "stall_samples": len(stall),
+        "step_s": per_step,
+        "cancel_latency_s": cancels,
+        "cancel_budget_s": per_step + GOALS["cancel_margin_ms"] / 1000,
+    }
+
+
+def _writer():
+    from studio.core.outputs import OutputWriter
+    from studio.core.paths import outputs_dir
+
+    return OutputWriter(outputs_dir())
+
+
+def _report(r: dict, json_path: Path) -> None:
+    cancel = max(r["cancel_latency_s"]) if r["cancel_latency_s"] else float("nan")
+    rows = [
+        ("overhead (studio / bare)", f"{r['overhead']:.3f}", f"<= {GOALS['overhead']}", r["overhead"] <= GOALS["overhead"]),
+        ("GUI stall p99", f"{r['stall_p99_ms']:.1f} ms", f"<= {GOALS['stall_p99_ms']:.0f} ms", r["stall_p99_ms"] <= GOALS["stall_p99_ms"]),
+        ("GUI stall max", f"{r['stall_max_ms']:.1f} ms", f"<= {GOALS['stall_max_ms']:.0f} ms", r["stall_max_ms"] <= GOALS["stall_max_ms"]),
+        ("cancel latency (worst)", f"{cancel * 1000:.0f} ms", f"<= {r['cancel_budget_s'] * 1000:.0f} ms (1 step + 50)", cancel <= r["cancel_budget_s"]),
+        ("launch to window shown", f"{r['launch_s']:.2f} s", f"<= {GOALS['launch_s']} s", r["launch_s"] <= GOALS["launch_s"]),
+    ]
+    r["pass"] = {name: ok for name, _, _, ok in rows}
+    print(f"model: {r['model']} ({r['model_kind']}), {r['device']} {r['dtype']}, {r['size']}, "
+          f"{r['steps']} steps, {r['sampler']}")
+    print(f"machine: {r['machine']}")
+    print(f"bare pipeline: {statistics.median(r['bare_s']):.3f} s, through the studio: "
+          f"{statistics.median(r['studio_s']):.3f} s (median of {len(r['bare_s'])})")
+    width = max(len(row[0]) for row in rows)
+    for name, value, goal, ok in rows:
+        print(f"  {name:<{width}}  {value:>10}   goal {goal:<28} {'ok' if ok else 'MISSED'}")
+    json_path.write_text(json.dumps(r, indent=2, default=str) + "\n")
+    print(f"wrote {json_path}")
