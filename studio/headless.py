@@ -24,12 +24,12 @@ class FileWriter:
         self.path = path
         self.count = 0
 
-    def save(self, image, request: GenerationRequest) -> Path:
+    def save(self, image, request: GenerationRequest) -> tuple[Path, GenerationRequest]:
         self.count += 1
         path = self.path if self.count == 1 else self.path.with_name(f"{self.path.stem}-{self.count}{self.path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png_bytes(image, request))
-        return path
+        return path, request
 
 
 def _fail(message: str) -> int:

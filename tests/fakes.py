@@ -72,7 +72,7 @@ class FakeEngine:
                 preview = np.full((request.height // 8, request.width // 8, 3), shade, np.uint8)
                 self.emit(StepProgress(index, step, request.steps, preview, self.script.step_seconds))
             pixels = np.full((request.height, request.width, 3), (200, 30, 30), np.uint8)
-            path = self.outputs.save(Image.fromarray(pixels), single)
+            path, single = self.outputs.save(Image.fromarray(pixels), single)
             paths.append(path)
             self.emit(ImageFinished(index, single, path, pixels))
         self.emit(JobFinished(request, tuple(paths), time.perf_counter() - started))

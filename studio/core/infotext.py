@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio import __version__
-from studio.core.request import GenerationRequest, Mode
+from studio.core.request import GenerationRequest, InpaintArea, Mode
 
 # A1111's own pattern (modules/infotext_utils.py).
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -38,6 +38,12 @@ def format_infotext(request: GenerationRequest) -> str:
         params["Model"] = Path(request.model).name or request.model
     if request.mode is not Mode.TXT2IMG:
         params["Denoising strength"] = f"{request.strength:g}"
+    if request.mode is Mode.INPAINT:  # A1111's own keys and wording
+        params["Mask blur"] = str(request.mask_blur)
+        params["Masked content"] = request.masked_content.value.replace("_", " ")
+        if request.inpaint_area is InpaintArea.ONLY_MASKED:
+            params["Inpaint area"] = "Only masked"
+            params["Masked area padding"] = str(request.inpaint_padding)
     params["Version"] = f"DiffusionStudio {__version__}"
     negative = f"\n{_NEGATIVE} {request.negative_prompt}" if request.negative_prompt else ""
     last = ", ".join(f"{key}: {_quote(value)}" for key, value in params.items())

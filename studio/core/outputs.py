@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -39,28 +40,45 @@ def read_request(path: Path) -> GenerationRequest | None:
     return GenerationRequest.from_dict(json.loads(text)) if text else None
 
 
+def _companions(path: Path, request: GenerationRequest) -> GenerationRequest:
+    """Copy the request's input image and mask beside the result (NAME-init.png, NAME-mask.png)
+    and point the request at the copies, so a result can be replayed after its inputs are gone."""
+    changes = {}
+    for field_name, suffix in (("init_image", "init"), ("mask", "mask")):
+        source = getattr(request, field_name)
+        if source:
+            target = path.with_name(f"{path.stem}-{suffix}.png")
+            with Image.open(source) as image:
+                image.save(target, format="PNG")
+            changes[field_name] = str(target)
+    return replace(request, **changes) if changes else request
+
+
 class OutputWriter:
     """Saves images as <root>/<YYYY-MM-DD>/<NNNNN>-<seed>.png, never replacing a file."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def save(self, image: Image.Image, request: GenerationRequest) -> Path:
+    def save(self, image: Image.Image, request: GenerationRequest) -> tuple[Path, GenerationRequest]:
+        """(path, the request as recorded in the file: its inputs point at the copies beside it)."""
         folder = self.root / _dt.date.today().isoformat()
         folder.mkdir(parents=True, exist_ok=True)
-        data = png_bytes(image, request)
         number = self._next_number(folder)
         while True:
             path = folder / f"{number:05d}-{request.seed}.png"
             try:
                 # 'x' mode: fails rather than overwrite, even if another process raced us.
-                with open(path, "xb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                return path
+                handle = open(path, "xb")  # noqa: SIM115
             except FileExistsError:
                 number += 1
+                continue
+            with handle:
+                request = _companions(path, request)
+                handle.write(png_bytes(image, request))
+                handle.flush()
+                os.fsync(handle.fileno())
+            return path, request
 
     @staticmethod
     def _next_number(folder: Path) -> int:

@@ -22,6 +22,17 @@ class Mode(str, enum.Enum):
     INPAINT = "inpaint"
 
 
+class InpaintArea(str, enum.Enum):
+    WHOLE = "whole"  # denoise the whole picture at the requested size
+    ONLY_MASKED = "only_masked"  # crop around the mask (+padding), work at full size, paste back
+
+
+class MaskedContent(str, enum.Enum):
+    ORIGINAL = "original"  # start from the input pixels under the mask
+    FILL = "fill"  # start from the surrounding colours, smeared into the hole
+    LATENT_NOISE = "latent_noise"  # start from noise: ignore what was under the mask
+
+
 class InvalidRequest(ValueError):
     """A request a person must fix; the message says what and how."""
 
@@ -44,8 +55,12 @@ class GenerationRequest:
     model: str = ""
     mode: Mode = Mode.TXT2IMG
     strength: float = 0.75
-    init_image: str | None = None
-    mask: str | None = None
+    init_image: str | None = None  # PNG path; the result's metadata points at a copy beside it
+    mask: str | None = None  # PNG path, white = repaint
+    mask_blur: int = 4  # px of feathering where the result is composited back
+    inpaint_area: InpaintArea = InpaintArea.WHOLE
+    inpaint_padding: int = 32  # px of context around the mask for ONLY_MASKED
+    masked_content: MaskedContent = MaskedContent.ORIGINAL
 
     def validated(self) -> GenerationRequest:
         """This request with canonical names, or InvalidRequest saying what is wrong."""
@@ -65,6 +80,10 @@ class GenerationRequest:
             problems.append(f"Batch count must be between 1 and {MAX_BATCH}, not {self.batch_count}.")
         if not 0.0 < self.strength <= 1.0:
             problems.append(f"Strength must be above 0 and at most 1, not {self.strength}.")
+        if not 0 <= self.mask_blur <= 64:
+            problems.append(f"Mask blur must be between 0 and 64 pixels, not {self.mask_blur}.")
+        if not 0 <= self.inpaint_padding <= 256:
+            problems.append(f"Only-masked padding must be between 0 and 256 pixels, not {self.inpaint_padding}.")
         if self.mode is not Mode.TXT2IMG and not self.init_image:
             problems.append(f"{self.mode.value} needs an input image.")
         if self.mode is Mode.INPAINT and not self.mask:
@@ -84,7 +103,8 @@ class GenerationRequest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["mode"] = self.mode.value
+        for key in _ENUMS:
+            data[key] = getattr(self, key).value
         data["format"] = REQUEST_FORMAT
         return data
 
@@ -105,10 +125,13 @@ class GenerationRequest:
         return cls(**kwargs)
 
 
+_ENUMS = {"mode": Mode, "inpaint_area": InpaintArea, "masked_content": MaskedContent}
+
+
 def _coerce(key: str, value: Any) -> Any:
-    if key == "mode":
-        return Mode(value)
-    if key in ("steps", "seed", "width", "height", "batch_count"):
+    if key in _ENUMS:
+        return _ENUMS[key](value)
+    if key in ("steps", "seed", "width", "height", "batch_count", "mask_blur", "inpaint_padding"):
         if isinstance(value, bool) or float(value) != int(value):
             raise ValueError(key)
         return int(value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,8 @@ from studio.core.outputs import OutputWriter
 from studio.core.request import GenerationRequest, Mode
 from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
-from studio.engine.loader import check_model_folder, load_pipeline
+from studio.engine.image_inputs import prepare_img2img, prepare_inpaint
+from studio.engine.loader import check_model_folder, load_pipeline, pipeline_for_mode
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
 from studio.engine.schedulers import make_scheduler
 
@@ -41,9 +42,20 @@ class LoadedModel:
     path: str
     device: str
     dtype: torch.dtype
-    pipe: object
+    pipe: object  # the pipeline as loaded (txt2img, or inpaint for 9-channel models)
     previewer: LatentPreviewer
     base_scheduler_config: dict
+    views: dict = field(default_factory=dict)  # Mode -> pipeline sharing pipe's components
+
+    @property
+    def inpaint_only(self) -> bool:
+        return self.pipe.unet.config.in_channels == 9
+
+    def pipeline(self, mode: Mode):
+        """The pipeline for a mode, made once with from_pipe: same weights, no copy, no reload."""
+        if mode not in self.views:
+            self.views[mode] = pipeline_for_mode(self.pipe, mode)
+        return self.views[mode]
 
 
 class Engine:
@@ -84,8 +96,6 @@ class Engine:
         paths: list[Path] = []
         try:
             request = request.validated()
-            if request.mode is not Mode.TXT2IMG:
-                raise StudioError(ErrorKind.BAD_INPUT, f"{request.mode.value} is not available yet in this version.")
             model = self.load(request.model)
             self.emit(JobStarted(request))
             started = time.perf_counter()
@@ -94,7 +104,7 @@ class Engine:
                     raise GenerationCancelled
                 single = request.for_image(index)
                 pixels = self._run_one(model, single, index, cancel)
-                path = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
+                path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
                 paths.append(path)
                 self.emit(ImageFinished(index, single, path, pixels))
             self.emit(JobFinished(request, tuple(paths), time.perf_counter() - started))
@@ -111,7 +121,7 @@ class Engine:
                 self.model.pipe.maybe_free_model_hooks()
 
     def _run_one(self, model: LoadedModel, request: GenerationRequest, index: int, cancel: threading.Event):
-        pipe = model.pipe
+        pipe, inputs, inpaint = self._mode_inputs(model, request)
         pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config)
         tap = X0Tap(pipe.scheduler)
         last = [time.perf_counter()]
@@ -134,12 +144,11 @@ class Engine:
             negative_prompt=request.negative_prompt or None,
             num_inference_steps=request.steps,
             guidance_scale=request.guidance,
-            width=request.width,
-            height=request.height,
             generator=generator,
             output_type="np",
             callback_on_step_end=on_step_end,
             callback_on_step_end_tensor_inputs=["latents"],
+            **inputs,
         )
         image = result.images[0]
         if not np.isfinite(image).all():
@@ -148,4 +157,25 @@ class Engine:
                 "The model produced an invalid (NaN) image.",
                 "This can happen in half precision on some devices; try the CPU device.",
             )
-        return (image * 255).round().clip(0, 255).astype(np.uint8)
+        pixels = (image * 255).round().clip(0, 255).astype(np.uint8)
+        return inpaint.composite(pixels) if inpaint else pixels
+
+    def _mode_inputs(self, model: LoadedModel, request: GenerationRequest):
+        """(pipeline, its image arguments, inpaint job or None) for the request's mode.
+
+        All three pipelines share one set of weights (from_pipe). A dedicated 9-channel
+        inpainting model does txt2img and img2img as inpainting with a full mask."""
+        size = {"width": request.width, "height": request.height}
+        full = Image.new("L", (request.width, request.height), 255)
+        if request.mode is Mode.INPAINT:
+            job = prepare_inpaint(request)
+            return model.pipeline(Mode.INPAINT), {"image": job.image, "mask_image": job.mask, "strength": request.strength, **size}, job
+        if request.mode is Mode.IMG2IMG:
+            image = prepare_img2img(request)
+            if model.inpaint_only:
+                return model.pipeline(Mode.INPAINT), {"image": image, "mask_image": full, "strength": request.strength, **size}, None
+            return model.pipeline(Mode.IMG2IMG), {"image": image, "strength": request.strength}, None
+        if model.inpaint_only:
+            blank = Image.new("RGB", (request.width, request.height), (127, 127, 127))
+            return model.pipeline(Mode.INPAINT), {"image": blank, "mask_image": full, "strength": 1.0, **size}, None
+        return model.pipeline(Mode.TXT2IMG), size, None

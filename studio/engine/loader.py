@@ -42,15 +42,42 @@ def check_model_folder(path: str | Path) -> Path:
     return folder
 
 
+def _unet_in_channels(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8")).get("in_channels", 4))
+    except (OSError, ValueError, TypeError):
+        return 4  # let from_pretrained report the real problem
+
+
+def pipeline_for_mode(pipe, mode):
+    """A pipeline for txt2img / img2img / inpaint that shares `pipe`'s components (from_pipe)."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+    from studio.core.request import Mode
+
+    cls = {
+        Mode.TXT2IMG: StableDiffusionPipeline,
+        Mode.IMG2IMG: StableDiffusionImg2ImgPipeline,
+        Mode.INPAINT: StableDiffusionInpaintPipeline,
+    }[mode]
+    if isinstance(pipe, cls) and type(pipe) is cls:
+        return pipe
+    view = cls.from_pipe(pipe)
+    view.set_progress_bar_config(disable=True)
+    return view
+
+
 def load_pipeline(path: str | Path, device: str, dtype: torch.dtype):
-    """A StableDiffusionPipeline on `device`. Never fetches anything; never unpickles weights."""
-    from diffusers import StableDiffusionPipeline
+    """An SD 1.x pipeline on `device`: txt2img, or inpaint for a 9-channel inpainting model.
+    Never fetches anything; never unpickles weights."""
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
     from diffusers.utils import logging as diffusers_logging
 
     folder = check_model_folder(path)
     diffusers_logging.disable_progress_bar()
+    cls = StableDiffusionInpaintPipeline if _unet_in_channels(folder) == 9 else StableDiffusionPipeline
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(
+        pipe = cls.from_pretrained(
             str(folder),
             dtype=dtype,
             safety_checker=None,

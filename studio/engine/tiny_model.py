@@ -9,7 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from studio.engine.word_tokenizer import build_word_tokenizer
@@ -17,14 +23,15 @@ from studio.engine.word_tokenizer import build_word_tokenizer
 TINY_WORDS = ("a", "red", "green", "blue", "circle", "square", "on", "the", "left", "right", "background", ",")
 
 
-def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
-    """Components shaped like diffusers' own fast tests (tests/pipelines/stable_diffusion)."""
+def build_tiny_pipeline(seed: int = 0, in_channels: int = 4):
+    """Components shaped like diffusers' own fast tests (tests/pipelines/stable_diffusion).
+    in_channels=9 makes a dedicated inpainting model (latents + mask + masked-image latents)."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=32,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -62,7 +69,8 @@ def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    return StableDiffusionPipeline(
+    cls = StableDiffusionInpaintPipeline if in_channels == 9 else StableDiffusionPipeline
+    return cls(
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,
@@ -74,7 +82,7 @@ def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
     )
 
 
-def save_tiny_model(folder: Path, seed: int = 0) -> Path:
+def save_tiny_model(folder: Path, seed: int = 0, in_channels: int = 4) -> Path:
     folder = Path(folder)
-    build_tiny_pipeline(seed).save_pretrained(str(folder), safe_serialization=True)
+    build_tiny_pipeline(seed, in_channels).save_pretrained(str(folder), safe_serialization=True)
     return folder

@@ -47,7 +47,7 @@ def test_text_without_params_is_all_prompt():
 
 def test_png_carries_parameters_and_request(tmp_path):
     request = GenerationRequest("ein Bär im Schnee — 雪", seed=9, width=64, height=64)
-    path = OutputWriter(tmp_path).save(Image.new("RGB", (64, 64), "red"), request)
+    path, _ = OutputWriter(tmp_path).save(Image.new("RGB", (64, 64), "red"), request)
     with Image.open(path) as image:
         assert parse_infotext(image.text[PARAMETERS_KEY]).prompt == request.prompt  # iTXt (not Latin-1)
     assert read_request(path) == request
@@ -56,7 +56,7 @@ def test_png_carries_parameters_and_request(tmp_path):
 def test_writer_never_overwrites(tmp_path):
     writer = OutputWriter(tmp_path)
     request = GenerationRequest("x", seed=1)
-    paths = [writer.save(Image.new("RGB", (8, 8)), request) for _ in range(3)]
+    paths = [writer.save(Image.new("RGB", (8, 8)), request)[0] for _ in range(3)]
     assert len(set(paths)) == 3 and all(p.exists() for p in paths)
     assert [p.name for p in paths] == ["00001-1.png", "00002-1.png", "00003-1.png"]
 

@@ -1,0 +1,480 @@
+"""Presets: named subsets of generation settings, built-in (presets/*.json) or the user's own.
+
+A preset file is versioned JSON: {"format": 1, "name": "...", "prompt": "{prompt}, 35mm", ...}.
+Only the fields it names are applied; `{prompt}` in its prompt or negative stands for the
+user's own text (A1111 styles and Krita/Fooocus do the same).
+
+Reliability rules (research A6): a damaged file never stops the others from loading; a user
+file that cannot be read is set aside as `<file>.invalid-<timestamp>` and reported once; its
+`.bak` comes back when it is good. Saves are atomic and keep a `.bak` of the previous version.
+A preset name never picks the path: names map to sanitised file names inside the folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from studio.core.atomic import write_text_atomic
+from studio.core.paths import data_home
+from studio.core.request import MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
+from studio.core.samplers import canonical_sampler
+from studio.core.settings import Settings
+
+PRESET_FORMAT = 1
+PLACEHOLDER = "{prompt}"
+MAX_NAME_LENGTH = 100
+MAX_PRESET_FILE_BYTES = 1_000_000  # a preset is a few hundred bytes; refuse to parse huge files
+# Every field a preset may hold, in the order the save dialog lists them.
+PRESET_FIELDS: tuple[str, ...] = (
+    "prompt",
+    "negative_prompt",
+    "guidance",
+    "steps",
+    "sampler",
+    "width",
+    "height",
+    "seed_mode",
+    "seed",
+    "strength",
+    "model",
+)
+SEED_MODES = ("random", "fixed")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_UNSAFE_CHARS = re.compile(r"[^\w .\-()+,&']", re.UNICODE)
+
+
+class PresetError(ValueError):
+    """Something a person must fix (a bad name, a built-in that cannot be deleted, ...)."""
+
+
+@dataclass(frozen=True, eq=True)
+class Preset:
+    name: str
+    values: dict[str, Any] = field(default_factory=dict, hash=False)
+    builtin: bool = False  # shipped in presets/; read-only
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": PRESET_FORMAT, "name": self.name, **{k: self.values[k] for k in PRESET_FIELDS if k in self.values}}
+
+
+# -- validation ------------------------------------------------------------------------------
+def check_name(name: Any) -> str:
+    """The name, trimmed; PresetError if it cannot be a preset name."""
+    if not isinstance(name, str):
+        raise PresetError("A preset name must be text.")
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise PresetError("A preset needs a name.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise PresetError(f"A preset name can have at most {MAX_NAME_LENGTH} characters.")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
+        raise PresetError("A preset name cannot contain control characters.")
+    return name
+
+
+def safe_file_stem(name: str) -> str:
+    """A file name that is safe on every OS and can never leave the folder ('..', '/', NUL,
+    'CON' and friends are neutralised, not passed through)."""
+    stem = _UNSAFE_CHARS.sub("_", unicodedata.normalize("NFC", name))
+    stem = re.sub(r"\.{2,}", "_", stem).strip(" .")
+    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = "_" + stem
+    return stem[:80] or "preset"
+
+
+def _number(value: Any, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not a number")
+    if not math.isfinite(value):
+        raise ValueError("not finite")
+    if kind is int:
+        if value != int(value):
+            raise ValueError("not a whole number")
+        return int(value)
+    return float(value)
+
+
+def _check_field(key: str, value: Any) -> Any:
+    """The field's value, normalised; ValueError with a reason if it is invalid."""
+    if key in ("prompt", "negative_prompt", "model"):
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        return value
+    if key == "sampler":
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        return canonical_sampler(value)
+    if key == "seed_mode":
+        if value not in SEED_MODES:
+            raise ValueError(f"must be one of {', '.join(SEED_MODES)}")
+        return value
+    if key == "steps":
+        value = _number(value, int)
+        if not 1 <= value <= MAX_STEPS:
+            raise ValueError(f"must be 1..{MAX_STEPS}")
+        return value
+    if key in ("width", "height"):
+        value = _number(value, int)
+        if not MIN_SIDE <= value <= MAX_SIDE or value % 8:
+            raise ValueError(f"must be a multiple of 8 in {MIN_SIDE}..{MAX_SIDE}")
+        return value
+    if key == "seed":
+        value = _number(value, int)
+        if not 0 <= value <= MAX_SEED:
+            raise ValueError(f"must be 0..{MAX_SEED}")
+        return value
+    if key == "guidance":
+        value = _number(value, float)
+        if not 0.0 <= value <= 50.0:
+            raise ValueError("must be 0..50")
+        return value
+    if key == "strength":
+        value = _number(value, float)
+        if not 0.0 < value <= 1.0:
+            raise ValueError("must be above 0 and at most 1")
+        return value
+    raise ValueError("unknown field")
+
+
+def preset_from_dict(data: Any, builtin: bool = False) -> tuple[Preset, list[str]]:
+    """(preset, warnings). Bad fields are dropped with a warning, as Krita does; a missing or
+    bad name, a wrong format or a non-object raises PresetError."""
+    if not isinstance(data, dict):
+        raise PresetError("a preset must be a JSON object")
+    version = data.get("format", PRESET_FORMAT)
+    if isinstance(version, bool) or not isinstance(version, int) or version > PRESET_FORMAT:
+        raise PresetError(f"unsupported preset format {version!r} (this version reads up to {PRESET_FORMAT})")
+    name = check_name(data.get("name"))
+    values: dict[str, Any] = {}
+    warnings = []
+    for key in PRESET_FIELDS:
+        if key in data:
+            try:
+                values[key] = _check_field(key, data[key])
+            except ValueError as exc:
+                warnings.append(f"Preset {name!r}: ignored {key} {data[key]!r} ({exc}).")
+    return Preset(name, values, builtin), warnings
+
+
+# -- applying and capturing ------------------------------------------------------------------
+def _merge_text(template: str, user_text: str) -> str:
+    """A1111 style semantics: `{prompt}` is replaced; otherwise the template is appended."""
+    if PLACEHOLDER in template:
+        merged = template.replace(PLACEHOLDER, user_text)
+        # "{prompt}, photo" with an empty prompt should give "photo", not ", photo".
+        return merged if user_text else merged.strip(" ,")
+    if not user_text:
+        return template
+    if not template:
+        return user_text
+    return f"{user_text}, {template}"
+
+
+def apply_preset(preset: Preset, settings: Settings) -> Settings:
+    """A new Settings with the preset's fields applied; the argument is not changed. Fields the
+    Settings has no slot for (e.g. strength before img2img lands) are skipped."""
+    values = preset.values
+    names = {f.name for f in dataclasses.fields(settings)}
+    changes: dict[str, Any] = {}
+    if "prompt" in values:
+        changes["prompt"] = _merge_text(values["prompt"], settings.prompt)
+    if "negative_prompt" in values:
+        changes["negative_prompt"] = _merge_text(values["negative_prompt"], settings.negative_prompt)
+    for key in ("guidance", "steps", "sampler", "width", "height", "strength", "model"):
+        if key in values and key in names:
+            changes[key] = values[key]
+    if values.get("seed_mode") == "random":
+        changes["random_seed"] = True
+    elif values.get("seed_mode") == "fixed":
+        changes["random_seed"] = False
+    if "seed" in values:
+        changes["seed"] = values["seed"]
+    return dataclasses.replace(settings, **{k: v for k, v in changes.items() if k in names})
+
+
+def capture_values(settings: Settings, chosen: Iterable[str]) -> dict[str, Any]:
+    """The chosen fields' values from the current settings, as a preset stores them."""
+    values: dict[str, Any] = {}
+    for key in chosen:
+        if key not in PRESET_FIELDS:
+            raise PresetError(f"Unknown preset field {key!r}.")
+        if key == "seed_mode":
+            values[key] = "random" if settings.random_seed else "fixed"
+        elif hasattr(settings, key):
+            values[key] = _check_field(key, getattr(settings, key))
+    return values
+
+
+# -- foreign style files ---------------------------------------------------------------------
+def parse_a1111_styles(text: str) -> tuple[list[Preset], list[str]]:
+    """A1111 styles.csv: columns name, prompt, negative_prompt (A1111 modules/styles.py)."""
+    presets, warnings = [], []
+    try:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as exc:
+        return [], [f"The styles file is not valid CSV ({exc})."]
+    for number, row in enumerate(rows, start=2):
+        try:
+            values = {}
+            for key in ("prompt", "negative_prompt"):
+                if isinstance(row.get(key), str) and row[key]:
+                    values[key] = row[key]
+            presets.append(Preset(check_name(row.get("name")), values))
+        except PresetError as exc:
+            warnings.append(f"Row {number} skipped: {exc}")
+    return presets, warnings
+
+
+def parse_style_list(data: Any) -> tuple[list[Preset], list[str]]:
+    """Fooocus sdxl_styles/*.json: a list of {name, prompt, negative_prompt}."""
+    presets, warnings = [], []
+    for index, item in enumerate(data):
+        try:
+            if not isinstance(item, dict):
+                raise PresetError("not an object")
+            values = {k: item[k] for k in ("prompt", "negative_prompt") if isinstance(item.get(k), str) and item[k]}
+            presets.append(Preset(check_name(item.get("name")), values))
+        except PresetError as exc:
+            warnings.append(f"Style #{index + 1} skipped: {exc}")
+    return presets, warnings
+
+
+def parse_preset_file(path: Path) -> tuple[list[Preset], list[str]]:
+    """Presets in a file to import: our JSON, a Fooocus style list, or an A1111 styles.csv.
+    Raises PresetError with a readable message when nothing in it can be used."""
+    try:
+        raw = Path(path).read_bytes()[: MAX_PRESET_FILE_BYTES * 10 + 1]
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{Path(path).name} cannot be read ({exc}).") from exc
+    if Path(path).suffix.lower() == ".csv":
+        presets, warnings = parse_a1111_styles(text)
+    else:
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise PresetError(f"{Path(path).name} is not valid JSON ({exc}).") from exc
+        if isinstance(data, list):
+            presets, warnings = parse_style_list(data)
+        else:
+            preset, warnings = preset_from_dict(data)
+            presets = [preset]
+    if not presets:
+        raise PresetError(f"{Path(path).name} holds no presets. " + " ".join(warnings))
+    return presets, warnings
+
+
+def builtin_presets_dir() -> Path:
+    """presets/ at the repository (or install) root, beside resources/."""
+    return Path(__file__).resolve().parent.parent.parent / "presets"
+
+
+def user_presets_dir() -> Path:
+    return data_home() / "presets"
+
+
+# -- the store -------------------------------------------------------------------------------
+class PresetStore:
+    """Built-in presets plus the user's; a user preset overrides a built-in of the same name
+    (names compare case-insensitively). Call load() once; it returns the warnings to show."""
+
+    def __init__(self, builtin_dir: Path | None = None, user_dir: Path | None = None):
+        self.builtin_dir = Path(builtin_dir) if builtin_dir is not None else builtin_presets_dir()
+        self.user_dir = Path(user_dir) if user_dir is not None else user_presets_dir()
+        self._builtin: dict[str, Preset] = {}
+        self._user: dict[str, tuple[Preset, Path]] = {}
+
+    # reading
+    def load(self) -> list[str]:
+        warnings: list[str] = []
+        self._builtin = {}
+        for path in self._json_files(self.builtin_dir):
+            try:
+                preset, problems = preset_from_dict(self._read_json(path), builtin=True)
+            except PresetError as exc:
+                # Never rename files of the installation; just skip and say so.
+                warnings.append(f"Built-in preset {path.name} skipped: {exc}")
+                continue
+            warnings += problems
+            self._builtin[preset.name.casefold()] = preset
+        self._user = {}
+        for path in self._json_files(self.user_dir):
+            loaded = self._load_user_file(path, warnings)
+            if loaded is not None:
+                self._user[loaded.name.casefold()] = (loaded, path)
+        return warnings
+
+    def _load_user_file(self, path: Path, warnings: list[str]) -> Preset | None:
+        try:
+            preset, problems = preset_from_dict(self._read_json(path))
+            warnings += problems
+            return preset
+        except PresetError as exc:
+            aside = self._set_aside(path)
+            message = f"Preset file {path.name} could not be read ({exc}); it was moved to {aside.name}."
+        backup = path.with_name(path.name + ".bak")
+        try:
+            preset, problems = preset_from_dict(self._read_json(backup))
+            write_text_atomic(path, backup.read_text(encoding="utf-8"))
+            warnings.append(message + " The previous version was restored from its backup.")
+            return preset
+        except (PresetError, OSError):
+            warnings.append(message)
+            return None
+
+    @staticmethod
+    def _json_files(folder: Path) -> list[Path]:
+        try:
+            return sorted(p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith("."))
+        except OSError:
+            return []
+
+    @staticmethod
+    def _read_json(path: Path) -> Any:
+        try:
+            if path.stat().st_size > MAX_PRESET_FILE_BYTES:
+                raise PresetError("the file is too large to be a preset")
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise PresetError(str(exc) or type(exc).__name__) from exc
+
+    @staticmethod
+    def _set_aside(path: Path) -> Path:
+        aside = path.with_name(f"{path.name}.invalid-{time.strftime('%Y%m%d-%H%M%S')}")
+        number = 1
+        while aside.exists():
+            number += 1
+            aside = path.with_name(f"{path.name}.invalid-{time.strftime('%Y%m%d-%H%M%S')}-{number}")
+        try:
+            path.replace(aside)
+        except OSError:
+            return path
+        return aside
+
+    def list(self) -> list[Preset]:
+        merged = dict(self._builtin)
+        merged.update({key: preset for key, (preset, _) in self._user.items()})
+        return sorted(merged.values(), key=lambda p: p.name.casefold())
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.list()]
+
+    def get(self, name: str) -> Preset | None:
+        key = name.strip().casefold() if isinstance(name, str) else ""
+        if key in self._user:
+            return self._user[key][0]
+        return self._builtin.get(key)
+
+    def is_builtin(self, name: str) -> bool:
+        preset = self.get(name)
+        return preset is not None and preset.builtin
+
+    # writing
+    def save(self, name: str, settings: Settings, chosen: Iterable[str]) -> Preset:
+        """Save the chosen fields of the current settings under `name` (replacing a user preset
+        of that name, shadowing a built-in)."""
+        return self.save_preset(Preset(check_name(name), capture_values(settings, chosen)))
+
+    def save_preset(self, preset: Preset) -> Preset:
+        name = check_name(preset.name)
+        preset, _ = preset_from_dict({**preset.to_dict(), "name": name})  # re-validate every field
+        path = self._path_for(name)
+        self._write(path, preset)
+        self._user[name.casefold()] = (preset, path)
+        return preset
+
+    def rename(self, old: str, new: str) -> Preset:
+        key = old.strip().casefold()
+        if key not in self._user:
+            if key in self._builtin:
+                raise PresetError(f"{old!r} is built in and cannot be renamed; save a copy under a new name.")
+            raise PresetError(f"There is no preset named {old!r}.")
+        new = check_name(new)
+        if new.casefold() != key and new.casefold() in self._user:
+            raise PresetError(f"A preset named {new!r} already exists.")
+        preset, old_path = self._user[key]
+        renamed = Preset(new, dict(preset.values))
+        del self._user[key]
+        path = old_path if new.casefold() == key else self._path_for(new)
+        self._write(path, renamed)
+        self._user[new.casefold()] = (renamed, path)
+        if path != old_path:
+            self._remove(old_path)
+        return renamed
+
+    def delete(self, name: str) -> None:
+        """Delete a user preset (a built-in of the same name shows again); built-ins stay."""
+        key = name.strip().casefold()
+        if key not in self._user:
+            if key in self._builtin:
+                raise PresetError(f"{name!r} is built in and cannot be deleted.")
+            raise PresetError(f"There is no preset named {name!r}.")
+        _, path = self._user.pop(key)
+        self._remove(path)
+
+    def import_file(self, path: Path) -> tuple[list[Preset], list[str]]:
+        """Import every preset in the file (our JSON, Fooocus style list, A1111 styles.csv).
+        Same-named user presets are replaced. Returns (imported, warnings)."""
+        presets, warnings = parse_preset_file(Path(path))
+        return [self.save_preset(p) for p in presets], warnings
+
+    def export_file(self, name: str, dest: Path) -> Path:
+        preset = self.get(name)
+        if preset is None:
+            raise PresetError(f"There is no preset named {name!r}.")
+        dest = Path(dest)
+        write_text_atomic(dest, json.dumps(preset.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        return dest
+
+    def apply(self, name_or_preset: str | Preset, settings: Settings) -> Settings:
+        preset = name_or_preset if isinstance(name_or_preset, Preset) else self.get(name_or_preset)
+        if preset is None:
+            raise PresetError(f"There is no preset named {name_or_preset!r}.")
+        return apply_preset(preset, settings)
+
+    # files
+    def _path_for(self, name: str) -> Path:
+        """The existing file of this preset, or a new safe one that no other preset uses."""
+        key = name.casefold()
+        if key in self._user:
+            return self._user[key][1]
+        used = {path.name.casefold() for _, path in self._user.values()}
+        stem = safe_file_stem(name)
+        candidate, number = f"{stem}.json", 1
+        while candidate.casefold() in used or (self.user_dir / candidate).exists():
+            number += 1
+            candidate = f"{stem}-{number}.json"
+        path = self.user_dir / candidate
+        # Belt and braces: the sanitiser already guarantees this.
+        if path.resolve().parent != self.user_dir.resolve():
+            raise PresetError(f"{name!r} cannot be used as a preset name.")
+        return path
+
+    @staticmethod
+    def _write(path: Path, preset: Preset) -> None:
+        """Atomic write; the previous version is kept as <file>.bak (written atomically too)."""
+        text = json.dumps(preset.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        if path.exists():
+            try:
+                write_text_atomic(path.with_name(path.name + ".bak"), path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                pass  # a damaged previous version is not worth keeping
+        write_text_atomic(path, text)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        """Deleting keeps the last version as .bak, so a slip can be undone by hand."""
+        try:
+            path.replace(path.with_name(path.name + ".bak"))
+        except FileNotFoundError:
+            pass
