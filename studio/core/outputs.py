@@ -6,6 +6,7 @@ Every image is on disk before the window shows it, under a name that never overw
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import io
 import json
 import os
@@ -13,7 +14,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, PngImagePlugin
+
+from studio.core.atomic import write_bytes_atomic
 
 from studio.core.infotext import format_infotext
 from studio.core.request import GenerationRequest
@@ -88,3 +92,17 @@ class OutputWriter:
             if match:
                 highest = max(highest, int(match.group(1)))
         return highest + 1
+
+
+def save_input(pixels, folder: Path) -> Path:
+    """Write an input image or mask (numpy array) under a content hash: the same input twice
+    is one file, and a file is never rewritten while a job may be reading it."""
+    array = np.ascontiguousarray(pixels)
+    digest = hashlib.sha1(array.tobytes() + str(array.shape).encode()).hexdigest()[:20]
+    path = Path(folder) / f"{digest}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        write_bytes_atomic(path, buffer.getvalue())
+    return path

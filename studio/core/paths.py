@@ -31,6 +31,11 @@ def outputs_dir() -> Path:
     return data_home() / "outputs"
 
 
+def inputs_dir() -> Path:
+    """Input images and masks of img2img/inpaint jobs (content-addressed)."""
+    return data_home() / "inputs"
+
+
 def resources_dir() -> Path:
     """The repository's (or installed package's) resources/ folder."""
     here = Path(__file__).resolve().parent.parent

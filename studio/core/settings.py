@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from studio.core.atomic import write_text_atomic
-from studio.core.request import GenerationRequest, random_seed
+from studio.core.request import GenerationRequest, InpaintArea, InvalidRequest, MaskedContent, Mode, random_seed
 from studio.core.samplers import DEFAULT_SAMPLER
 
 SETTINGS_FORMAT = 1
@@ -28,6 +28,12 @@ class Settings:
     height: int = 512
     sampler: str = DEFAULT_SAMPLER
     batch_count: int = 1
+    mode: str = "txt2img"
+    strength: float = 0.75
+    mask_blur: int = 4
+    inpaint_area: str = "whole"
+    inpaint_padding: int = 32
+    masked_content: str = "original"
 
 
 def load_settings(path: Path) -> tuple[Settings, str | None]:
@@ -69,9 +75,18 @@ def effective_model(settings: Settings) -> str:
     return str(demo) if (demo / "model_index.json").is_file() else ""
 
 
-def request_from_settings(settings: Settings, model: str) -> GenerationRequest:
+def request_from_settings(
+    settings: Settings, model: str, init_image: str | None = None, mask: str | None = None
+) -> GenerationRequest:
     """Freeze the panel state into a request; a random seed is drawn here, so the request
-    (and the metadata written from it) always holds the seed actually used."""
+    (and the metadata written from it) always holds the seed actually used. Unknown enum
+    values (a hand-edited file) raise InvalidRequest rather than crash."""
+    try:
+        mode = Mode(settings.mode)
+        area = InpaintArea(settings.inpaint_area)
+        content = MaskedContent(settings.masked_content)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
     return GenerationRequest(
         prompt=settings.prompt,
         negative_prompt=settings.negative_prompt,
@@ -83,4 +98,12 @@ def request_from_settings(settings: Settings, model: str) -> GenerationRequest:
         sampler=settings.sampler,
         batch_count=settings.batch_count,
         model=model,
+        mode=mode,
+        strength=settings.strength,
+        init_image=init_image if mode is not Mode.TXT2IMG else None,
+        mask=mask if mode is Mode.INPAINT else None,
+        mask_blur=settings.mask_blur,
+        inpaint_area=area,
+        inpaint_padding=settings.inpaint_padding,
+        masked_content=content,
     )

@@ -22,6 +22,9 @@ from studio.core.samplers import SAMPLER_NAMES
 from studio.core.settings import Settings
 
 
+MODES = (("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint"))
+
+
 def _named(widget, object_name: str, accessible: str):
     widget.setObjectName(object_name)
     widget.setAccessibleName(accessible)
@@ -90,6 +93,28 @@ class GenerationPanel(QWidget):
         self.batch = _named(QSpinBox(), "batchSpin", "Batch count")
         self.batch.setRange(1, MAX_BATCH)
 
+        self.mode = _named(QComboBox(), "modeCombo", "Mode")
+        for label, mode in MODES:
+            self.mode.addItem(label, mode)
+        self.strength = _named(QDoubleSpinBox(), "strengthSpin", "Strength (denoising)")
+        self.strength.setRange(0.01, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.mask_blur = _named(QSpinBox(), "maskBlurSpin", "Mask blur")
+        self.mask_blur.setRange(0, 64)
+        self.mask_blur.setSuffix(" px")
+        self.inpaint_area = _named(QComboBox(), "inpaintAreaCombo", "Inpaint area")
+        self.inpaint_area.addItem("Whole picture", "whole")
+        self.inpaint_area.addItem("Only masked", "only_masked")
+        self.padding = _named(QSpinBox(), "inpaintPaddingSpin", "Only masked padding")
+        self.padding.setRange(0, 256)
+        self.padding.setSuffix(" px")
+        self.masked_content = _named(QComboBox(), "maskedContentCombo", "Masked content")
+        self.masked_content.addItem("Original", "original")
+        self.masked_content.addItem("Fill", "fill")
+        self.masked_content.addItem("Latent noise", "latent_noise")
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.inpaint_area.currentIndexChanged.connect(self._mode_changed)
+
         self.generate_button = _named(QPushButton("Generate"), "generateButton", "Generate")
         self.generate_button.setToolTip("Generate (Ctrl+Enter)")
         self.generate_button.setDefault(True)
@@ -110,6 +135,13 @@ class GenerationPanel(QWidget):
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_spin)
         form = QFormLayout()
+        self.form = form
+        form.addRow("Mode", self.mode)
+        form.addRow("Strength", self.strength)
+        form.addRow("Mask blur", self.mask_blur)
+        form.addRow("Inpaint area", self.inpaint_area)
+        form.addRow("Padding", self.padding)
+        form.addRow("Masked content", self.masked_content)
         form.addRow("Sampler", self.sampler)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
@@ -129,6 +161,21 @@ class GenerationPanel(QWidget):
         layout.addLayout(form)
         layout.addLayout(buttons)
 
+    def current_mode(self) -> str:
+        return self.mode.currentData()
+
+    def set_mode(self, mode: str) -> None:
+        self.mode.setCurrentIndex(max(0, self.mode.findData(mode)))
+
+    def _mode_changed(self) -> None:
+        """Show only the knobs the chosen mode uses."""
+        mode = self.current_mode()
+        inpaint = mode == "inpaint"
+        self.form.setRowVisible(self.strength, mode != "txt2img")
+        for widget in (self.mask_blur, self.inpaint_area, self.masked_content):
+            self.form.setRowVisible(widget, inpaint)
+        self.form.setRowVisible(self.padding, inpaint and self.inpaint_area.currentData() == "only_masked")
+
     def set_running(self, running: bool) -> None:
         self.generate_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
@@ -146,6 +193,13 @@ class GenerationPanel(QWidget):
         index = self.sampler.findText(s.sampler)
         self.sampler.setCurrentIndex(max(index, 0))
         self.batch.setValue(s.batch_count)
+        self.set_mode(s.mode)
+        self.strength.setValue(s.strength)
+        self.mask_blur.setValue(s.mask_blur)
+        self.inpaint_area.setCurrentIndex(max(0, self.inpaint_area.findData(s.inpaint_area)))
+        self.padding.setValue(s.inpaint_padding)
+        self.masked_content.setCurrentIndex(max(0, self.masked_content.findData(s.masked_content)))
+        self._mode_changed()
 
     def store(self, s: Settings) -> None:
         s.prompt = self.prompt.toPlainText()
@@ -158,3 +212,9 @@ class GenerationPanel(QWidget):
         s.height = self.height_spin.value()
         s.sampler = self.sampler.currentText()
         s.batch_count = self.batch.value()
+        s.mode = self.current_mode()
+        s.strength = round(self.strength.value(), 3)
+        s.mask_blur = self.mask_blur.value()
+        s.inpaint_area = self.inpaint_area.currentData()
+        s.inpaint_padding = self.padding.value()
+        s.masked_content = self.masked_content.currentData()

@@ -6,10 +6,13 @@ hands it to the engine worker. Only this thread touches widgets or makes pixmaps
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -29,14 +32,19 @@ from PySide6.QtWidgets import (
 from studio import APP_NAME
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageFinished, JobCancelled, JobFailed, JobFinished, JobStarted, ModelLoaded
+from studio.core.outputs import save_input
+from studio.core.paths import inputs_dir
 from studio.core.request import InvalidRequest
 from studio.core.settings import Settings, effective_model, request_from_settings, save_settings
 from studio.ui.canvas import CanvasView
+from studio.ui.canvas_toolbar import CanvasToolbar
 from studio.ui.generation_panel import GenerationPanel
+from studio.ui.images import rgb_from_qimage
 from studio.ui.progress import ProgressClock
 from studio.ui.worker import EngineWorker
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
 NO_MODEL_TEXT = (
     "No model chosen yet.\n\nClick “Choose model…” above and pick a Stable Diffusion 1.x model "
     "folder in diffusers format (the folder that holds model_index.json)."
@@ -87,6 +95,9 @@ class MainWindow(QMainWindow):
         self.canvas = CanvasView()
         self.banner = ErrorBanner()
         self._build_toolbar()
+        self.addToolBarBreak()
+        self.canvas_toolbar = CanvasToolbar(self.canvas, self)
+        self.addToolBar(self.canvas_toolbar)
         self._build_layout()
         self._build_status()
         self._connect()
@@ -149,8 +160,7 @@ class MainWindow(QMainWindow):
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
-        QShortcut(QKeySequence("Ctrl+0"), self, self.canvas.fit)
-        QShortcut(QKeySequence("Ctrl+1"), self, self.canvas.actual_size)
+        self.canvas.imagesDropped.connect(lambda paths: self.load_image_file(paths[0]))
         self.model_button.clicked.connect(self.choose_model)
         self.device_combo.currentTextChanged.connect(self._device_changed)
         w = self.worker
@@ -221,9 +231,8 @@ class MainWindow(QMainWindow):
         if not model:
             self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, "No model chosen yet.", "Click “Choose model…” first."))
             return
-        request = request_from_settings(self.settings, model)
         try:
-            request = request.validated()
+            request = request_from_settings(self.settings, model, *self._save_inputs()).validated()
         except InvalidRequest as exc:
             self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, str(exc)))
             return
@@ -236,6 +245,20 @@ class MainWindow(QMainWindow):
         self._clock.reset()
         self._status("Starting…")
         self.worker.generate(request)
+
+    def _save_inputs(self) -> tuple[str | None, str | None]:
+        """Write the canvas image and mask to disk for the request (img2img / inpaint)."""
+        mode = self.settings.mode
+        if mode == "txt2img":
+            return None, None
+        canvas = self.canvas
+        if canvas.document is None:
+            raise InvalidRequest("This mode needs an input image: open one (Ctrl+O), paste it, or use a result as input.")
+        if mode == "inpaint" and not canvas.mask.any():
+            raise InvalidRequest("The mask is empty: paint over the part to change with the brush (B).")
+        init = save_input(canvas.document, inputs_dir())
+        mask = save_input(canvas.mask, inputs_dir()) if mode == "inpaint" else None
+        return str(init), (str(mask) if mask else None)
 
     def cancel(self) -> None:
         if self.running:
@@ -263,7 +286,8 @@ class MainWindow(QMainWindow):
         self._status(label)
 
     def _image_finished(self, event: ImageFinished) -> None:
-        self.canvas.show_pixels(event.image)
+        self.canvas.show_result(event.image, event.path)
+        self.canvas_toolbar.sync()
         self.last_image_path = event.path
         self._status(f"Saved {event.path}")
 
@@ -287,10 +311,83 @@ class MainWindow(QMainWindow):
         self.jobEnded.emit("failed")
 
     def _end_job(self) -> None:
+        if self.canvas.showing == "preview":  # cancelled or failed: back to what was there
+            if self.canvas.document is not None:
+                self.canvas.show_document()
+            elif self.canvas.result is not None:
+                self.canvas.show_result(self.canvas.result, self.canvas.result_path)
         self.running = False
         self.panel.set_running(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+
+    # -- images in and out ----------------------------------------------------------------
+    def open_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", str(Path.home()), IMAGE_FILTER)
+        if path:
+            self.load_image_file(path)
+
+    def load_image_file(self, path: str) -> bool:
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB")).copy()
+        except (OSError, ValueError) as exc:
+            self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, f"Could not open {Path(path).name}: {exc}",
+                                               "Open a PNG, JPEG or WebP image."))
+            return False
+        self.set_input_image(pixels, f"Open {Path(path).name}")
+        return True
+
+    def paste_image(self) -> None:
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime.hasImage():
+            image = QGuiApplication.clipboard().image().convertToFormat(QImage.Format.Format_RGB888)
+            self.set_input_image(rgb_from_qimage(image), "Paste image")
+        elif mime.hasUrls() and mime.urls()[0].isLocalFile():
+            self.load_image_file(mime.urls()[0].toLocalFile())
+        else:
+            self._status("The clipboard holds no image.")
+
+    def set_input_image(self, pixels: np.ndarray, label: str) -> None:
+        self.canvas.set_document(pixels, label)
+        self._adopt_input_size(pixels)
+
+    def use_result_as_input(self) -> None:
+        if self.canvas.use_result_as_input():
+            self._adopt_input_size(self.canvas.document)
+
+    def _adopt_input_size(self, pixels: np.ndarray) -> None:
+        """An input image sets the size (multiples of 8) and leaves txt2img, as A1111's
+        "Send to img2img" does."""
+        height, width = pixels.shape[:2]
+        self.panel.width_spin.setValue(max(64, round(width / 8) * 8))
+        self.panel.height_spin.setValue(max(64, round(height / 8) * 8))
+        if self.panel.current_mode() == "txt2img":
+            self.panel.set_mode("img2img")
+        self.banner.hide()
+
+    def export_image(self) -> None:
+        canvas = self.canvas
+        pixels = canvas.result if canvas.showing == "result" else canvas.document
+        if pixels is None:
+            self._status("Nothing to export yet.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export image", str(Path.home() / "image.png"), IMAGE_FILTER)
+        if path:
+            self.export_to(Path(path))
+
+    def export_to(self, path: Path) -> None:
+        canvas = self.canvas
+        try:
+            if canvas.showing == "result" and canvas.result_path and path.suffix.lower() == ".png":
+                shutil.copyfile(canvas.result_path, path)  # byte copy: keeps every metadata chunk
+            else:
+                pixels = canvas.result if canvas.showing == "result" else canvas.document
+                Image.fromarray(pixels).save(path)
+        except (OSError, ValueError) as exc:
+            self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, f"Could not export to {path}: {exc}"))
+            return
+        self._status(f"Exported {path}")
 
     # -- misc -----------------------------------------------------------------------------
     def _status(self, text: str) -> None:

@@ -67,3 +67,33 @@ def test_cancel_then_generate_again(qtbot, studio):
     with qtbot.waitSignal(window.jobEnded, timeout=60000):
         window.generate()
     assert np.array_equal(first, np.asarray(Image.open(window.last_image_path)))  # same seed, same pixels
+
+
+def test_inpaint_from_the_window(qtbot, studio, tmp_path):
+    """Open an image, paint a mask with the mouse, inpaint through the real engine thread."""
+    window = studio
+    rng = np.random.default_rng(5)
+    source = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(source).save(tmp_path / "photo.png")
+    assert window.load_image_file(str(tmp_path / "photo.png"))
+    assert window.panel.current_mode() == "img2img"  # an input image leaves txt2img
+    window.panel.set_mode("inpaint")
+    window.panel.mask_blur.setValue(0)
+    canvas = window.canvas
+    canvas.set_brush(size=12, hardness=1.0, opacity=1.0)
+    viewport = canvas.viewport()
+    at = lambda x, y: canvas.mapFromScene(x, y)  # noqa: E731
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=at(20, 32))
+    qtbot.mouseMove(viewport, at(44, 32))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=at(44, 32))
+    mask = canvas.mask.copy()
+    assert mask[32, 30] == 255 and mask[5, 5] == 0
+    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
+        window.generate()
+    assert ended.args == ["finished"]
+    result = np.asarray(Image.open(window.last_image_path))
+    assert np.array_equal(result[mask == 0], source[mask == 0])
+    assert not np.array_equal(result[mask == 255], source[mask == 255])
+    recorded = read_request(window.last_image_path)
+    assert recorded.mode.value == "inpaint"
+    assert np.array_equal(np.asarray(Image.open(recorded.mask)), mask)  # the mask travels with the result

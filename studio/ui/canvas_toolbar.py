@@ -1,0 +1,108 @@
+"""Canvas tools: images in and out, mask brush and eraser, mask operations, undo, zoom."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar
+
+from studio.ui.canvas import MAX_BRUSH, MIN_BRUSH, CanvasView
+
+
+def _action(bar: QToolBar, text: str, shortcut=None, slot=None, tip: str = "", canvas_only=None) -> QAction:
+    action = QAction(text, bar)
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    if canvas_only is not None:
+        # Single-key shortcuts must not fire while typing a prompt: they live on the canvas.
+        canvas_only.addAction(action)
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    else:
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    if slot is not None:
+        action.triggered.connect(slot)
+    shown = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    action.setToolTip(f"{tip or text} ({shown})" if shown else (tip or text))
+    bar.addAction(action)
+    return action
+
+
+class CanvasToolbar(QToolBar):
+    def __init__(self, canvas: CanvasView, window):
+        super().__init__("Canvas")
+        self.setObjectName("canvasToolbar")
+        self.canvas = canvas
+        c = canvas
+        self.open_action = _action(self, "Open…", "Ctrl+O", window.open_image, "Open an image as input")
+        self.paste_action = _action(self, "Paste", QKeySequence.StandardKey.Paste, window.paste_image, "Paste an image from the clipboard")
+        self.export_action = _action(self, "Export…", "Ctrl+E", window.export_image, "Export the shown image")
+        self.use_result_action = _action(self, "Use result as input", "Ctrl+Shift+U", window.use_result_as_input)
+        self.addSeparator()
+
+        tools = QActionGroup(self)
+        self.brush_action = _action(self, "Brush", "B", lambda: c.set_erasing(False), "Mask brush", canvas_only=c)
+        self.eraser_action = _action(self, "Eraser", "E", lambda: c.set_erasing(True), "Mask eraser", canvas_only=c)
+        for action in (self.brush_action, self.eraser_action):
+            action.setCheckable(True)
+            tools.addAction(action)
+        self.brush_action.setChecked(True)
+        _action(self, "−", "[", lambda: c.grow_brush(1 / 1.2), "Smaller brush", canvas_only=c)
+        self.size_spin = QSpinBox()
+        self.size_spin.setObjectName("brushSizeSpin")
+        self.size_spin.setAccessibleName("Brush size")
+        self.size_spin.setToolTip("Brush size in image pixels ([ and ])")
+        self.size_spin.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.size_spin.setSuffix(" px")
+        self.addWidget(self.size_spin)
+        _action(self, "+", "]", lambda: c.grow_brush(1.2), "Larger brush", canvas_only=c)
+        self.hardness_spin = self._spin("brushHardnessSpin", "Brush hardness", "Hardness ")
+        self.opacity_spin = self._spin("brushOpacitySpin", "Brush opacity", "Opacity ")
+        self.addSeparator()
+        self.mask_visible_action = _action(self, "Show mask", "H", c.set_mask_visible, "Show or hide the mask tint", canvas_only=c)
+        self.mask_visible_action.setCheckable(True)
+        self.mask_visible_action.setChecked(True)
+        _action(self, "Clear mask", "Ctrl+Shift+Backspace", c.clear_mask)
+        _action(self, "Invert mask", "Ctrl+I", c.invert_mask)
+        _action(self, "Fill mask", None, c.fill_mask)
+        self.addSeparator()
+        self.undo_action = _action(self, "Undo", QKeySequence.StandardKey.Undo, c.undo_stack.undo)
+        self.redo_action = _action(self, "Redo", "Ctrl+Shift+Z", c.undo_stack.redo)
+        _action(self, "Fit", "Ctrl+0", c.fit, "Fit to window")
+        _action(self, "100%", "Ctrl+1", c.actual_size, "Actual pixels")
+
+        self.size_spin.valueChanged.connect(lambda v: c.set_brush(size=v))
+        self.hardness_spin.valueChanged.connect(lambda v: c.set_brush(hardness=v / 100))
+        self.opacity_spin.valueChanged.connect(lambda v: c.set_brush(opacity=v / 100))
+        c.brushChanged.connect(self.sync)
+        c.undo_stack.listeners.append(self.sync)
+        c.documentChanged.connect(self.sync)
+        self.sync()
+
+    def _spin(self, name: str, accessible: str, prefix: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setObjectName(name)
+        spin.setAccessibleName(accessible)
+        spin.setToolTip(accessible)
+        spin.setRange(0, 100)
+        spin.setPrefix(prefix)
+        spin.setSuffix(" %")
+        self.addWidget(QLabel(" "))
+        self.addWidget(spin)
+        return spin
+
+    def sync(self) -> None:
+        """Reflect the canvas state in the controls without feeding changes back."""
+        c = self.canvas
+        for spin, value in (
+            (self.size_spin, c.brush.size),
+            (self.hardness_spin, round(c.brush.hardness * 100)),
+            (self.opacity_spin, round(c.brush.opacity * 100)),
+        ):
+            if spin.value() != value:
+                spin.blockSignals(True)
+                spin.setValue(value)
+                spin.blockSignals(False)
+        (self.eraser_action if c.erasing else self.brush_action).setChecked(True)
+        self.undo_action.setEnabled(c.undo_stack.can_undo)
+        self.redo_action.setEnabled(c.undo_stack.can_redo)
+        self.use_result_action.setEnabled(c.result is not None)
