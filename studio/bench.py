@@ -19,7 +19,17 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-GOALS = {"overhead": 1.03, "stall_p99_ms": 16.0, "stall_max_ms": 50.0, "cancel_margin_ms": 50.0, "launch_s": 1.5}
+from studio.bench_canvas import measure_brush, measure_mode_switch
+
+GOALS = {
+    "overhead": 1.03,
+    "stall_p99_ms": 16.0,
+    "stall_max_ms": 50.0,
+    "cancel_margin_ms": 50.0,
+    "launch_s": 1.5,
+    "brush_move_ms": 16.0,
+    "mode_switch_ms": 50.0,
+}
 
 
 def measure_launch(repeats: int) -> list[float]:
@@ -144,6 +154,7 @@ def _bench_generation(args: Namespace, model: str) -> dict:
 
     pipe = load_pipeline(model, device, dtype)
     pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config))
+    switch = measure_mode_switch(pipe)
 
     def bare() -> float:
         generator = torch.Generator("cpu").manual_seed(request.seed)
@@ -215,6 +226,8 @@ def _bench_generation(args: Namespace, model: str) -> dict:
 
     overhead = statistics.median(studio_times) / statistics.median(bare_times)
     return {
+        **switch,
+        **measure_brush(),
         "device": device,
         "dtype": str(dtype).removeprefix("torch."),
         "size": f"{width}x{height}",
@@ -247,6 +260,10 @@ def _report(r: dict, json_path: Path) -> None:
         ("GUI stall max", f"{r['stall_max_ms']:.1f} ms", f"<= {GOALS['stall_max_ms']:.0f} ms", r["stall_max_ms"] <= GOALS["stall_max_ms"]),
         ("cancel latency (worst)", f"{cancel * 1000:.0f} ms", f"<= {r['cancel_budget_s'] * 1000:.0f} ms (1 step + 50)", cancel <= r["cancel_budget_s"]),
         ("launch to window shown", f"{r['launch_s']:.2f} s", f"<= {GOALS['launch_s']} s", r["launch_s"] <= GOALS["launch_s"]),
+        ("brush move on 2048² (max)", f"{r['brush_move_ms_max']:.1f} ms", f"<= {GOALS['brush_move_ms']:.0f} ms per event",
+         r["brush_move_ms_max"] <= GOALS["brush_move_ms"]),
+        ("mode switch (shared weights)", f"{r['mode_switch_ms']:.1f} ms", f"<= {GOALS['mode_switch_ms']:.0f} ms, no copy",
+         r["mode_switch_ms"] <= GOALS["mode_switch_ms"] and r["mode_switch_shares_weights"]),
     ]
     r["pass"] = {name: ok for name, _, _, ok in rows}
     print(f"model: {r['model']} ({r['model_kind']}), {r['device']} {r['dtype']}, {r['size']}, "
