@@ -32,7 +32,7 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
     from PySide6.QtWidgets import QApplication
 
     from studio.core.paths import settings_file
-    from studio.core.settings import load_settings
+    from studio.core.settings import apply_model_defaults, effective_model, load_settings
     from studio.ui.main_window import MainWindow
     from studio.ui.worker import EngineThread, real_engine_factory
 
@@ -41,11 +41,14 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
     app.setOrganizationName("DiffusionStudio")
     app.setDesktopFileName("io.github.diffusionstudio.Studio")
 
+    first_run = not settings_file().exists()
     settings, warning = load_settings(settings_file())
     if model:
         settings.model = os.path.abspath(model)
     if device:
         settings.device = device
+    if first_run or model:
+        apply_model_defaults(settings, effective_model(settings))
     engine = EngineThread(real_engine_factory)
     window = MainWindow(settings, settings_file(), engine.worker)
     window.show()
@@ -54,7 +57,8 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
     if exit_when_shown:
         # Benchmark hook: report once the first frame has been painted, then quit.
         def report() -> None:
-            print(f"window-shown {time.perf_counter() - launched:.4f}", flush=True)
+            torch_loaded = "torch" in sys.modules
+            print(f"window-shown {time.perf_counter() - launched:.4f} torch-loaded={torch_loaded}", flush=True)
             app.quit()
 
         QTimer.singleShot(0, report)

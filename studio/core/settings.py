@@ -107,3 +107,24 @@ def request_from_settings(
         inpaint_padding=settings.inpaint_padding,
         masked_content=content,
     )
+
+
+def apply_model_defaults(settings: Settings, model: str) -> bool:
+    """Adopt what a model's studio.json recommends (size, sampler, steps, guidance). Used on a
+    fresh install and when the user picks a model that declares them. True if anything changed."""
+    from studio.core.model_info import model_defaults
+
+    defaults = model_defaults(model)
+    changes = {
+        "width": defaults.width,
+        "height": defaults.height,
+        "sampler": defaults.sampler,
+        "steps": defaults.steps,
+        "guidance": defaults.guidance,
+    }
+    changed = False
+    for name, value in changes.items():
+        if value is not None and getattr(settings, name) != value:
+            setattr(settings, name, value)
+            changed = True
+    return changed

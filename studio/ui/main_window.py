@@ -35,7 +35,13 @@ from studio.core.events import ImageFinished, JobCancelled, JobFailed, JobFinish
 from studio.core.outputs import save_input
 from studio.core.paths import inputs_dir
 from studio.core.request import InvalidRequest
-from studio.core.settings import Settings, effective_model, request_from_settings, save_settings
+from studio.core.settings import (
+    Settings,
+    apply_model_defaults,
+    effective_model,
+    request_from_settings,
+    save_settings,
+)
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_toolbar import CanvasToolbar
 from studio.ui.generation_panel import GenerationPanel
@@ -192,7 +198,10 @@ class MainWindow(QMainWindow):
             self.worker.load_model(self.model_path(), self.settings.device)
 
     def set_model(self, path: str) -> None:
+        self.panel.store(self.settings)
         self.settings.model = path
+        if apply_model_defaults(self.settings, path):
+            self.panel.load(self.settings)
         self._save_settings()
         self.model_ready = False
         self._show_model_state()

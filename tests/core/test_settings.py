@@ -44,3 +44,15 @@ def test_random_seed_is_resolved_into_the_request():
 
 def test_user_model_wins_over_demo():
     assert effective_model(Settings(model="/my/model")) == "/my/model"
+
+
+def test_model_defaults_are_adopted(tmp_path):
+    from studio.core.settings import apply_model_defaults
+
+    (tmp_path / "studio.json").write_text(json.dumps(
+        {"name": "Demo", "native_size": [64, 64], "default_sampler": "euler a", "default_steps": 20, "default_guidance": 5}))
+    settings = Settings()
+    assert apply_model_defaults(settings, str(tmp_path))
+    assert (settings.width, settings.height, settings.sampler, settings.steps, settings.guidance) == (64, 64, "Euler a", 20, 5.0)
+    assert not apply_model_defaults(settings, str(tmp_path))  # nothing left to change
+    assert not apply_model_defaults(Settings(), str(tmp_path / "elsewhere"))  # no studio.json: no change
