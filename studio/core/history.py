@@ -18,7 +18,7 @@ from typing import Any
 from studio.core.atomic import write_text_atomic
 from studio.core.metadata import read_metadata
 from studio.core.paths import data_home
-from studio.core.request import GenerationRequest
+from studio.core.request import GenerationRequest, Mode
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -63,6 +63,8 @@ class HistoryEntry:
 def entry_for(path: Path, request: GenerationRequest, when: float | None = None) -> HistoryEntry:
     data = request.to_dict()
     fields = {k: data[k] for k in ("prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "sampler")}
+    if request.mode is not Mode.TXT2IMG:
+        fields["strength"] = request.strength  # img2img/inpaint: restoring it matters
     return HistoryEntry(str(path), request.prompt, request.negative_prompt, request.seed, request.width,
                         request.height, time.time() if when is None else when, fields, data)
 

@@ -436,13 +436,20 @@ def image_chunks(image: Image.Image) -> dict[str, str]:
     return chunks
 
 
+_KNOWN_KEYS = {REQUEST_KEY, PARAMETERS_KEY, "prompt", "invokeai_metadata"}
+
+
 def read_metadata(path: Path | str) -> ImageMetadata:
     """Generation settings stored in an image file. Never raises; `error` says what went wrong."""
     path = Path(path)
     try:
         with Image.open(path) as image:
-            image.load()  # PNG text chunks after the image data are only seen once loaded
             chunks = image_chunks(image)
+            if image.format == "PNG" and not chunks.keys() & _KNOWN_KEYS:
+                # Text chunks after the pixel data are only seen once it is decoded; ours (and
+                # A1111's) come first, so most files never pay for a full decode here.
+                image.load()
+                chunks = image_chunks(image)
     except FileNotFoundError:
         return _failed(f"{path.name} does not exist.")
     except (OSError, Image.DecompressionBombError) as exc:

@@ -1,0 +1,269 @@
+"""The history panel: thumbnails of everything made, newest first, searchable by prompt.
+
+Thumbnails load lazily on the GUI thread, one small decode per event-loop turn (QImageReader
+scales while decoding), only for the items the view actually paints, and are cached. So a
+history of thousands of images opens instantly and the window never stalls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QImageReader, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QMessageBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.history import History, HistoryEntry
+from studio.core.request import GenerationRequest
+
+THUMB_SIZE = 96
+CACHE_LIMIT = 600  # icons kept in memory (~30 KB each)
+TICK_BUDGET_S = 0.012  # at most this long per event-loop turn decoding thumbnails
+EntryRole = Qt.ItemDataRole.UserRole + 1
+
+
+def load_thumbnail(path: str, size: int = THUMB_SIZE) -> QPixmap | None:
+    """A small pixmap of the image, decoded at the small size; None if it cannot be read."""
+    reader = QImageReader(path)
+    reader.setAutoTransform(True)
+    original = reader.size()
+    if original.isValid() and original.width() > 0 and original.height() > 0:
+        reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    return None if image.isNull() else QPixmap.fromImage(image)
+
+
+class HistoryModel(QAbstractListModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.entries: list[HistoryEntry] = []
+        self._icons: OrderedDict[str, QIcon] = OrderedDict()
+        self._wanted: OrderedDict[str, None] = OrderedDict()
+        self._missing: set[str] = set()
+        placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE)
+        placeholder.fill(QColor(60, 60, 64))
+        self._placeholder = QIcon(placeholder)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._load_some)
+
+    def set_entries(self, entries: list[HistoryEntry]) -> None:
+        self.beginResetModel()
+        self.entries = list(entries)
+        self._wanted.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.entries)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.entries):
+            return None
+        entry = self.entries[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return entry.prompt.splitlines()[0] if entry.prompt else Path(entry.path).name
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._icon(entry.path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            size = f"{entry.width}×{entry.height}" if entry.width else ""
+            return f"{entry.prompt}\nSeed {entry.seed}  {size}\n{entry.path}"
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{entry.prompt}, seed {entry.seed}"
+        if role == EntryRole:
+            return entry
+        return None
+
+    # thumbnails
+    def _icon(self, path: str) -> QIcon:
+        icon = self._icons.get(path)
+        if icon is not None:
+            self._icons.move_to_end(path)
+            return icon
+        if path not in self._missing:
+            # Asked for by the view, i.e. visible: queue it, newest request first.
+            self._wanted[path] = None
+            self._wanted.move_to_end(path, last=False)
+            self._timer.start()
+        return self._placeholder
+
+    def _load_some(self) -> None:
+        deadline = time.monotonic() + TICK_BUDGET_S
+        loaded: set[str] = set()
+        while self._wanted and time.monotonic() < deadline:
+            path, _ = self._wanted.popitem(last=False)
+            pixmap = load_thumbnail(path)
+            if pixmap is None:
+                self._missing.add(path)
+                continue
+            self._icons[path] = QIcon(pixmap)
+            loaded.add(path)
+            while len(self._icons) > CACHE_LIMIT:
+                self._icons.popitem(last=False)
+        for row, entry in enumerate(self.entries):
+            if entry.path in loaded:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+        if self._wanted:
+            self._timer.start()
+
+    def has_thumbnail(self, path: str) -> bool:
+        return path in self._icons
+
+    def forget(self, path: str) -> None:
+        self._icons.pop(path, None)
+        self._wanted.pop(path, None)
+        self._missing.discard(path)
+
+
+class HistoryPanel(QWidget):
+    viewRequested = Signal(str)  # image path
+    restoreRequested = Signal(object, str)  # (fields dict for metadata.apply_fields, "all"|"seed"|"prompt")
+    entryDeleted = Signal(str)
+    message = Signal(str)
+
+    def __init__(self, history: History, parent=None):
+        super().__init__(parent)
+        self.history = history
+        self.model = HistoryModel(self)
+        self.search = QLineEdit()
+        self.search.setObjectName("historySearch")
+        self.search.setAccessibleName("Search history")
+        self.search.setPlaceholderText("Search prompts…")
+        self.search.setClearButtonEnabled(True)
+        self.view = QListView()
+        self.view.setObjectName("historyView")
+        self.view.setAccessibleName("History")
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.view.setGridSize(QSize(THUMB_SIZE + 16, THUMB_SIZE + 28))
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)
+        self.view.setWordWrap(False)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setModel(self.model)
+
+        self.view_action = self._action("View", "historyViewAction", self.view_selected)
+        self.restore_all_action = self._action("Restore all settings", "historyRestoreAll", lambda: self.restore_selected("all"))
+        self.restore_seed_action = self._action("Restore seed only", "historyRestoreSeed", lambda: self.restore_selected("seed"))
+        self.restore_prompt_action = self._action("Restore prompt only", "historyRestorePrompt", lambda: self.restore_selected("prompt"))
+        self.delete_action = self._action("Delete image…", "historyDelete", lambda: self.delete_selected())
+        self.delete_action.setShortcut(Qt.Key.Key_Delete)
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        for action in (self.view_action, self.restore_all_action, self.restore_seed_action,
+                       self.restore_prompt_action, self.delete_action):
+            self.view.addAction(action)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+        restore = QToolButton()
+        restore.setObjectName("historyRestoreButton")
+        restore.setAccessibleName("Restore settings from the selected image")
+        restore.setText("Restore")
+        restore.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        menu = QMenu(restore)
+        menu.addActions([self.restore_all_action, self.restore_seed_action, self.restore_prompt_action])
+        restore.setMenu(menu)
+        restore.setDefaultAction(self.restore_all_action)
+        delete = QToolButton()
+        delete.setObjectName("historyDeleteButton")
+        delete.setDefaultAction(self.delete_action)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(restore)
+        top.addWidget(delete)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 1)
+
+        self.search.textChanged.connect(lambda _: self.refresh())
+        self.view.activated.connect(lambda index: self.viewRequested.emit(index.data(EntryRole).path))
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
+        self.refresh()
+
+    def _action(self, text: str, name: str, slot) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        action.triggered.connect(slot)
+        return action
+
+    # -- state --------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Show the entries that match the search, newest first; keep the selection if possible."""
+        selected = self.selected_entry()
+        self.model.set_entries(self.history.search(self.search.text()))
+        if selected is not None:
+            self.select_path(selected.path)
+        self._update_actions()
+
+    def select_path(self, path: str | Path) -> bool:
+        for row, entry in enumerate(self.model.entries):
+            if entry.path == str(path):
+                self.view.setCurrentIndex(self.model.index(row))
+                return True
+        return False
+
+    def selected_entry(self) -> HistoryEntry | None:
+        index = self.view.currentIndex()
+        return index.data(EntryRole) if index.isValid() else None
+
+    def _update_actions(self) -> None:
+        has = self.selected_entry() is not None
+        for action in (self.view_action, self.restore_all_action, self.restore_seed_action,
+                       self.restore_prompt_action, self.delete_action):
+            action.setEnabled(has)
+
+    # -- what the window calls ----------------------------------------------------------
+    def add_entry(self, path: str | Path, request: GenerationRequest) -> HistoryEntry | None:
+        """Record a finished image (already on disk) and show it first."""
+        try:
+            entry = self.history.add(path, request)
+        except OSError as exc:
+            self.message.emit(f"The history could not be updated: {exc}")
+            return None
+        self.refresh()
+        return entry
+
+    # -- actions ------------------------------------------------------------------------
+    def view_selected(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.viewRequested.emit(entry.path)
+
+    def restore_selected(self, what: str = "all") -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.restoreRequested.emit(dict(entry.fields), what)
+
+    def delete_selected(self, confirm: bool = True) -> bool:
+        entry = self.selected_entry()
+        if entry is None:
+            return False
+        if confirm:
+            answer = QMessageBox.question(self, "Delete image", f"Delete this image from the disk?\n{entry.path}")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        try:
+            self.history.delete(entry.path)
+        except OSError as exc:
+            self.message.emit(f"The image could not be deleted: {exc}")
+            return False
+        self.model.forget(entry.path)
+        self.refresh()
+        self.entryDeleted.emit(entry.path)
+        return True

@@ -1,0 +1,262 @@
+"""The preset bar: pick a preset and apply it; save, rename, delete, import and export presets.
+
+The bar never edits Settings itself: it emits `applyRequested(Preset)` and the window applies
+it (PresetStore.apply) and reloads the panel. Dialogs can be bypassed by passing the answer,
+which is how tests (and scripts) drive it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.presets import PRESET_FIELDS, Preset, PresetError, PresetStore
+from studio.core.settings import Settings
+
+# What "Save preset" ticks by default: the look, not this picture's prompt or seed.
+DEFAULT_SAVE_FIELDS = ("negative_prompt", "guidance", "steps", "sampler", "width", "height")
+FIELD_LABELS = {
+    "prompt": "Prompt ({prompt} = the prompt typed when applying)",
+    "negative_prompt": "Negative prompt",
+    "guidance": "Guidance",
+    "steps": "Steps",
+    "sampler": "Sampler",
+    "width": "Width",
+    "height": "Height",
+    "seed_mode": "Seed mode (random/fixed)",
+    "seed": "Seed",
+    "strength": "Strength",
+    "model": "Model",
+}
+
+
+def _named(widget, object_name: str, accessible: str):
+    widget.setObjectName(object_name)
+    widget.setAccessibleName(accessible)
+    widget.setToolTip(accessible)
+    return widget
+
+
+class SavePresetDialog(QDialog):
+    """Name plus which fields to keep."""
+
+    def __init__(self, fields: Iterable[str], chosen: Iterable[str], name: str = "", parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Save preset")
+        self.name_edit = _named(QLineEdit(name), "presetNameEdit", "Preset name")
+        self.checks: dict[str, QCheckBox] = {}
+        grid = QGridLayout()
+        chosen = set(chosen)
+        for index, key in enumerate(fields):
+            check = _named(QCheckBox(FIELD_LABELS.get(key, key)), f"presetField_{key}", FIELD_LABELS.get(key, key))
+            check.setChecked(key in chosen)
+            self.checks[key] = check
+            grid.addWidget(check, index // 2, index % 2)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Name", self.name_edit)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(grid)
+        layout.addWidget(buttons)
+
+    def chosen_fields(self) -> list[str]:
+        return [key for key, check in self.checks.items() if check.isChecked()]
+
+
+class PresetBar(QWidget):
+    applyRequested = Signal(object)  # Preset
+    presetsChanged = Signal()
+    message = Signal(str)  # a sentence for the status bar (warnings, errors, confirmations)
+
+    def __init__(self, store: PresetStore, current_settings: Callable[[], Settings] | None = None, parent=None):
+        super().__init__(parent)
+        self.store = store
+        # The window passes a function returning the panel's current Settings (panel.store).
+        self.current_settings = current_settings or Settings
+        self.combo = _named(QComboBox(), "presetCombo", "Preset")
+        self.combo.setMinimumContentsLength(12)
+        self.apply_button = _named(QPushButton("Apply"), "applyPresetButton", "Apply preset")
+        self.save_button = _named(QPushButton("Save…"), "savePresetButton", "Save preset")
+        self.more_button = _named(QToolButton(), "presetMenuButton", "More preset actions")
+        self.more_button.setText("⋯")
+        self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.more_button)
+        self.rename_action = menu.addAction("Rename…", lambda: self.rename_preset())
+        self.delete_action = menu.addAction("Delete", lambda: self.delete_preset())
+        menu.addSeparator()
+        self.import_action = menu.addAction("Import…", lambda: self.import_presets())
+        self.export_action = menu.addAction("Export…", lambda: self.export_preset())
+        self.more_button.setMenu(menu)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.combo, 1)
+        layout.addWidget(self.apply_button)
+        layout.addWidget(self.save_button)
+        layout.addWidget(self.more_button)
+
+        self.apply_button.clicked.connect(self.apply_current)
+        self.save_button.clicked.connect(lambda: self.save_preset())
+        self.combo.currentIndexChanged.connect(self._update_actions)
+        self.refresh()
+
+    # -- state --------------------------------------------------------------------------
+    def reload(self) -> list[str]:
+        """Re-read the preset folders; warnings (set-aside files) go out through `message`."""
+        warnings = self.store.load()
+        for warning in warnings:
+            self.message.emit(warning)
+        self.refresh()
+        return warnings
+
+    def refresh(self, select: str | None = None) -> None:
+        select = select if select is not None else self.current_name()
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for preset in self.store.list():
+            self.combo.addItem(preset.name + (" (built-in)" if preset.builtin else ""), preset.name)
+        index = self.combo.findData(select) if select else -1
+        self.combo.setCurrentIndex(max(index, 0) if self.combo.count() else -1)
+        self.combo.blockSignals(False)
+        self._update_actions()
+
+    def current_name(self) -> str | None:
+        return self.combo.currentData()
+
+    def current_preset(self) -> Preset | None:
+        name = self.current_name()
+        return self.store.get(name) if name else None
+
+    def select(self, name: str) -> None:
+        self.combo.setCurrentIndex(self.combo.findData(name))
+
+    def _update_actions(self) -> None:
+        preset = self.current_preset()
+        user = preset is not None and not preset.builtin
+        self.apply_button.setEnabled(preset is not None)
+        self.rename_action.setEnabled(user)
+        self.delete_action.setEnabled(user)
+        self.export_action.setEnabled(preset is not None)
+
+    # -- actions ------------------------------------------------------------------------
+    def apply_current(self) -> None:
+        preset = self.current_preset()
+        if preset is not None:
+            self.applyRequested.emit(preset)
+
+    def save_preset(self, name: str | None = None, fields: Iterable[str] | None = None) -> Preset | None:
+        if name is None:
+            current = self.current_preset()
+            dialog = SavePresetDialog(PRESET_FIELDS, fields or DEFAULT_SAVE_FIELDS,
+                                      current.name if current and not current.builtin else "", self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return None
+            name, fields = dialog.name_edit.text(), dialog.chosen_fields()
+        fields = list(fields) if fields is not None else list(DEFAULT_SAVE_FIELDS)
+        try:
+            preset = self.store.save(name, self.current_settings(), fields)
+        except (PresetError, OSError) as exc:
+            self._error("The preset could not be saved", exc)
+            return None
+        self.refresh(select=preset.name)
+        self.presetsChanged.emit()
+        self.message.emit(f"Saved preset “{preset.name}”.")
+        return preset
+
+    def rename_preset(self, new_name: str | None = None) -> Preset | None:
+        old = self.current_name()
+        if old is None:
+            return None
+        if new_name is None:
+            new_name, ok = QInputDialog.getText(self, "Rename preset", "New name:", text=old)
+            if not ok:
+                return None
+        try:
+            preset = self.store.rename(old, new_name)
+        except (PresetError, OSError) as exc:
+            self._error("The preset could not be renamed", exc)
+            return None
+        self.refresh(select=preset.name)
+        self.presetsChanged.emit()
+        return preset
+
+    def delete_preset(self, confirm: bool = True) -> bool:
+        name = self.current_name()
+        if name is None:
+            return False
+        if confirm:
+            answer = QMessageBox.question(self, "Delete preset", f"Delete the preset “{name}”?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        try:
+            self.store.delete(name)
+        except (PresetError, OSError) as exc:
+            self._error("The preset could not be deleted", exc)
+            return False
+        self.refresh()
+        self.presetsChanged.emit()
+        self.message.emit(f"Deleted preset “{name}”.")
+        return True
+
+    def import_presets(self, path: str | Path | None = None) -> list[Preset]:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Import presets", str(Path.home()),
+                "Presets and styles (*.json *.csv);;Studio preset (*.json);;A1111 styles (*.csv)")
+            if not path:
+                return []
+        try:
+            imported, warnings = self.store.import_file(Path(path))
+        except (PresetError, OSError) as exc:
+            self._error("Nothing was imported", exc)
+            return []
+        for warning in warnings:
+            self.message.emit(warning)
+        self.refresh(select=imported[0].name)
+        self.presetsChanged.emit()
+        self.message.emit(f"Imported {len(imported)} preset(s) from {Path(path).name}.")
+        return imported
+
+    def export_preset(self, path: str | Path | None = None) -> Path | None:
+        name = self.current_name()
+        if name is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export preset", str(Path.home() / f"{name}.json"),
+                                                  "Studio preset (*.json)")
+            if not path:
+                return None
+        try:
+            written = self.store.export_file(name, Path(path))
+        except (PresetError, OSError) as exc:
+            self._error("The preset could not be exported", exc)
+            return None
+        self.message.emit(f"Exported “{name}” to {written}.")
+        return written
+
+    def _error(self, what: str, exc: Exception) -> None:
+        # Errors are data, shown calmly in the status bar; never a crash.
+        self.message.emit(f"{what}: {exc}")
