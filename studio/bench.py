@@ -153,7 +153,7 @@ def _bench_generation(args: Namespace, model: str) -> dict:
     import torch
 
     pipe = load_pipeline(model, device, dtype)
-    pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config))
+    pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config), request.seed)
     switch = measure_mode_switch(pipe)
 
     def bare() -> float:

@@ -128,3 +128,28 @@ def apply_model_defaults(settings: Settings, model: str) -> bool:
             setattr(settings, name, value)
             changed = True
     return changed
+
+
+def settings_from_request(settings: Settings, request: GenerationRequest) -> Settings:
+    """Settings that reproduce `request` exactly (fixed seed, same mode and inpaint options)."""
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        steps=request.steps,
+        guidance=request.guidance,
+        seed=request.seed,
+        random_seed=False,
+        width=request.width,
+        height=request.height,
+        sampler=request.sampler,
+        batch_count=1,
+        mode=request.mode.value,
+        strength=request.strength,
+        mask_blur=request.mask_blur,
+        inpaint_area=request.inpaint_area.value,
+        inpaint_padding=request.inpaint_padding,
+        masked_content=request.masked_content.value,
+    )

@@ -122,7 +122,7 @@ class Engine:
 
     def _run_one(self, model: LoadedModel, request: GenerationRequest, index: int, cancel: threading.Event):
         pipe, inputs, inpaint = self._mode_inputs(model, request)
-        pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config)
+        pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
         tap = X0Tap(pipe.scheduler)
         last = [time.perf_counter()]
 

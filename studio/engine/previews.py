@@ -7,6 +7,7 @@ factors (InvokeAI step_callback.py); any other VAE is calibrated once at load ti
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -91,6 +92,9 @@ class X0Tap:
         self.x0: torch.Tensor | None = None
         original = scheduler.step
 
+        # wraps() keeps step()'s signature visible: pipelines inspect it to decide whether to
+        # pass `generator` (ancestral/SDE samplers) and `eta`; hiding it loses the seed.
+        @functools.wraps(original)
         def step(*args, return_dict: bool = True, **kwargs):
             out = original(*args, return_dict=True, **kwargs)
             x0 = getattr(out, "pred_original_sample", None)

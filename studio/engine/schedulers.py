@@ -44,8 +44,13 @@ assert set(SCHEDULERS) == set(SAMPLER_NAMES), "every sampler the UI offers needs
 _NOT_INHERITED = ("use_karras_sigmas", "algorithm_type", "solver_order")
 
 
-def make_scheduler(name: str, base_config: dict[str, Any]):
-    """A fresh scheduler of the named sampler, keeping the model's training noise schedule."""
+def make_scheduler(name: str, base_config: dict[str, Any], seed: int | None = None):
+    """A fresh scheduler of the named sampler, keeping the model's training noise schedule.
+
+    DPM++ SDE draws its Brownian noise from its own seed, not the pipeline's generator: give
+    it the request's seed, or the same request would not give the same pixels."""
     cls, options = SCHEDULERS[canonical_sampler(name)]
     config = {k: v for k, v in dict(base_config).items() if k not in _NOT_INHERITED}
+    if cls is DPMSolverSDEScheduler and seed is not None:
+        options = {**options, "noise_sampler_seed": seed}
     return cls.from_config(config, **options)

@@ -124,11 +124,14 @@ class CanvasView(QGraphicsView):
         return self._item.pixmap()
 
     # -- the document and its mask ---------------------------------------------------------
-    def set_document(self, pixels: np.ndarray, label: str = "Open image") -> None:
-        """Make `pixels` the input image (undoable). The mask survives if the size matches."""
+    def set_document(self, pixels: np.ndarray, label: str = "Open image", mask: np.ndarray | None = None) -> None:
+        """Make `pixels` the input image (undoable). Without a new mask, the current one
+        survives if the size matches."""
         pixels = np.ascontiguousarray(pixels[..., :3], dtype=np.uint8)
         before = self._snapshot()
-        mask = self.mask if self.mask is not None and self.mask.shape == pixels.shape[:2] else np.zeros(pixels.shape[:2], np.uint8)
+        if mask is None or mask.shape != pixels.shape[:2]:
+            same_size = self.mask is not None and self.mask.shape == pixels.shape[:2]
+            mask = self.mask if same_size else np.zeros(pixels.shape[:2], np.uint8)
         after = (pixels, mask.copy())
         self._restore(after)
         self.undo_stack.push(SwapCommand(self._restore, before, after, pixels.nbytes * 2 + mask.nbytes, label))

@@ -6,7 +6,6 @@ hands it to the engine worker. Only this thread touches widgets or makes pixmaps
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 from studio import APP_NAME
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageFinished, JobCancelled, JobFailed, JobFinished, JobStarted, ModelLoaded
+from studio.core.metadata import export_image
 from studio.core.outputs import save_input
 from studio.core.paths import inputs_dir
 from studio.core.request import InvalidRequest
@@ -47,6 +47,7 @@ from studio.ui.canvas_toolbar import CanvasToolbar
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.images import rgb_from_qimage
 from studio.ui.progress import ProgressClock
+from studio.ui.recall import Recall
 from studio.ui.worker import EngineWorker
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -80,6 +81,7 @@ class ErrorBanner(QFrame):
 
 
 class MainWindow(QMainWindow):
+    HISTORY_AREA = Qt.DockWidgetArea.RightDockWidgetArea
     closing = Signal()
     jobEnded = Signal(str)  # "finished", "cancelled" or "failed", once the window has shown it
 
@@ -106,8 +108,11 @@ class MainWindow(QMainWindow):
         self.addToolBar(self.canvas_toolbar)
         self._build_layout()
         self._build_status()
+        self.recall = Recall(self)
+        self._left_column.insertWidget(0, self.recall.preset_bar)
         self._connect()
         self._show_model_state()
+        self.setAcceptDrops(True)
 
     # -- construction ---------------------------------------------------------------------
     def _build_toolbar(self) -> None:
@@ -133,9 +138,13 @@ class MainWindow(QMainWindow):
         self.addToolBar(bar)
 
     def _build_layout(self) -> None:
+        left = QWidget()
+        self._left_column = QVBoxLayout(left)
+        self._left_column.setContentsMargins(0, 0, 0, 0)
+        self._left_column.addWidget(self.panel)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setWidget(self.panel)
+        scroll.setWidget(left)
         scroll.setMinimumWidth(320)
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -193,7 +202,11 @@ class MainWindow(QMainWindow):
             self._status("Choose a model to start.")
 
     def start(self) -> None:
-        """Called once the window is on screen: warm the model up in the background."""
+        """Called once the window is on screen: bring back an unsaved session, start
+        autosaving, and warm the model up in the background."""
+        if self.recall.restore_session():
+            self._status("Restored your last session.")
+        self.recall.watch()
         if self.model_path():
             self.worker.load_model(self.model_path(), self.settings.device)
 
@@ -388,8 +401,8 @@ class MainWindow(QMainWindow):
     def export_to(self, path: Path) -> None:
         canvas = self.canvas
         try:
-            if canvas.showing == "result" and canvas.result_path and path.suffix.lower() == ".png":
-                shutil.copyfile(canvas.result_path, path)  # byte copy: keeps every metadata chunk
+            if canvas.showing == "result" and canvas.result_path:
+                export_image(canvas.result_path, path)  # PNG, JPEG or WebP, metadata kept
             else:
                 pixels = canvas.result if canvas.showing == "result" else canvas.document
                 Image.fromarray(pixels).save(path)
@@ -408,8 +421,18 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._status(f"Could not save settings: {exc}")
 
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        """Dropped on the window (not the canvas): restore the image's settings."""
+        if self.recall.handle_drop(event.mimeData()):
+            event.acceptProposedAction()
+
     def closeEvent(self, event) -> None:
         self.panel.store(self.settings)
         self._save_settings()
+        self.recall.end_session()
         self.closing.emit()
         super().closeEvent(event)

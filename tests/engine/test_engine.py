@@ -44,9 +44,11 @@ def test_generates_and_saves_before_reporting(engine, tiny_model_dir):
     assert read_request(image.path) == request.validated()
 
 
-def test_same_request_same_pixels_and_other_seed_differs(engine, tiny_model_dir):
+@pytest.mark.parametrize("sampler", ["Euler", "Euler a", "DPM++ 2M SDE Karras", "DPM++ SDE Karras", "DPM2 a Karras", "LCM"])
+def test_same_request_same_pixels_and_other_seed_differs(engine, tiny_model_dir, sampler):
+    """Ancestral and SDE samplers draw noise at every step: it must come from the seed too."""
     for seed in (7, 7, 8):
-        engine.generate(_request(tiny_model_dir, seed=seed), threading.Event())
+        engine.generate(_request(tiny_model_dir, seed=seed, sampler=sampler), threading.Event())
     a, b, c = (e.image for e in _of(engine.events, ImageFinished))
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)

@@ -1,0 +1,75 @@
+"""Presets, history, drops and session recovery, wired into the real window."""
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+from PySide6.QtCore import QMimeData, QUrl
+
+from studio.core.settings import Settings
+
+
+def test_results_enter_history_and_survive_a_restart(qtbot, make_window):
+    window = make_window()
+    window.panel.prompt.setPlainText("a lighthouse")
+    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        window.generate()
+    panel = window.recall.history_panel
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=2000)
+    window.close()
+    again = make_window()
+    assert again.recall.history_panel.model.rowCount() == 1
+    assert again.recall.history.search("lighthouse")[0].path == str(window.last_image_path)
+
+
+def test_applying_a_preset_fills_the_panel(qtbot, make_window):
+    window = make_window()
+    window.panel.prompt.setPlainText("a castle")
+    bar = window.recall.preset_bar
+    bar.select("Fast draft")
+    bar.apply_current()
+    assert window.panel.steps.value() == window.recall.presets.get("Fast draft").values["steps"]
+    assert "castle" in window.panel.prompt.toPlainText()
+
+
+def test_dropping_an_a1111_image_fills_the_panels(qtbot, make_window, tmp_path):
+    window = make_window()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat in a hat\nNegative prompt: dogs\nSteps: 33, Sampler: DDIM, CFG scale: 4.5, Seed: 77, Size: 320x448")
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    assert window.recall.handle_drop(mime)
+    panel = window.panel
+    assert panel.prompt.toPlainText() == "a cat in a hat" and panel.negative.toPlainText() == "dogs"
+    assert (panel.steps.value(), panel.sampler.currentText(), panel.guidance.value(), int(panel.seed.value())) == (33, "DDIM", 4.5, 77)
+    assert (panel.width_spin.value(), panel.height_spin.value()) == (320, 448)
+    assert not panel.random_seed.isChecked()
+
+
+def test_dropping_a_plain_image_makes_it_the_input(qtbot, make_window, tmp_path):
+    window = make_window()
+    Image.new("RGB", (96, 80), (1, 2, 3)).save(tmp_path / "plain.png")
+    window.recall.restore_from_image(str(tmp_path / "plain.png"))
+    assert window.canvas.document.shape == (80, 96, 3)
+
+
+def test_session_comes_back_after_a_crash(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.panel.prompt.setPlainText("unsaved idea")
+    window.canvas.set_document(np.full((64, 64, 3), 77, np.uint8))
+    window.canvas.fill_mask()
+    window.recall.save_session_now()  # what the debounced autosave does
+    # A crash: no closeEvent, so neither settings.json nor the session is cleaned up.
+    fresh = make_window(Settings(model="/models/fake"))
+    assert fresh.panel.prompt.toPlainText() == "unsaved idea"
+    assert fresh.canvas.document is not None and fresh.canvas.document[0, 0, 0] == 77
+    assert fresh.canvas.mask.min() == 255
+
+
+def test_autosave_is_debounced_and_triggered_by_typing(qtbot, make_window):
+    from studio.core.session import load_session
+
+    window = make_window()
+    qtbot.keyClicks(window.panel.prompt, "typed")
+    qtbot.waitUntil(lambda: (load_session()[0] or None) is not None, timeout=3000)
+    assert load_session()[0].settings.prompt == "typed"
