@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget
 
 from studio.core.atomic import write_bytes_atomic
@@ -45,6 +45,7 @@ class Recall(QObject):
         dock.setWidget(self.history_panel)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         window.addDockWidget(window.HISTORY_AREA, dock)
+        window.resizeDocks([dock], [250], Qt.Orientation.Horizontal)  # the canvas gets the room
         self.dock = dock
 
         self.preset_bar.applyRequested.connect(self.apply_preset)
