@@ -6,6 +6,7 @@ hands it to the engine worker. Only this thread touches widgets or makes pixmaps
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,7 @@ class ErrorBanner(QFrame):
         self.setStyleSheet("#errorBanner { background: #5a2020; border-radius: 4px; } QLabel { color: #fbeaea; }")
         self.label = QLabel()
         self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         close = QPushButton("Dismiss")
         close.clicked.connect(self.hide)
@@ -76,7 +78,8 @@ class ErrorBanner(QFrame):
         self.hide()
 
     def show_error(self, error: StudioError) -> None:
-        self.label.setText(f"<b>{error.message}</b>" + (f"<br>{error.hint}" if error.hint else ""))
+        hint = f"<br>{html.escape(error.hint)}" if error.hint else ""
+        self.label.setText(f"<b>{html.escape(error.message)}</b>{hint}")
         self.show()
 
 

@@ -6,6 +6,9 @@ recipe inside a dropped image, or the unsaved session after a crash.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +64,7 @@ class Recall(QObject):
         self._autosave.timeout.connect(self.save_session_now)
         self._canvas_version = 0
         self._saved_canvas_version = -1
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-autosave")
 
     # -- presets and history ----------------------------------------------------------------
     def _current_settings(self):
@@ -134,20 +138,20 @@ class Recall(QObject):
         self._canvas_version += 1
         self._autosave.start()
 
-    def save_session_now(self) -> None:
+    def save_session_now(self) -> Future:
+        """Snapshot the state here; encode and write it on a background thread, so a large
+        canvas never stalls the GUI. Writes are atomic, so a crash mid-save loses nothing."""
         canvas = self.window.canvas
         folder = data_home() / "session"
         image_path = mask_path = None
-        try:
-            if canvas.document is not None:
-                image_path, mask_path = folder / "canvas.png", folder / "mask.png"
-                if self._saved_canvas_version != self._canvas_version:
-                    write_bytes_atomic(image_path, _png(canvas.document))
-                    write_bytes_atomic(mask_path, _png(canvas.mask))
-                    self._saved_canvas_version = self._canvas_version
-            save_session(Session(self._current_settings(), _str(image_path), _str(mask_path)))
-        except OSError as exc:
-            self.window._status(f"Could not autosave the session: {exc}")
+        images: tuple = ()
+        if canvas.document is not None:
+            image_path, mask_path = folder / "canvas.png", folder / "mask.png"
+            if self._saved_canvas_version != self._canvas_version:
+                images = ((image_path, canvas.document), (mask_path, canvas.mask.copy()))  # document is never mutated
+                self._saved_canvas_version = self._canvas_version
+        session = Session(dataclasses.replace(self._current_settings()), _str(image_path), _str(mask_path))
+        return self._writer.submit(_write_session, session, images)
 
     def restore_session(self) -> bool:
         session, warning = load_session()
@@ -168,7 +172,17 @@ class Recall(QObject):
     def end_session(self) -> None:
         """A clean exit: settings.json holds the state; the crash-recovery copy can go."""
         self._autosave.stop()
+        self._writer.shutdown(wait=True)
         clear_session()
+
+
+def _write_session(session: Session, images: tuple) -> None:
+    try:
+        for path, pixels in images:
+            write_bytes_atomic(path, _png(pixels))
+        save_session(session)
+    except OSError as exc:  # autosave is best effort; the next change tries again
+        logging.getLogger(__name__).warning("could not autosave the session: %s", exc)
 
 
 def _rgb(path: str) -> np.ndarray:

@@ -58,7 +58,7 @@ def test_session_comes_back_after_a_crash(qtbot, make_window, tmp_path):
     window.panel.prompt.setPlainText("unsaved idea")
     window.canvas.set_document(np.full((64, 64, 3), 77, np.uint8))
     window.canvas.fill_mask()
-    window.recall.save_session_now()  # what the debounced autosave does
+    window.recall.save_session_now().result(timeout=10)  # what the debounced autosave does
     # A crash: no closeEvent, so neither settings.json nor the session is cleaned up.
     fresh = make_window(Settings(model="/models/fake"))
     assert fresh.panel.prompt.toPlainText() == "unsaved idea"
