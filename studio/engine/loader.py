@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from studio.core.errors import ErrorKind, StudioError
+from studio.engine.errors import is_out_of_memory
 
 SUPPORTED_CLASSES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
 _HINT_FOLDER = "Choose a diffusers model folder: the one that holds model_index.json, unet/, vae/ and text_encoder/."
@@ -98,6 +99,12 @@ def load_pipeline(path: str | Path, device: str, dtype: torch.dtype):
     try:
         pipe.to(device)
     except RuntimeError as exc:
+        if is_out_of_memory(exc):
+            raise StudioError(
+                ErrorKind.OUT_OF_MEMORY,
+                f"{folder.name} does not fit in the {device.upper()} memory.",
+                "Close other programs using the GPU, or choose the CPU device.",
+            ) from exc
         raise StudioError(ErrorKind.DEVICE, f"Could not move the model to {device}: {exc}") from exc
     if device == "mps":
         pipe.enable_attention_slicing()  # MPS is memory-bound on large attention maps

@@ -173,3 +173,15 @@ def test_out_of_memory_becomes_a_clear_error_and_next_job_works(engine, tiny_mod
     assert failed.error.kind is ErrorKind.OUT_OF_MEMORY and "smaller size" in failed.error.hint
     engine.generate(_request(tiny_model_dir), threading.Event())
     assert _of(engine.events, JobFinished)
+
+
+def test_model_too_big_for_the_device_is_a_clear_error(engine, tiny_model_dir, monkeypatch):
+    from diffusers import StableDiffusionPipeline
+
+    def fail_to_move(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+
+    monkeypatch.setattr(StableDiffusionPipeline, "to", fail_to_move)
+    engine.generate(_request(tiny_model_dir), threading.Event())
+    (failed,) = _of(engine.events, JobFailed)
+    assert failed.error.kind is ErrorKind.OUT_OF_MEMORY and "does not fit" in failed.error.message
