@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QSpinBox, QToolBar
+from PySide6.QtWidgets import QLabel, QSlider, QSpinBox, QToolBar
 
 from studio.ui.canvas import MAX_BRUSH, MIN_BRUSH, CanvasView
 
@@ -53,6 +53,12 @@ class CanvasToolbar(QToolBar):
         self.size_spin.setToolTip("Brush size in image pixels ([ and ])")
         self.size_spin.setRange(MIN_BRUSH, MAX_BRUSH)
         self.size_spin.setSuffix(" px")
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setObjectName("brushSizeSlider")
+        self.size_slider.setAccessibleName("Brush size slider")
+        self.size_slider.setRange(MIN_BRUSH, 256)  # the spin box goes further
+        self.size_slider.setFixedWidth(110)
+        self.addWidget(self.size_slider)
         self.addWidget(self.size_spin)
         _action(self, "+", "]", lambda: c.grow_brush(1.2), "Larger brush", canvas_only=c)
         self.hardness_spin = self._spin("brushHardnessSpin", "Brush hardness", "Hardness ")
@@ -71,6 +77,7 @@ class CanvasToolbar(QToolBar):
         _action(self, "100%", "Ctrl+1", c.actual_size, "Actual pixels")
 
         self.size_spin.valueChanged.connect(lambda v: c.set_brush(size=v))
+        self.size_slider.valueChanged.connect(lambda v: c.set_brush(size=v))
         self.hardness_spin.valueChanged.connect(lambda v: c.set_brush(hardness=v / 100))
         self.opacity_spin.valueChanged.connect(lambda v: c.set_brush(opacity=v / 100))
         c.brushChanged.connect(self.sync)
@@ -95,6 +102,7 @@ class CanvasToolbar(QToolBar):
         c = self.canvas
         for spin, value in (
             (self.size_spin, c.brush.size),
+            (self.size_slider, min(c.brush.size, self.size_slider.maximum())),
             (self.hardness_spin, round(c.brush.hardness * 100)),
             (self.opacity_spin, round(c.brush.opacity * 100)),
         ):

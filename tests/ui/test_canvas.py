@@ -105,7 +105,10 @@ def test_bracket_keys_resize_and_b_e_switch_tools(qtbot, canvas):
     qtbot.addWidget(toolbar)
     canvas.setFocus()
     toolbar.findChild(QWidget, "brushSizeSpin").setValue(50)
-    assert canvas.brush.size == 50
+    assert canvas.brush.size == 50 and toolbar.size_slider.value() == 50
+    toolbar.size_slider.setValue(70)
+    assert canvas.brush.size == 70 and toolbar.size_spin.value() == 70
+    toolbar.size_spin.setValue(50)
     for action in toolbar.actions():
         if action.text() == "+":
             action.trigger()
