@@ -103,9 +103,10 @@ class Recall(QObject):
         if metadata.request is not None:
             request = metadata.request
             self._replace_settings(settings_from_request(self._current_settings(), request))
-            for source, mask in ((request.init_image, request.mask),):
-                if source and Path(source).exists():
-                    self.window.canvas.set_document(_rgb(source), f"Restore {name}", _gray(mask) if mask and Path(mask).exists() else None)
+            source, mask = request.init_image, request.mask
+            if source and Path(source).exists():  # img2img/inpaint: the input and mask come back too
+                mask_pixels = _gray(mask) if mask and Path(mask).exists() else None
+                self.window.canvas.set_document(_rgb(source), f"Restore {name}", mask_pixels)
             self.window._status(f"Restored the exact settings of {name}; Generate makes it again.")
         elif metadata.ok:
             self._replace_settings(apply_fields(self._current_settings(), metadata.fields, "all"))
