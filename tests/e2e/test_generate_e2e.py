@@ -97,6 +97,12 @@ def test_inpaint_from_the_window(qtbot, studio, tmp_path):
     recorded = read_request(window.last_image_path)
     assert recorded.mode.value == "inpaint"
     assert np.array_equal(np.asarray(Image.open(recorded.mask)), mask)  # the mask travels with the result
+    # Dropping the result back brings the mode, the input image and the mask back too.
+    window.canvas.clear_mask()
+    window.panel.set_mode("txt2img")
+    window.recall.restore_from_image(str(window.last_image_path))
+    assert window.panel.current_mode() == "inpaint"
+    assert np.array_equal(canvas.document, source) and np.array_equal(canvas.mask, mask)
 
 
 def test_dropping_a_result_back_reproduces_its_pixels(qtbot, studio):
