@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget
 
 from studio.core.atomic import write_bytes_atomic
@@ -31,6 +31,8 @@ AUTOSAVE_DELAY_MS = 800
 
 
 class Recall(QObject):
+    historyRebuilt = Signal()
+
     def __init__(self, window):
         super().__init__(window)
         self.window = window
@@ -38,7 +40,9 @@ class Recall(QObject):
         self.preset_bar = PresetBar(self.presets, current_settings=self._current_settings)
         self.history = History()
         self.history_panel = HistoryPanel(self.history)
-        warnings = self.preset_bar.reload() + self.history.load_or_rebuild(outputs_dir())
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-io")
+        self._added_while_rebuilding: list | None = None
+        warnings = self.preset_bar.reload() + self._load_history()
         self.history_panel.refresh()
         if warnings:
             window.status_label.setText(" ".join(warnings))
@@ -56,7 +60,8 @@ class Recall(QObject):
         self.history_panel.message.connect(window._status)
         self.history_panel.viewRequested.connect(self.view_result)
         self.history_panel.restoreRequested.connect(self.restore_fields)
-        window.worker.imageFinished.connect(lambda event: self.history_panel.add_entry(event.path, event.request))
+        window.worker.imageFinished.connect(self._add_to_history)
+        self.historyRebuilt.connect(self._history_rebuilt)
 
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
@@ -64,9 +69,31 @@ class Recall(QObject):
         self._autosave.timeout.connect(self.save_session_now)
         self._canvas_version = 0
         self._saved_canvas_version = -1
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-autosave")
 
     # -- presets and history ----------------------------------------------------------------
+    def _load_history(self) -> list[str]:
+        """Read the index; when it is missing or damaged, rebuild it from the images' own
+        metadata on a background thread (thousands of files must not delay the window)."""
+        warnings = self.history.load()
+        if self.history.index_path.exists() and not self.history.damaged:
+            return warnings
+        self._added_while_rebuilding = []
+        fresh = History(self.history.index_path)
+        self._writer.submit(fresh.rebuild, outputs_dir()).add_done_callback(lambda _: self.historyRebuilt.emit())
+        return ["The history index is missing or damaged; rebuilding it from your images…"] if warnings else []
+
+    def _history_rebuilt(self) -> None:
+        added, self._added_while_rebuilding = self._added_while_rebuilding or [], None
+        self.history.load()
+        for path, request in added:  # results that finished while the rebuild ran
+            self.history.add(path, request)
+        self.history_panel.refresh()
+
+    def _add_to_history(self, event) -> None:
+        if self._added_while_rebuilding is not None:
+            self._added_while_rebuilding.append((event.path, event.request))
+        self.history_panel.add_entry(event.path, event.request)
+
     def _current_settings(self):
         self.window.panel.store(self.window.settings)
         return self.window.settings
@@ -174,6 +201,8 @@ class Recall(QObject):
         """A clean exit: settings.json holds the state; the crash-recovery copy can go."""
         self._autosave.stop()
         self._writer.shutdown(wait=True)
+        if self._added_while_rebuilding is not None:  # the rebuild finished after the last event
+            self._history_rebuilt()
         clear_session()
 
 

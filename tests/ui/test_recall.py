@@ -73,3 +73,16 @@ def test_autosave_is_debounced_and_triggered_by_typing(qtbot, make_window):
     qtbot.keyClicks(window.panel.prompt, "typed")
     qtbot.waitUntil(lambda: (load_session()[0] or None) is not None, timeout=3000)
     assert load_session()[0].settings.prompt == "typed"
+
+
+def test_lost_history_index_is_rebuilt_from_the_images(qtbot, make_window, studio_home):
+    from studio.core.outputs import OutputWriter
+    from studio.core.request import GenerationRequest
+
+    writer = OutputWriter(studio_home / "outputs")
+    for seed in range(3):
+        writer.save(Image.new("RGB", (8, 8)), GenerationRequest(f"old picture {seed}", seed=seed))
+    window = make_window()  # no index file yet: rebuilt in the background
+    qtbot.waitUntil(lambda: window.recall.history_panel.model.rowCount() == 3, timeout=5000)
+    assert (studio_home / "history.jsonl").exists()
+    assert len(window.recall.history.search("old picture")) == 3
