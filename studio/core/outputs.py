@@ -103,6 +103,6 @@ def save_input(pixels, folder: Path) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="PNG")
+        Image.fromarray(array).save(buffer, format="PNG", compress_level=1)  # fast: runs on Generate
         write_bytes_atomic(path, buffer.getvalue())
     return path
