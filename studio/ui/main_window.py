@@ -31,7 +31,15 @@ from PySide6.QtWidgets import (
 
 from studio import APP_NAME
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.events import ImageFinished, JobCancelled, JobFailed, JobFinished, JobStarted, ModelLoaded
+from studio.core.events import (
+    ImageFinished,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    ModelLoaded,
+    ModelLoading,
+)
 from studio.core.metadata import export_image
 from studio.core.outputs import save_input
 from studio.core.paths import inputs_dir
@@ -182,7 +190,9 @@ class MainWindow(QMainWindow):
         self.model_button.clicked.connect(self.choose_model)
         self.device_combo.currentTextChanged.connect(self._device_changed)
         w = self.worker
-        w.modelLoading.connect(lambda e: self._status(f"Loading {Path(e.model).name} on {e.device}…"))
+        # Bound methods only: a lambda's context would be the worker, so it would run in the
+        # engine thread and touch widgets from there.
+        w.modelLoading.connect(self._model_loading)
         w.modelLoaded.connect(self._model_loaded)
         w.modelFailed.connect(self._model_failed)
         w.jobStarted.connect(self._job_started)
@@ -235,6 +245,9 @@ class MainWindow(QMainWindow):
         self._save_settings()
         if self.model_path():
             self.worker.load_model(self.model_path(), device)
+
+    def _model_loading(self, event: ModelLoading) -> None:
+        self._status(f"Loading {Path(event.model).name} on {event.device}…")
 
     def _model_loaded(self, event: ModelLoaded) -> None:
         self.model_ready = True

@@ -37,16 +37,18 @@ def _generate(qtbot, window):
     return np.asarray(Image.open(window.last_image_path).convert("RGB"))
 
 
-def test_first_run_makes_the_prompted_picture(qtbot, studio):
+def test_first_run_makes_the_prompted_picture(qtbot, studio, monkeypatch):
     window = studio
     assert (window.panel.width_spin.value(), window.panel.height_spin.value()) == (64, 64)  # native size
-    previews = []
-    window.worker.stepReady.connect(lambda: previews.append(window.canvas.current_pixmap().width()))
+    previews = []  # what the canvas was asked to show, on the GUI thread
+    show = window.canvas.show_pixels
+    monkeypatch.setattr(window.canvas, "show_pixels", lambda pixels, *a, **k: (previews.append(pixels.shape), show(pixels, *a, **k)))
     window.panel.prompt.setPlainText(PROMPT)
     pixels = _generate(qtbot, window)
     scene = analyze(Image.fromarray(pixels))
     assert (scene["background"], scene["color"], scene["shape"]) == ("blue", "red", "circle")
-    assert previews and all(width == 16 for width in previews)  # x0 previews at latent size
+    assert previews and all(shape == (16, 16, 3) for shape in previews[:-1])  # x0 previews at latent size
+    assert previews[-1] == (64, 64, 3)  # then the result
     assert read_request(window.last_image_path).prompt == PROMPT
 
 

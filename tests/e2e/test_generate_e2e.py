@@ -26,10 +26,11 @@ def studio(qtbot, tmp_path, tiny_model_dir):
     assert engine.stop(10000)
 
 
-def test_prompt_to_png_with_metadata(qtbot, studio, studio_home):
+def test_prompt_to_png_with_metadata(qtbot, studio, studio_home, monkeypatch):
     window = studio
-    previews = []
-    window.worker.stepReady.connect(lambda: previews.append(window.progress.value()))
+    previews = []  # what the GUI thread put on the canvas
+    show = window.canvas.show_pixels
+    monkeypatch.setattr(window.canvas, "show_pixels", lambda pixels, *a, **k: (previews.append(pixels.shape), show(pixels, *a, **k)))
     qtbot.keyClicks(window.panel.prompt, "a red circle on the left")
     window.panel.negative.setPlainText("green")
     window.panel.sampler.setCurrentText("Euler a")
@@ -47,7 +48,9 @@ def test_prompt_to_png_with_metadata(qtbot, studio, studio_home):
         assert (shown.width(), shown.height()) == image.size == (64, 64)
         assert shown.pixelColor(5, 7).getRgb()[:3] == image.getpixel((5, 7))
     assert params.prompt == "a red circle on the left" and params.params["Seed"] == "1234"
-    assert 1 <= len(previews) <= 6  # every step reports; a busy GUI may skip frames, never queue
+    # Every step reports; a busy GUI may skip frames, never queue them. Then the result.
+    assert 1 <= len(previews) - 1 <= 6 and all(shape == (32, 32, 3) for shape in previews[:-1])
+    assert previews[-1] == (64, 64, 3)
 
 
 def test_cancel_then_generate_again(qtbot, studio):
