@@ -9,25 +9,16 @@ from studio.core.outputs import read_request
 from studio.core.paths import demo_model_dir
 from studio.core.settings import Settings, apply_model_defaults, effective_model
 from studio.demo_model.scenes import Scene, analyze, draw
-from studio.ui.main_window import MainWindow
-from studio.ui.worker import EngineThread, real_engine_factory
 
 PROMPT = "a large red circle on the left, blue background"
 
 
 @pytest.fixture
-def studio(qtbot, tmp_path):
+def studio(open_studio):
     settings = Settings(random_seed=False, seed=3)  # no model chosen: the demo model is the default
     assert effective_model(settings) == str(demo_model_dir())
     apply_model_defaults(settings, effective_model(settings))  # what a first run does
-    engine = EngineThread(real_engine_factory)
-    engine.start()
-    window = MainWindow(settings, tmp_path / "settings.json", engine.worker)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
-    yield window
-    assert engine.stop(20000)
+    return open_studio(settings)
 
 
 def _generate(qtbot, window):

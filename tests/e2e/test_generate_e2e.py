@@ -9,21 +9,11 @@ from PySide6.QtCore import Qt
 from studio.core.infotext import parse_infotext
 from studio.core.outputs import PARAMETERS_KEY, read_request
 from studio.core.settings import Settings
-from studio.ui.main_window import MainWindow
-from studio.ui.worker import EngineThread, real_engine_factory
 
 
 @pytest.fixture
-def studio(qtbot, tmp_path, tiny_model_dir):
-    settings = Settings(model=str(tiny_model_dir), width=64, height=64, steps=6, random_seed=False, seed=1234)
-    engine = EngineThread(real_engine_factory)
-    engine.start()
-    window = MainWindow(settings, tmp_path / "settings.json", engine.worker)
-    qtbot.addWidget(window)
-    window.show()
-    window.start()
-    yield window
-    assert engine.stop(10000)
+def studio(open_studio, tiny_model_dir):
+    return open_studio(Settings(model=str(tiny_model_dir), width=64, height=64, steps=6, random_seed=False, seed=1234))
 
 
 def test_prompt_to_png_with_metadata(qtbot, studio, studio_home, monkeypatch):
