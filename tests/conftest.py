@@ -24,3 +24,27 @@ def tiny_model_dir(tmp_path_factory):
     from studio.engine.tiny_model import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture
+def open_window(qtbot, tmp_path):
+    """Open the real MainWindow on a real engine QThread, driven by `engine_factory`
+    (the fake engine for UI tests, the real one end to end); threads are stopped after."""
+    from studio.ui.main_window import MainWindow
+    from studio.ui.worker import EngineThread
+
+    threads = []
+
+    def open_with(settings, engine_factory):
+        engine = EngineThread(engine_factory)
+        engine.start()
+        threads.append(engine)
+        window = MainWindow(settings, tmp_path / "settings.json", engine.worker)
+        qtbot.addWidget(window)
+        window.show()
+        window.start()
+        return window
+
+    yield open_with
+    for engine in threads:
+        assert engine.stop(20000), "engine thread did not stop"

@@ -1,8 +1,6 @@
 import pytest
 
 from studio.core.settings import Settings
-from studio.ui.main_window import MainWindow
-from studio.ui.worker import EngineThread
 from tests.fakes import FakeEngine, Script
 
 
@@ -12,21 +10,11 @@ def script():
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, script):
+def make_window(open_window, tmp_path, script):
     """A real MainWindow and a real engine QThread, driving the fake engine."""
-    threads = []
 
     def make(settings: Settings | None = None, model="/models/fake"):
         settings = settings or Settings(model=model, random_seed=False, seed=5, width=64, height=64, steps=4)
-        engine = EngineThread(lambda emit: FakeEngine(emit, script, tmp_path / "outputs"))
-        engine.start()
-        threads.append(engine)
-        window = MainWindow(settings, tmp_path / "settings.json", engine.worker)
-        qtbot.addWidget(window)
-        window.show()
-        window.start()
-        return window
+        return open_window(settings, lambda emit: FakeEngine(emit, script, tmp_path / "outputs"))
 
-    yield make
-    for engine in threads:
-        assert engine.stop(5000), "engine thread did not stop"
+    return make
