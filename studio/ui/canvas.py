@@ -78,6 +78,7 @@ class CanvasView(QGraphicsView):
         self._stroke_rect = Rect(0, 0, 0, 0)
         self._last_point: tuple[float, float] | None = None
         self._pan_from: QPointF | None = None
+        self._cursor_pos: QPointF | None = None
         self._space_down = False
 
     # -- what is shown --------------------------------------------------------------------
@@ -230,7 +231,7 @@ class CanvasView(QGraphicsView):
     def _move_cursor(self, scene_pos: QPointF | None) -> None:
         if scene_pos is not None:
             self._cursor_pos = scene_pos
-        pos = getattr(self, "_cursor_pos", None)
+        pos = self._cursor_pos
         if pos is None or self.document is None:
             self._cursor.hide()
             return
