@@ -51,6 +51,12 @@ def make_scheduler(name: str, base_config: dict[str, Any], seed: int | None = No
     it the request's seed, or the same request would not give the same pixels."""
     cls, options = SCHEDULERS[canonical_sampler(name)]
     config = {k: v for k, v in dict(base_config).items() if k not in _NOT_INHERITED}
+    if cls is DDIMScheduler:
+        # DDIM's own defaults clip x0 to [-1, 1] and treat the last step as noise-free: right
+        # for pixel models, wrong for SD latents (they often exceed 1), and not what A1111's
+        # DDIM does. A config that says otherwise (SD 1.5's does) still wins.
+        config.setdefault("clip_sample", False)
+        config.setdefault("set_alpha_to_one", False)
     if cls is DPMSolverSDEScheduler and seed is not None:
         options = {**options, "noise_sampler_seed": seed}
     return cls.from_config(config, **options)
