@@ -6,6 +6,8 @@ Every caption is a full grammar sentence; one in four uses a (color, shape, back
 combination held out from training. Images are made through `StableDiffusionPipeline` with
 the model's default sampler, steps and guidance (from its studio.json) at native size, then
 `scenes.analyze` reads background colour, object colour, shape, position and size back.
+Then `--short` partial captions ("a red circle", "blue background"), half of them with
+out-of-vocabulary words, are scored on the attributes they name.
 Also times 20 steps at native size (warm, median of several runs, CFG and VAE decode
 included) and writes everything to a JSON file.
 """
@@ -23,23 +25,6 @@ from pathlib import Path
 ATTRS = ("background", "color", "shape", "position", "size")
 
 
-def make_scheduler(name: str, config):
-    """A diffusers scheduler for an A1111-style sampler name."""
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                           EulerDiscreteScheduler, UniPCMultistepScheduler)
-
-    table = {
-        "Euler a": (EulerAncestralDiscreteScheduler, {}),
-        "Euler": (EulerDiscreteScheduler, {}),
-        "DPM++ 2M": (DPMSolverMultistepScheduler, {"use_karras_sigmas": False}),
-        "DPM++ 2M Karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
-        "DDIM": (DDIMScheduler, {}),
-        "UniPC": (UniPCMultistepScheduler, {}),
-    }
-    cls, extra = table[name]
-    return cls.from_config(config, **extra)
-
-
 def load_pipeline(model: Path, sampler: str | None = None):
     from diffusers import StableDiffusionPipeline
 
@@ -47,6 +32,8 @@ def load_pipeline(model: Path, sampler: str | None = None):
     pipe.set_progress_bar_config(disable=True)
     studio = json.loads((model / "studio.json").read_text())
     if sampler and sampler != studio["default_sampler"]:
+        from studio.engine.schedulers import make_scheduler  # the studio's own sampler table
+
         pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
     return pipe, studio
 
@@ -67,7 +54,7 @@ def eval_scenes(n: int, seed: int):
 
 
 def run(model: Path, n: int, seed: int, sampler: str | None, steps: int | None,
-        guidance: float | None, batch: int, timing_runs: int) -> dict:
+        guidance: float | None, batch: int, timing_runs: int, n_short: int) -> dict:
     import torch
 
     from studio.demo_model import scenes
@@ -100,6 +87,7 @@ def run(model: Path, n: int, seed: int, sampler: str | None, steps: int | None,
             records.append({"caption": s.full_caption(), "held_out": is_held,
                             "read": {k: r[k] for k in ATTRS}, "ok": ok})
     gen_time = time.time() - t0
+    short = short_phrasings(pipe, n_short, seed, steps, guidance, w, h, batch)
 
     # Timing: one prompt, native size, CFG + VAE decode, warm.
     prompt = "a large red circle on the left, blue background"
@@ -124,8 +112,40 @@ def run(model: Path, n: int, seed: int, sampler: str | None, steps: int | None,
         "seconds_20_steps_median": statistics.median(times),
         "seconds_20_steps_all": times,
         "generation_seconds_total": gen_time,
+        "short_phrasings": short,
         "records": records,
     }
+
+
+def short_phrasings(pipe, n: int, seed: int, steps: int, guidance: float, w: int, h: int, batch: int) -> dict:
+    """Partial captions ("a red circle", "on the left", "blue background"), half of them with
+    out-of-vocabulary words mixed in; each named attribute is scored, the others are free."""
+    import torch
+
+    from studio.demo_model import scenes
+
+    rng = random.Random(seed + 1)
+    items = []
+    for _ in range(n):
+        s = scenes.random_scene(rng, jitter=False)
+        items.append(scenes.caption(s, rng, p_full=0.0, p_junk=0.5))
+    named = {k: 0 for k in ATTRS}
+    hits = {k: 0 for k in ATTRS}
+    records = []
+    for start in range(0, n, batch):
+        chunk = items[start:start + batch]
+        gens = [torch.Generator().manual_seed(seed * 100003 + 50000 + start + j) for j in range(len(chunk))]
+        images = pipe(chunk, num_inference_steps=steps, guidance_scale=guidance, width=w, height=h,
+                      generator=gens).images
+        for text, img in zip(chunk, images):
+            want = scenes.parse_caption(text)
+            ok = scenes.score(want, scenes.analyze(img))
+            for k, v in ok.items():
+                named[k] += 1
+                hits[k] += v
+            records.append({"caption": text, "ok": ok})
+    return {"n": n, "named": named, "accuracy": {k: hits[k] / named[k] for k in ATTRS if named[k]},
+            "records": records}
 
 
 def edit_check(model: Path, n: int = 24, seed: int = 0) -> dict:
@@ -207,6 +227,7 @@ def main(argv=None) -> None:
     p.add_argument("--sampler", default=None, help="A1111 name; default: the model's default")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--short", type=int, default=100, help="partial captions to score as well")
     p.add_argument("--batch", type=int, default=25)
     p.add_argument("--timing-runs", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
@@ -221,11 +242,15 @@ def main(argv=None) -> None:
     if args.edit:
         print(json.dumps(edit_check(args.model, n=min(args.n, 24), seed=args.seed), indent=1))
         return
-    res = run(args.model, args.n, args.seed, args.sampler, args.steps, args.guidance, args.batch, args.timing_runs)
+    res = run(args.model, args.n, args.seed, args.sampler, args.steps, args.guidance, args.batch, args.timing_runs,
+              args.short)
     print(f"model {res['model']}: {res['n']} captions, sampler {res['sampler']}, {res['steps']} steps, "
           f"guidance {res['guidance']}, {res['threads']} threads")
     print("accuracy      " + "  ".join(f"{k} {v:6.1%}" for k, v in res["accuracy"].items()))
     print(f"held-out ({res['held_out_n']}) " + "  ".join(f"{k} {v:6.1%}" for k, v in res["held_out_accuracy"].items()))
+    short = res["short_phrasings"]
+    print(f"short ({short['n']})    " + "  ".join(f"{k} {v:6.1%}" for k, v in short["accuracy"].items())
+          + "   (of the attributes each caption names)")
     print(f"20 steps at native size: {res['seconds_20_steps_median']:.3f} s (median of {len(res['seconds_20_steps_all'])})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -136,4 +136,45 @@ def test_demo_model_generates_the_prompt(monkeypatch):
                  guidance_scale=studio["default_guidance"], generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == tuple(studio["native_size"])
     r = scenes.analyze(image)
-    assert r["background"] == "blue" and r["color"] == "red", r
+    assert (r["background"], r["color"], r["shape"], r["position"]) == ("blue", "red", "circle", "left"), r
+
+
+def test_demo_model_places_the_object_where_the_caption_says(monkeypatch):
+    """Same seed, five position words: the layout must follow the words, not the noise."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    studio = json.loads((MODEL / "studio.json").read_text())
+    pipe = StableDiffusionPipeline.from_pretrained(str(MODEL), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    captions = [f"a small yellow square on the {p}, purple background" for p in scenes.POSITIONS]
+    images = pipe(captions, num_inference_steps=20, guidance_scale=studio["default_guidance"],
+                  generator=[torch.Generator().manual_seed(1) for _ in captions]).images
+    assert [scenes.analyze(im)["position"] for im in images] == list(scenes.POSITIONS)
+
+
+def test_demo_text_encoder_keeps_every_attribute_apart():
+    """A text encoder trained jointly with the UNet let the position words collapse to nearly
+    the same states, so no UNet could follow them. The shipped one keeps each attribute's
+    words well apart in the sentence states (end-of-text and padding) the UNet reads."""
+    import torch
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(MODEL / "tokenizer"))
+    encoder = CLIPTextModel.from_pretrained(str(MODEL / "text_encoder")).eval()
+    base = scenes.Scene("large", "red", "circle", "left", "blue")
+    variants = {"position": "right", "color": "yellow", "shape": "square", "background": "green", "size": "small"}
+
+    def sentence_states(scene):
+        enc = tokenizer(scene.full_caption(), padding="max_length", max_length=tokenizer.model_max_length,
+                        return_tensors="pt")
+        with torch.no_grad():
+            states = encoder(enc.input_ids)[0][0]
+        return states[int(enc.attention_mask.sum()) - 1:]  # end-of-text and padding
+
+    ref = sentence_states(base)
+    for attribute, value in variants.items():
+        other = sentence_states(scenes.Scene(**{**base.__dict__, attribute: value}))
+        relative = ((ref - other).norm(dim=-1) / ref.norm(dim=-1)).mean().item()
+        assert relative > 0.25, (attribute, relative)
