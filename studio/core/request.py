@@ -61,6 +61,8 @@ class GenerationRequest:
     inpaint_area: InpaintArea = InpaintArea.WHOLE
     inpaint_padding: int = 32  # px of context around the mask for ONLY_MASKED
     masked_content: MaskedContent = MaskedContent.ORIGINAL
+    vae: str = ""  # a single-file VAE to decode with; "" = the checkpoint's own
+    model_hash: str = ""  # A1111's short hash of the model file, filled in by the engine when saving
 
     def validated(self) -> GenerationRequest:
         """This request with canonical names, or InvalidRequest saying what is wrong."""
