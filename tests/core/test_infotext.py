@@ -1,6 +1,12 @@
+import json
+import re
+import time
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
 from PIL import Image
 
-from studio.core.infotext import format_infotext, parse_infotext
+from studio.core.infotext import MAX_INFOTEXT_CHARS, _scan_params, format_infotext, parse_infotext
 from studio.core.outputs import PARAMETERS_KEY, OutputWriter, png_bytes, read_request
 from studio.core.request import GenerationRequest
 
@@ -64,3 +70,60 @@ def test_writer_never_overwrites(tmp_path):
 def test_png_bytes_is_a_valid_png():
     data = png_bytes(Image.new("RGB", (8, 8)), GenerationRequest("x"))
     assert data.startswith(b"\x89PNG")
+
+
+# -- linear-time parsing (issue 9, item 3) -----------------------------------------------------
+
+A1111_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')  # A1111's own
+
+
+@hsettings(max_examples=3000, deadline=None)
+@given(line=st.text(alphabet='ab1_ :,"\\-/\t\ré,', max_size=40))
+def test_scanner_finds_exactly_what_a1111s_regex_finds(line):
+    assert _scan_params(line) == A1111_PARAM.findall(line)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(pairs=st.lists(st.tuples(st.text(alphabet="ab -/", min_size=1, max_size=6),
+                                st.text(alphabet='xy ,:"\\', max_size=8)), max_size=6))
+def test_scanner_matches_a1111_on_key_value_lines(pairs):
+    line = ", ".join(f"k{k}: {json.dumps(v) if i % 2 else v}" for i, (k, v) in enumerate(pairs))
+    assert _scan_params(line) == A1111_PARAM.findall(line)
+
+
+def _seconds(text):
+    start = time.perf_counter()
+    parse_infotext(text)
+    return time.perf_counter() - start
+
+
+ADVERSARIAL = {
+    # A long word run without ':' made A1111's pattern rescan it from every position.
+    "long last line": lambda n: "a cat\n" + "a" * n,
+    "keys without colons": lambda n: "p\n" + "Steps 20 Sampler " * (n // 17),
+    "open quotes": lambda n: 'p\nSteps: 1, Seed: 2, A: "' + "\\x" * (n // 2),
+    "many params": lambda n: "p\n" + ", ".join(f"K{i}: {i}" for i in range(n // 10)),
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_adversarial_text_parses_in_linear_time(name):
+    make = ADVERSARIAL[name]
+    small, large = make(6_000), make(60_000)
+    assert _seconds(large) < 0.5  # A1111's pattern: 80 s for 100 KB, 1.85 s for a 16,000-char line
+    # 10x the input costs about 10x (quadratic would be 100x); best of 3 against timer noise.
+    t_small = min(_seconds(small) for _ in range(3))
+    t_large = min(_seconds(large) for _ in range(3))
+    assert t_large < 30 * t_small + 0.005
+
+
+def test_16000_character_last_line_and_100kb_chunk_take_milliseconds():
+    assert _seconds("prompt\n" + "x" * 16_000) < 0.5
+    assert _seconds("prompt\n" + "Steps 1 " * 12_800) < 0.5  # 100 KB
+
+
+def test_text_beyond_the_cap_is_ignored_but_what_came_before_is_parsed():
+    head = "a cat\nNegative prompt: dog\nSteps: 5, Sampler: Euler, CFG scale: 7"
+    parsed = parse_infotext(head + ", Seed: 3" + "," * (MAX_INFOTEXT_CHARS) + "Size: 8x8")
+    assert parsed.prompt == "a cat" and parsed.negative_prompt == "dog"
+    assert parsed.params["Seed"] == "3" and "Size" not in parsed.params
