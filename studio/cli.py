@@ -1,13 +1,15 @@
 """The `studio` command: the window by default; `generate` and `bench` subcommands.
 
 `studio generate` never imports Qt: it drives the same engine from the terminal.
+`studio IMAGE...` opens the window with the images as if dropped on it (the desktop entry's
+`Exec=studio %F`, so "Open with Diffusion Studio" works from a file manager).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import threading
 from pathlib import Path
 
 from studio import __version__
@@ -24,12 +26,46 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="studio", description="Diffusion Studio: local image generation.")
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"threads must be a whole number, 0 for automatic, not {text!r}")
+    return value
+
+
+COMMANDS = ("generate", "bench")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # what a drop on the window accepts (studio/ui/drop.py)
+THREADS_HELP = "CPU threads for torch (default: all cores but one; also STUDIO_CPU_THREADS)"
+
+
+def _add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--model", help="diffusers model folder (default: the last one used, else the demo model)")
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
+    parser.add_argument("--threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     parser.add_argument("--exit-when-shown", action="store_true", help=argparse.SUPPRESS)
+
+
+def build_window_parser() -> argparse.ArgumentParser:
+    """`studio [options] [IMAGE ...]`. Kept apart from the subcommands: argparse cannot tell
+    an optional list of file names from a subcommand name in one parser."""
+    parser = argparse.ArgumentParser(
+        prog="studio", description="Diffusion Studio: local image generation.",
+        epilog="commands: `studio generate` makes images without the window, `studio bench` measures "
+               "speed; `studio COMMAND --help` lists their options.",
+    )
+    _add_window_options(parser)
+    parser.add_argument("files", nargs="*", type=Path, metavar="IMAGE",
+                        help="images to open, as if dropped on the window (a studio PNG restores its settings)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Diffusion Studio: local image generation.")
+    _add_window_options(parser)
     sub = parser.add_subparsers(dest="command")
 
     gen = sub.add_parser("generate", help="make images without opening the window")
@@ -37,17 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--model", dest="gen_model", help="diffusers model folder")
     gen.add_argument("--device", dest="gen_device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
+    gen.add_argument("--threads", dest="gen_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, else 20)")
     gen.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's, else 7)")
     gen.add_argument("--seed", type=int, default=None, help="default: random (the seed used is printed)")
     gen.add_argument("--size", type=_size, default=None, help="WxH, multiples of 8 (default: the model's, else 512x512)")
     gen.add_argument("--sampler", default=None, help=f"A1111 name, e.g. 'Euler a' (default: {DEFAULT_SAMPLER})")
     gen.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
-    gen.add_argument("--out", type=Path, help="output PNG (default: the studio's output folder)")
+    gen.add_argument("--out", type=Path, help="output PNG (default: the studio's output folder); "
+                                              "a batch adds FILE-2.png, FILE-3.png, ...")
+    gen.add_argument("--overwrite", action="store_true", help="replace --out files that already exist")
 
     bench = sub.add_parser("bench", help="measure overhead, GUI stalls, cancel latency and launch time")
     bench.add_argument("--model", dest="bench_model", help="model folder (default: demo model, else a tiny one)")
     bench.add_argument("--device", dest="bench_device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
+    bench.add_argument("--threads", dest="bench_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--size", type=_size, default=None)
     bench.add_argument("--repeats", type=int, default=3)
@@ -55,19 +95,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """A subcommand goes to the full parser; anything else is the window with optional images."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Find the first word that is not an option or an option's value; never exits, never errors.
+    probe = argparse.ArgumentParser(add_help=False)
+    for option in ("--model", "--device", "--threads"):
+        probe.add_argument(option)
+    probe.add_argument("words", nargs="*")
+    words = probe.parse_known_args(argv)[0].words
+    if words and words[0] in COMMANDS:
+        return build_parser().parse_args(argv)
+    args = build_window_parser().parse_args(argv)
+    args.command = None
+    return args
+
+
+def _use_threads(threads: int | None) -> None:
+    """--threads reaches the engine (in this process or its engine thread) through the same
+    variable a person could set; 0 means automatic."""
+    if threads is not None:
+        from studio.engine.threads import ENV_VAR
+
+        if threads:
+            os.environ[ENV_VAR] = str(threads)
+        else:
+            os.environ.pop(ENV_VAR, None)
+
+
+def _missing_image(files: list[Path]) -> str | None:
+    for path in files:
+        if not path.is_file():
+            return f"no such image file: {path}"
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            return f"{path} is not a PNG, JPEG or WebP image"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.command == "generate":
+        _use_threads(args.gen_threads if args.gen_threads is not None else args.threads)
         from studio.headless import generate
 
         return generate(args)
     if args.command == "bench":
+        _use_threads(args.bench_threads if args.bench_threads is not None else args.threads)
         from studio.bench import run_bench
 
         return run_bench(args)
+    _use_threads(args.threads)
+    problem = _missing_image(args.files)
+    if problem:
+        print(f"studio: error: {problem}", file=sys.stderr)
+        return 2
     from studio.app import run_gui
 
-    return run_gui(args.model, args.device, args.exit_when_shown)
+    return run_gui(args.model, args.device, args.exit_when_shown, [str(path.resolve()) for path in args.files])
 
 
 if __name__ == "__main__":

@@ -17,19 +17,31 @@ from studio.core.samplers import DEFAULT_SAMPLER
 from studio.core.settings import effective_model, load_settings
 
 
-class FileWriter:
+def batch_paths(path: Path, count: int) -> list[Path]:
     """--out FILE: the first image goes to FILE, the rest of a batch to FILE-2.png, ..."""
+    return [path] + [path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, count + 1)]
 
-    def __init__(self, path: Path):
+
+class FileWriter:
+    """Writes a batch to batch_paths(); without `overwrite`, never replaces an existing file
+    (checked before the run, and again at each write in case one appeared meanwhile)."""
+
+    def __init__(self, path: Path, overwrite: bool = False):
         self.path = path
+        self.overwrite = overwrite
         self.count = 0
 
     def save(self, image, request: GenerationRequest) -> tuple[Path, GenerationRequest]:
         self.count += 1
-        path = self.path if self.count == 1 else self.path.with_name(f"{self.path.stem}-{self.count}{self.path.suffix}")
+        path = batch_paths(self.path, self.count)[-1]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(png_bytes(image, request))
+        with open(path, "wb" if self.overwrite else "xb") as file:
+            file.write(png_bytes(image, request))
         return path, request
+
+
+def existing_outputs(path: Path, count: int) -> list[Path]:
+    return [p for p in batch_paths(path, count) if p.exists()]
 
 
 def _fail(message: str) -> int:
@@ -47,7 +59,8 @@ def build_request(args: Namespace) -> GenerationRequest:
     return GenerationRequest(
         prompt=args.prompt,
         negative_prompt=args.negative,
-        steps=args.steps or defaults.steps or 20,
+        # `is not None`, not `or`: --steps 0 must reach validation and be refused, not become the default.
+        steps=args.steps if args.steps is not None else (defaults.steps or 20),
         guidance=args.cfg if args.cfg is not None else (defaults.guidance if defaults.guidance is not None else 7.0),
         seed=args.seed if args.seed is not None else random_seed(),
         width=width,
@@ -63,7 +76,15 @@ def generate(args: Namespace) -> int:
         request = build_request(args)
     except (InvalidRequest, StudioError) as exc:
         return _fail(str(exc))
+    if args.out and not args.overwrite:
+        taken = existing_outputs(args.out, request.batch_count)
+        if taken:
+            more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+            return _fail(f"{taken[0]}{more} already exists; pass --overwrite to replace it, or choose another --out.")
     from studio.engine.engine import Engine
+    from studio.engine.threads import apply_cpu_threads, cpu_threads
+
+    apply_cpu_threads(cpu_threads())  # all cores but one unless --threads / STUDIO_CPU_THREADS say otherwise
 
     failures: list[StudioError] = []
     saved: list[Path] = []
@@ -83,7 +104,7 @@ def generate(args: Namespace) -> int:
         elif isinstance(event, JobFailed):
             failures.append(event.error)
 
-    writer = FileWriter(args.out) if args.out else OutputWriter(outputs_dir())
+    writer = FileWriter(args.out, args.overwrite) if args.out else OutputWriter(outputs_dir())
     engine = Engine(writer, on_event, previews=False)
     try:
         engine.load(request.model, args.gen_device or args.device or "auto")

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from studio.core.outputs import read_request
 
 
@@ -44,3 +46,83 @@ def test_missing_model_is_one_line_and_nonzero(tmp_path, studio_home):
 def test_unknown_sampler_is_refused(tiny_model_dir, studio_home):
     result = _run("generate", "--prompt", "x", "--model", str(tiny_model_dir), "--sampler", "Wizard", env_home=studio_home)
     assert result.returncode == 1 and "Unknown sampler 'Wizard'" in result.stderr
+
+
+def _one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--steps", "0", "Steps must be between 1 and 150, not 0."),  # was: silently 20 steps
+        ("--steps", "-3", "Steps must be between 1 and 150, not -3."),
+        ("--batch", "0", "Batch count must be between 1 and 100, not 0."),
+        ("--seed", "-1", "Seed must be between 0 and 4294967295, not -1."),
+        ("--seed", str(2**32), f"Seed must be between 0 and 4294967295, not {2**32}."),
+    ],
+)
+def test_out_of_range_numbers_are_refused(tiny_model_dir, studio_home, flag, value, message):
+    result = _run("generate", "--prompt", "x", "--model", str(tiny_model_dir), flag, value, env_home=studio_home)
+    assert _one_error_line(result) == f"studio: error: {message}"
+
+
+def test_out_is_never_overwritten_without_overwrite(tiny_model_dir, tmp_path, studio_home):
+    out = tmp_path / "cat.png"
+    out.write_bytes(b"the artist's earlier picture")
+    args = ("generate", "--prompt", "a red circle", "--model", str(tiny_model_dir), "--steps", "1", "--size", "64x64",
+            "--cfg", "0", "--out", str(out))
+    line = _one_error_line(_run(*args, env_home=studio_home))
+    assert line.startswith(f"studio: error: {out} already exists; pass --overwrite")
+    assert out.read_bytes() == b"the artist's earlier picture"
+
+    result = _run(*args, "--overwrite", env_home=studio_home)
+    assert result.returncode == 0, result.stderr
+    assert read_request(out).guidance == 0.0  # guidance 0 is a real value, not "use the default"
+
+
+def test_later_batch_files_are_not_overwritten_either(tiny_model_dir, tmp_path, studio_home):
+    out = tmp_path / "cat.png"
+    (tmp_path / "cat-2.png").write_bytes(b"keep me")
+    result = _run("generate", "--prompt", "x", "--model", str(tiny_model_dir), "--batch", "2", "--out", str(out),
+                  env_home=studio_home)
+    assert _one_error_line(result).startswith(f"studio: error: {tmp_path / 'cat-2.png'} already exists")
+    assert not out.exists() and (tmp_path / "cat-2.png").read_bytes() == b"keep me"
+
+
+def test_batch_paths_name_the_rest_of_a_batch(tmp_path):
+    from studio.headless import batch_paths
+
+    assert batch_paths(tmp_path / "cat.png", 3) == [tmp_path / n for n in ("cat.png", "cat-2.png", "cat-3.png")]
+
+
+# -- the window's command line: `studio IMAGE...` (desktop entry Exec=studio %F) ---------------
+
+def test_image_paths_open_the_window_and_subcommands_still_parse():
+    from studio.cli import parse_args
+
+    args = parse_args(["--model", "m", "a.png", "b.png"])
+    assert args.command is None and args.model == "m" and [str(p) for p in args.files] == ["a.png", "b.png"]
+    args = parse_args(["--threads", "2", "generate", "--prompt", "x", "--threads", "3"])
+    assert (args.command, args.prompt, args.threads, args.gen_threads) == ("generate", "x", 2, 3)
+    assert parse_args([]).files == []
+
+
+def test_a_missing_image_is_one_clear_line(tmp_path, capsys):
+    from studio.cli import main
+
+    assert main([str(tmp_path / "gone.png")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"studio: error: no such image file: {tmp_path / 'gone.png'}"]
+
+
+def test_threads_flag_reaches_the_engine_through_the_environment(monkeypatch):
+    from studio.cli import _use_threads
+    from studio.engine.threads import ENV_VAR, cpu_threads
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    _use_threads(3)
+    assert cpu_threads() == 3
+    _use_threads(0)  # 0: automatic again
+    assert ENV_VAR not in __import__("os").environ

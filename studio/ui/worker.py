@@ -139,5 +139,7 @@ def real_engine_factory(emit):
     from studio.core.outputs import OutputWriter
     from studio.core.paths import outputs_dir
     from studio.engine.engine import Engine
+    from studio.engine.threads import apply_cpu_threads, cpu_threads
 
+    apply_cpu_threads(cpu_threads())  # runs in the engine thread: leave the GUI and other programs a core
     return Engine(OutputWriter(outputs_dir()), emit)
