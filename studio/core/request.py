@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import secrets
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -13,6 +14,7 @@ MAX_SEED = 2**32 - 1
 MIN_SIDE, MAX_SIDE = 64, 4096
 MAX_STEPS = 150
 MAX_BATCH = 100
+MAX_PROMPT_CHARS = 20_000  # far beyond CLIP's 77 tokens x any chunking; a longer "prompt" is a paste accident
 REQUEST_FORMAT = 1
 
 
@@ -65,8 +67,21 @@ class GenerationRequest:
     model_hash: str = ""  # A1111's short hash of the model file, filled in by the engine when saving
 
     def validated(self) -> GenerationRequest:
-        """This request with canonical names, or InvalidRequest saying what is wrong."""
+        """This request with canonical names, or InvalidRequest saying what is wrong.
+
+        Types are checked too (the Python API and hand-written files can pass anything): a
+        request that passes can always be written into an image and read back."""
         problems = []
+        typed = _typed_fields(self, problems)
+        if problems:
+            raise InvalidRequest(" ".join(problems))
+        if typed:
+            return replace(self, **typed).validated()
+        for label, text in (("prompt", self.prompt), ("negative prompt", self.negative_prompt)):
+            if len(text) > MAX_PROMPT_CHARS:
+                problems.append(f"The {label} has {len(text):,} characters; at most {MAX_PROMPT_CHARS:,} are allowed.")
+            elif not _is_encodable(text):
+                problems.append(f"The {label} contains characters that are not valid text (broken Unicode); retype or paste it again.")
         for side_name, side in (("Width", self.width), ("Height", self.height)):
             if not MIN_SIDE <= side <= MAX_SIDE:
                 problems.append(f"{side_name} {side} is outside {MIN_SIDE}..{MAX_SIDE} pixels.")
@@ -130,15 +145,66 @@ class GenerationRequest:
 _ENUMS = {"mode": Mode, "inpaint_area": InpaintArea, "masked_content": MaskedContent}
 
 
+_INT_FIELDS = ("steps", "seed", "width", "height", "batch_count", "mask_blur", "inpaint_padding")
+_FLOAT_FIELDS = ("guidance", "strength")
+_TEXT_FIELDS = ("prompt", "negative_prompt", "sampler", "model", "vae", "model_hash")
+
+
+def _is_encodable(text: str) -> bool:
+    """False for lone surrogates ("\\udcff", from undecodable bytes): tokenizers reject them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _typed_fields(request: GenerationRequest, problems: list[str]) -> dict[str, Any]:
+    """Fields converted to their declared types (20.0 -> 20, "txt2img" -> Mode.TXT2IMG);
+    what cannot be converted is described in `problems`."""
+    changes: dict[str, Any] = {}
+    for name in _INT_FIELDS + _FLOAT_FIELDS + _TEXT_FIELDS + tuple(_ENUMS) + ("init_image", "mask"):
+        value = getattr(request, name)
+        try:
+            converted = _coerce(name, value)
+        except (TypeError, ValueError):
+            kind = "a whole number" if name in _INT_FIELDS else "a number" if name in _FLOAT_FIELDS else "valid"
+            shown = repr(value) if len(repr(value)) < 60 else f"a {type(value).__name__}"
+            problems.append(f"{name.replace('_', ' ').capitalize()} must be {kind}, not {shown}.")
+            continue
+        if name not in _TEXT_FIELDS and converted is not value:
+            changes[name] = converted
+    return changes
+
+
 def _coerce(key: str, value: Any) -> Any:
+    """`value` as field `key`'s type; TypeError/ValueError (never OverflowError) otherwise.
+    Numbers must be finite, whole numbers exactly whole: 2.5 steps, Infinity or 1e400 (JSON's
+    way to write infinity) are refused rather than rounded."""
     if key in _ENUMS:
         return _ENUMS[key](value)
-    if key in ("steps", "seed", "width", "height", "batch_count", "mask_blur", "inpaint_padding"):
-        if isinstance(value, bool) or float(value) != int(value):
+    if key in _INT_FIELDS:
+        if isinstance(value, bool):
+            raise TypeError(key)
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value)
+            if not math.isfinite(number) or number != int(number):
+                raise ValueError(key)
+            return int(number)
+        except OverflowError as exc:
+            raise ValueError(key) from exc
+    if key in _FLOAT_FIELDS:
+        if isinstance(value, bool):
+            raise TypeError(key)
+        try:
+            number = float(value)
+        except OverflowError as exc:  # an int beyond float's range
+            raise ValueError(key) from exc
+        if not math.isfinite(number):
             raise ValueError(key)
-        return int(value)
-    if key in ("guidance", "strength"):
-        return float(value)
+        return number
     if key in ("init_image", "mask"):
         return None if value is None else str(value)
     if not isinstance(value, str):
