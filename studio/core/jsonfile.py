@@ -6,6 +6,7 @@ exception, so one bad optional file cannot stop a launch or make a model unusabl
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -20,17 +21,25 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    number = float(text)  # "1e400" is inf: the same trap as Infinity, spelled as a number
+    if number in (math.inf, -math.inf):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return number
+
+
 def read_json_object(path: Path | str, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any] | None:
     """The JSON object in `path`, or None when the file is missing, unreadable, not a regular
     file (a FIFO would block forever), larger than `max_bytes`, not UTF-8, not valid JSON,
-    nested too deeply for the parser, holds NaN/Infinity, or is not an object at the top level.
+    nested too deeply for the parser, holds NaN/Infinity (or a number so large it would be
+    infinity, like 1e400), or is not an object at the top level.
     Numbers too large for a widget are returned as they are: range checks belong to the
     caller, which knows each field's range."""
     text = read_text_limited(path, max_bytes)
     if text is None:
         return None
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError, MemoryError):
         return None
     return data if isinstance(data, dict) else None

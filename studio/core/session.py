@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.atomic import write_text_atomic
+from studio.core.jsonfile import read_json_object
 from studio.core.paths import data_home
-from studio.core.settings import Settings
+from studio.core.settings import MAX_SETTINGS_BYTES, Settings, settings_from_dict
 
 SESSION_FORMAT = 1
 
@@ -44,18 +45,10 @@ def save_session(session: Session, path: Path | None = None) -> None:
 
 
 def _settings_from(data: Any) -> Settings:
-    """Known fields of the right type; the rest keep their defaults (as load_settings does)."""
-    settings = Settings()
-    if not isinstance(data, dict):
-        return settings
-    for f in dataclasses.fields(Settings):
-        value = data.get(f.name)
-        default = getattr(settings, f.name)
-        if isinstance(default, float) and type(value) is int:
-            value = float(value)
-        if value is not None and type(value) is type(default):
-            setattr(settings, f.name, value)
-    return settings
+    """Validated as load_settings does: known fields of the right type, numbers clamped into
+    range, unknown names replaced by defaults. (The device comes from the settings file, so
+    its message is not repeated here.)"""
+    return settings_from_dict(data)[0]
 
 
 def load_session(path: Path | None = None) -> tuple[Session | None, str | None]:
@@ -64,9 +57,9 @@ def load_session(path: Path | None = None) -> tuple[Session | None, str | None]:
     if not path.exists():
         return None, None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
+        data = read_json_object(path, MAX_SETTINGS_BYTES + 10_000)
+        if data is None:
+            raise ValueError("the file is damaged, too large or not a JSON object")
         version = data.get("format", SESSION_FORMAT)
         if not isinstance(version, int) or isinstance(version, bool) or version > SESSION_FORMAT:
             raise ValueError(f"unsupported format {version!r}")
@@ -79,7 +72,7 @@ def load_session(path: Path | None = None) -> tuple[Session | None, str | None]:
         return None, f"The last session could not be restored ({exc}). The old file is at {aside}."
     paths = {k: data.get(k) if isinstance(data.get(k), str) else None for k in ("canvas_image", "mask")}
     saved_at = data.get("saved_at")
-    saved_at = float(saved_at) if isinstance(saved_at, (int, float)) and not isinstance(saved_at, bool) else 0.0
+    saved_at = float(saved_at) if type(saved_at) is float or (type(saved_at) is int and abs(saved_at) < 2**53) else 0.0
     return Session(_settings_from(data.get("settings")), paths["canvas_image"], paths["mask"], saved_at), None
 
 

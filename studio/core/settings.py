@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from studio.core.atomic import write_text_atomic
-from studio.core.request import GenerationRequest, InpaintArea, InvalidRequest, MaskedContent, Mode, random_seed
-from studio.core.samplers import DEFAULT_SAMPLER
+from studio.core.jsonfile import read_json_object, read_text_limited
+from studio.core.request import (
+    MAX_BATCH,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_SIDE,
+    GenerationRequest,
+    InpaintArea,
+    InvalidRequest,
+    MaskedContent,
+    Mode,
+    random_seed,
+)
+from studio.core.samplers import DEFAULT_SAMPLER, canonical_sampler
 
 SETTINGS_FORMAT = 1
+MAX_SETTINGS_BYTES = 1_000_000  # settings are ~1 KB; prompts are capped at 20,000 characters each
+DEVICE_NAMES = ("auto", "cuda", "mps", "cpu")  # the engine's choices (engine/devices.py)
+
+# Each number's valid range, as GenerationRequest.validated() checks it. Numbers read from any
+# file (settings, session, history, a model's studio.json, an image's metadata) are clamped
+# into it, so a widget never receives a value it cannot hold (Qt's int is 32 bits) and a
+# restored setting is always one Generate accepts.
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "steps": (1, MAX_STEPS),
+    "guidance": (0.0, 50.0),
+    "seed": (0, MAX_SEED),
+    "width": (MIN_SIDE, MAX_SIDE),
+    "height": (MIN_SIDE, MAX_SIDE),
+    "batch_count": (1, MAX_BATCH),
+    "strength": (0.01, 1.0),  # above 0; the panel's smallest step
+    "mask_blur": (0, 64),
+    "inpaint_padding": (0, 256),
+}
+_SIDES = ("width", "height")
 
 
 @dataclass
@@ -36,28 +71,90 @@ class Settings:
     masked_content: str = "original"
 
 
+def clamp_number(name: str, value: Any) -> int | float | None:
+    """`value` brought into field `name`'s range (sides also to a multiple of 8), as the
+    field's type; None when it is not a finite number (then the caller keeps its default).
+    Fields without a range are returned unchanged."""
+    if name not in NUMBER_RANGES:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, high = NUMBER_RANGES[name]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    value = min(max(value, low), high)  # compares exactly, even for ints beyond float's range
+    if isinstance(low, int):
+        value = round(value)
+        if name in _SIDES:
+            value = min(max(round(value / 8) * 8, MIN_SIDE), MAX_SIDE)
+        return int(value)
+    return float(value)
+
+
+def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
+    """Settings from a parsed file (settings.json, a session): known fields of the right type,
+    numbers clamped into range, unknown names (a device, a sampler, a mode) replaced by their
+    defaults; anything else keeps its default. Returns (settings, messages about what changed
+    that a person should know about)."""
+    settings = Settings()
+    notes: list[str] = []
+    if not isinstance(data, dict):
+        return settings, notes
+    for f in fields(Settings):
+        if f.name not in data:
+            continue
+        value, default = data[f.name], getattr(settings, f.name)
+        if f.name in NUMBER_RANGES:
+            value = clamp_number(f.name, value)
+        elif isinstance(default, float) and type(value) is int:
+            value = float(value)
+        if value is None or type(value) is not type(default):
+            continue
+        if isinstance(value, str) and len(value) > MAX_PROMPT_CHARS:
+            value = value[:MAX_PROMPT_CHARS]
+        setattr(settings, f.name, value)
+    if settings.device not in DEVICE_NAMES:
+        notes.append(f"The device {settings.device[:40]!r} in the settings is unknown; \"auto\" is used instead.")
+        settings.device = "auto"
+    for name, kind in (("mode", Mode), ("inpaint_area", InpaintArea), ("masked_content", MaskedContent)):
+        if getattr(settings, name) not in {m.value for m in kind}:
+            setattr(settings, name, getattr(Settings, name))
+    try:
+        settings.sampler = canonical_sampler(settings.sampler)
+    except ValueError:
+        settings.sampler = DEFAULT_SAMPLER
+    return settings, notes
+
+
 def load_settings(path: Path) -> tuple[Settings, str | None]:
     """(settings, warning). A damaged file is set aside, never fatal; defaults fill the gaps."""
     if not path.exists():
         return Settings(), None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    data = read_json_object(path, MAX_SETTINGS_BYTES)
+    if data is None:
+        reason = _unreadable_reason(path)
         aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
         try:
             path.replace(aside)
         except OSError:
             aside = path
-        return Settings(), f"Settings could not be read ({exc}); defaults are used. The old file is at {aside}."
-    settings = Settings()
-    for f in fields(Settings):
-        if f.name in data and type(data[f.name]) is type(getattr(settings, f.name)):
-            setattr(settings, f.name, data[f.name])
-        elif f.name in data and f.type == "float" and type(data[f.name]) is int:
-            setattr(settings, f.name, float(data[f.name]))
-    return settings, None
+        return Settings(), f"Settings could not be read ({reason}); defaults are used. The old file is at {aside}."
+    settings, notes = settings_from_dict(data)
+    return settings, " ".join(notes) or None
+
+
+def _unreadable_reason(path: Path) -> str:
+    """A short reason for the message; the tolerant reader itself only says 'no'."""
+    text = read_text_limited(path, MAX_SETTINGS_BYTES)
+    if text is None:
+        return "the file is unreadable, too large or not UTF-8 text"
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        return "the file is nested too deeply"
+    except ValueError as exc:
+        return f"not valid JSON: {exc}"
+    return "not a JSON object" if not isinstance(data, dict) else "it holds values that are not numbers, such as NaN"
 
 
 def save_settings(settings: Settings, path: Path) -> None:

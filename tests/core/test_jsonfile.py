@@ -23,6 +23,8 @@ def test_reads_an_object(tmp_path):
         b'{"a": NaN}',
         b'{"a": Infinity}',
         b'{"a": -Infinity}',
+        b'{"a": [1e400]}',
+        b'{"a": -1e999}',
         b"[" * 100_000 + b"]" * 100_000,  # RecursionError in the json module
         b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
@@ -36,6 +38,7 @@ def test_damaged_files_give_none_never_an_exception(tmp_path, content):
 def test_missing_file_and_folder_give_none(tmp_path):
     assert read_json_object(tmp_path / "missing.json") is None
     assert read_json_object(tmp_path) is None  # a folder: OSError (IsADirectoryError)
+    assert read_json_object(str(tmp_path / "a\0b.json")) is None  # ValueError from the OS layer
 
 
 def test_oversize_file_is_not_read(tmp_path):

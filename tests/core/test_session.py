@@ -77,3 +77,24 @@ def test_crash_after_autosave_brings_the_prompt_back(tmp_path):
     assert result.returncode == 1
     loaded, _ = load_session(path)
     assert loaded.settings.prompt == "unsaved masterpiece" and loaded.settings.steps == 9
+
+
+# -- damaged state (issue 9, item 4) -----------------------------------------------------------
+def test_deeply_nested_session_is_set_aside(tmp_path):
+    path = tmp_path / "session.json"
+    path.write_text('{"settings": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    loaded, warning = load_session(path)
+    assert loaded is None and "could not be restored" in warning
+    assert not path.exists() and len(list(tmp_path.glob("session.json.unreadable-*"))) == 1
+
+
+def test_session_numbers_too_big_for_qt_are_clamped(tmp_path):
+    path = tmp_path / "session.json"
+    settings = {"prompt": "kept", "steps": 2**31, "seed": 2**63, "width": 2**40, "guidance": 1e300,
+                "batch_count": -5, "mask_blur": 10**100}
+    path.write_text(json.dumps({"format": 1, "settings": settings, "saved_at": 10**400}))
+    loaded, warning = load_session(path)
+    assert warning is None and loaded.settings.prompt == "kept"
+    s = loaded.settings
+    assert (s.steps, s.seed, s.width, s.guidance, s.batch_count, s.mask_blur) == (150, 2**32 - 1, 4096, 50.0, 1, 64)
+    assert loaded.saved_at == 0.0
