@@ -12,6 +12,8 @@ import time
 
 from studio import APP_NAME
 
+APP_ID = "io.github.diffusionstudio.Studio"  # desktop entry, icon and Wayland app id
+
 
 def _ensure_streams() -> None:
     """A windowed launch (gui-scripts, pythonw) has no stdout/stderr; tqdm and logging then
@@ -25,40 +27,87 @@ def _ensure_streams() -> None:
         sys.stderr = sys.stderr or log
 
 
-def run_gui(model: str | None = None, device: str | None = None, exit_when_shown: bool = False) -> int:
+def app_icon():
+    """The icon in every size we ship (resources/icons/hicolor, as the desktop entry installs it)."""
+    from PySide6.QtGui import QIcon
+
+    from studio.core.paths import resources_dir
+
+    icon = QIcon()
+    for png in sorted((resources_dir() / "icons" / "hicolor").glob(f"*/apps/{APP_ID}.png")):
+        icon.addFile(str(png))
+    return icon
+
+
+def _missing_model_error(missing: str, demo_ok: bool):
+    from studio.core.errors import ErrorKind, StudioError
+
+    hint = ("The demo model is loaded instead; “Choose model…” picks another." if demo_ok
+            else "Click “Choose model…” to pick another.")
+    return StudioError(ErrorKind.MODEL_NOT_FOUND, f"The model you used last is no longer at {missing}.", hint)
+
+
+def configure_app(app) -> None:
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName("DiffusionStudio")
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
+
+
+def build_main_window(worker, model: str | None = None, device: str | None = None):
+    """Settings in, window on screen with its startup messages. `--model` and the fallback for a
+    vanished model are for this run only: settings.json keeps just a model that loaded
+    (MainWindow.remembered_model), so one bad choice cannot break every later start."""
+    from studio.core.paths import settings_file
+    from studio.core.settings import apply_model_defaults, effective_model, load_settings
+    from studio.ui.main_window import MainWindow
+
+    first_run = not settings_file().exists()
+    settings, warning = load_settings(settings_file())
+    remembered = settings.model
+    missing_model = None
+    if model:
+        settings.model = os.path.abspath(os.path.expanduser(model))
+    elif settings.model and not os.path.exists(os.path.expanduser(settings.model)):
+        missing_model, settings.model = settings.model, ""  # "" is the demo model
+    if device:
+        settings.device = device
+    if first_run or model or missing_model:
+        apply_model_defaults(settings, effective_model(settings))
+    window = MainWindow(settings, settings_file(), worker)
+    window.remembered_model = remembered
+    window.show()
+    if warning:
+        window.status_label.setText(warning)
+    if missing_model:
+        window.banner.show_error(_missing_model_error(missing_model, bool(effective_model(settings))))
+    return window
+
+
+def run_gui(model: str | None = None, device: str | None = None, exit_when_shown: bool = False,
+            files: list[str] | None = None) -> int:
     launched = time.perf_counter()
     _ensure_streams()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from studio.core.paths import settings_file
-    from studio.core.settings import apply_model_defaults, effective_model, load_settings
-    from studio.ui.main_window import MainWindow
     from studio.ui.worker import EngineThread, real_engine_factory
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setOrganizationName("DiffusionStudio")
-    app.setDesktopFileName("io.github.diffusionstudio.Studio")
-
-    first_run = not settings_file().exists()
-    settings, warning = load_settings(settings_file())
-    if model:
-        settings.model = os.path.abspath(model)
-    if device:
-        settings.device = device
-    if first_run or model:
-        apply_model_defaults(settings, effective_model(settings))
+    configure_app(app)
     engine = EngineThread(real_engine_factory)
-    window = MainWindow(settings, settings_file(), engine.worker)
-    window.show()
-    if warning:
-        window.status_label.setText(warning)
+    window = build_main_window(engine.worker, model, device)
     if exit_when_shown:
-        # Benchmark hook: report once the first frame has been painted, then quit.
+        # Benchmark and test hook: report once the first frame has been painted, then quit.
+        if files:
+            window.open_files(files)
+
         def report() -> None:
             torch_loaded = "torch" in sys.modules
-            print(f"window-shown {time.perf_counter() - launched:.4f} torch-loaded={torch_loaded}", flush=True)
+            document = window.canvas.document
+            opened = "x".join(map(str, document.shape[1::-1])) if document is not None else "none"
+            print(f"window-shown {time.perf_counter() - launched:.4f} torch-loaded={torch_loaded} "
+                  f"icon={'none' if app.windowIcon().isNull() else 'set'} document={opened}", flush=True)
             app.quit()
 
         QTimer.singleShot(0, report)
@@ -66,5 +115,7 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
 
     engine.start()
     window.start()
+    if files:
+        window.open_files(files)  # after start(): an image asked for wins over the restored session
     app.aboutToQuit.connect(lambda: engine.stop())
     return app.exec()

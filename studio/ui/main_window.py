@@ -6,12 +6,13 @@ hands it to the engine worker. Only this thread touches widgets or makes pixmaps
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -102,6 +103,9 @@ class MainWindow(QMainWindow):
         self.resize(1280, 820)
         self.settings = settings
         self.settings_path = settings_path
+        # What settings.json says about the model: only a model that loaded is remembered, so a
+        # wrong folder or `studio --model /nope` cannot break every later start.
+        self.remembered_model = settings.model
         self.worker = worker
         self.running = False
         self.model_ready = False
@@ -251,6 +255,9 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, event: ModelLoaded) -> None:
         self.model_ready = True
+        if Path(event.model) == Path(self.model_path()).expanduser().resolve() and self.remembered_model != self.settings.model:
+            self.remembered_model = self.settings.model
+            self._save_settings()
         self._status(f"Ready: {Path(event.model).name} on {event.device} ({event.dtype}), loaded in {event.seconds:.1f} s")
         if self.canvas.image_size is None:
             self.canvas.show_message("Type a prompt and press Generate (Ctrl+Enter).")
@@ -433,7 +440,7 @@ class MainWindow(QMainWindow):
 
     def _save_settings(self) -> None:
         try:
-            save_settings(self.settings, self.settings_path)
+            save_settings(dataclasses.replace(self.settings, model=self.remembered_model), self.settings_path)
         except OSError as exc:
             self._status(f"Could not save settings: {exc}")
 
@@ -445,6 +452,12 @@ class MainWindow(QMainWindow):
         """Dropped on the window (not the canvas): restore the image's settings."""
         if self.recall.handle_drop(event.mimeData()):
             event.acceptProposedAction()
+
+    def open_files(self, paths: list[str]) -> bool:
+        """Open image files as a drop on the window does (`studio FILE...`, the desktop entry)."""
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
+        return self.recall.handle_drop(mime)
 
     def closeEvent(self, event) -> None:
         self.panel.store(self.settings)

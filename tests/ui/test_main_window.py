@@ -136,6 +136,7 @@ def test_settings_are_remembered(qtbot, make_window, tmp_path):
     window.panel.prompt.setPlainText("remember me")
     window.panel.sampler.setCurrentText("DDIM")
     window.set_model("/models/chosen")
+    qtbot.waitUntil(lambda: window.remembered_model == "/models/chosen", timeout=5000)  # remembered once loaded
     window.close()
     saved = json.loads((tmp_path / "settings.json").read_text())
     assert saved["prompt"] == "remember me" and saved["sampler"] == "DDIM" and saved["model"] == "/models/chosen"
