@@ -21,7 +21,11 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
+import stat
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,13 +37,14 @@ from studio.core.infotext import parse_infotext
 from studio.core.outputs import PARAMETERS_KEY, REQUEST_KEY
 from studio.core.request import MAX_SEED, GenerationRequest, InvalidRequest, Mode
 from studio.core.samplers import SAMPLER_NAMES
-from studio.core.settings import Settings
+from studio.core.settings import Settings, clamp_number, request_in_range
 
 EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286
 IMAGE_DESCRIPTION = 0x010E
 MAKER_NOTE = 0x927C
 MAX_TEXT = 4_000_000  # longer "metadata" is not metadata; refuse before parsing
+MAX_PNG_CHUNKS = 200_000  # chunks walked per file; real PNGs have a few dozen (IDATs included)
 MAX_GRAPH_HOPS = 32
 
 # Fields `fields` may hold: Settings' names, plus strength (img2img) which Settings may lack.
@@ -327,6 +332,7 @@ def from_studio(text: str) -> ImageMetadata:
         request = GenerationRequest.from_dict(data)
     except (InvalidRequest, TypeError, ValueError) as exc:
         return _failed(f"The studio request in this image is damaged: {exc}")
+    request = request_in_range(request)
     fields = {
         "prompt": request.prompt, "negative_prompt": request.negative_prompt, "steps": request.steps,
         "guidance": request.guidance, "seed": request.seed, "width": request.width, "height": request.height,
@@ -349,30 +355,37 @@ def parse_chunks(chunks: Mapping[str, Any]) -> ImageMetadata:
 
 def _parse_chunks(chunks: Mapping[str, Any]) -> ImageMetadata:
     texts = {str(k): v for k, v in chunks.items() if isinstance(v, str) and len(v) <= MAX_TEXT}
+    parsers = (
+        (REQUEST_KEY, from_studio),
+        ("invokeai_metadata", from_invokeai),
+        (PARAMETERS_KEY, lambda text: _from_parameters(text, texts.get("fooocus_scheme", ""))),
+        ("prompt", from_comfyui),
+    )
     errors = []
-    if REQUEST_KEY in texts:
-        result = from_studio(texts[REQUEST_KEY])
+    for key, parse in parsers:
+        if key not in texts:
+            continue
+        try:
+            result = parse(texts[key])
+        except Exception as exc:  # noqa: BLE001 - one damaged chunk must not hide the next one
+            result = _failed(f"The image's {key} metadata could not be read ({type(exc).__name__}).")
         if result.ok:
-            return result
-        errors.append(result.error)
-    if "invokeai_metadata" in texts:
-        result = from_invokeai(texts["invokeai_metadata"])
-        if result.ok:
-            return result
-        errors.append(result.error)
-    if PARAMETERS_KEY in texts:
-        result = _from_parameters(texts[PARAMETERS_KEY], texts.get("fooocus_scheme", ""))
-        if result.ok:
-            return result
-        errors.append(result.error)
-    if "prompt" in texts:
-        result = from_comfyui(texts["prompt"])
-        if result.ok:
-            return result
+            return _in_range(result)
         errors.append(result.error)
     if errors:
         return _failed(errors[0])
     return _failed("This image carries no generation settings that the studio can read.")
+
+
+def _in_range(result: ImageMetadata) -> ImageMetadata:
+    """Numbers clamped into each field's range (a foreign tool may write Steps: 10000 or a seed
+    beyond 2^32): restoring them must give settings Generate accepts and widgets can hold."""
+    fields: dict[str, Any] = {}
+    for key, value in result.fields.items():
+        clamped = clamp_number(key, value)
+        if clamped is not None:
+            fields[key] = clamped
+    return dataclasses.replace(result, fields=fields)
 
 
 def _from_parameters(text: str, scheme: str) -> ImageMetadata:
@@ -410,49 +423,142 @@ def encode_user_comment(text: str) -> bytes:
 
 
 def image_chunks(image: Image.Image) -> dict[str, str]:
-    """All metadata text of an opened image, keyed as in PNG (EXIF mapped to our keys)."""
+    """All metadata text of an opened image, keyed as in PNG (EXIF mapped to our keys).
+    Texts over MAX_TEXT characters are left out: they are not metadata."""
     chunks: dict[str, str] = {}
     text = getattr(image, "text", None)  # PNG tEXt/iTXt/zTXt
     if isinstance(text, dict):
-        chunks.update({str(k): v for k, v in text.items() if isinstance(v, str)})
+        chunks.update({str(k): v for k, v in text.items() if isinstance(v, str) and len(v) <= MAX_TEXT})
     for key, value in image.info.items():
-        if isinstance(key, str) and isinstance(value, str):
+        if isinstance(key, str) and isinstance(value, str) and len(value) <= MAX_TEXT:
             chunks.setdefault(key, value)
     try:
         exif = image.getexif()
     except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the PNG chunks
         return chunks
-    description = exif.get(IMAGE_DESCRIPTION)
-    if isinstance(description, str) and REQUEST_KEY in description:
-        data = _json(description)
-        if isinstance(data, dict) and isinstance(data.get(REQUEST_KEY), dict):
-            chunks.setdefault(REQUEST_KEY, json.dumps(data[REQUEST_KEY]))
-    try:
-        comment = decode_user_comment(exif.get_ifd(EXIF_IFD).get(USER_COMMENT))
-    except Exception:  # noqa: BLE001
-        comment = None
-    if comment:
-        chunks.setdefault(PARAMETERS_KEY, comment)
+    _add_exif_chunks(chunks, exif)
     return chunks
 
 
+def _add_exif_chunks(chunks: dict[str, str], exif: Image.Exif) -> None:
+    """Our request (ImageDescription) and the A1111 text (UserComment) from EXIF, unless the
+    image's own text chunks already hold them."""
+    try:
+        description = exif.get(IMAGE_DESCRIPTION)
+        if isinstance(description, str) and REQUEST_KEY in description and len(description) <= MAX_TEXT:
+            data = _json(description)
+            if isinstance(data, dict) and isinstance(data.get(REQUEST_KEY), dict):
+                chunks.setdefault(REQUEST_KEY, json.dumps(data[REQUEST_KEY]))
+        comment = decode_user_comment(exif.get_ifd(EXIF_IFD).get(USER_COMMENT))
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the rest
+        comment = None
+    if comment and len(comment) <= MAX_TEXT:
+        chunks.setdefault(PARAMETERS_KEY, comment)
+
+
 _KNOWN_KEYS = {REQUEST_KEY, PARAMETERS_KEY, "prompt", "invokeai_metadata"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_text_chunks(path: Path, max_chunk: int = MAX_TEXT) -> dict[str, str]:
+    """A PNG's text chunks (tEXt, zTXt, iTXt, and EXIF from eXIf), found by walking the chunk
+    headers: pixel data is skipped, never decoded, wherever the text sits (some writers put it
+    after IDAT), and a chunk larger than `max_chunk` bytes, or decompressing beyond it, is
+    skipped without being read. Decoded as Pillow does (a later chunk with the same keyword
+    wins). Raises OSError, or ValueError when the file is not a PNG."""
+    chunks: dict[str, str] = {}
+    exif_data: bytes | None = None
+    with open(path, "rb") as handle:
+        if handle.read(8) != _PNG_SIGNATURE:
+            raise ValueError("not a PNG file")
+        for number in range(MAX_PNG_CHUNKS):
+            head = handle.read(8)
+            if len(head) < 8:
+                break  # truncated: keep what was found
+            length, kind = struct.unpack(">I4s", head)
+            if number == 0 and kind != b"IHDR":
+                raise ValueError("not a PNG image: it has no header chunk")
+            if kind == b"IEND":
+                break
+            if kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf") and length <= max_chunk:
+                data = handle.read(length)
+                if len(data) < length:
+                    break
+                handle.seek(4, os.SEEK_CUR)  # CRC
+                if kind == b"eXIf":
+                    exif_data = data
+                    continue
+                decoded = _decode_text_chunk(kind, data, max_chunk)
+                if decoded is not None:
+                    chunks[decoded[0]] = decoded[1]
+            else:
+                handle.seek(length + 4, os.SEEK_CUR)
+    if exif_data is not None:
+        exif = Image.Exif()
+        try:
+            exif.load(exif_data)
+        except Exception:  # noqa: BLE001 - a broken EXIF block must not hide the text chunks
+            return chunks
+        _add_exif_chunks(chunks, exif)
+    return chunks
+
+
+def _inflate(data: bytes, limit: int) -> bytes | None:
+    """zlib data decompressed to at most `limit` bytes; None when larger or damaged."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit)
+    except zlib.error:
+        return None
+    return None if inflater.unconsumed_tail else out
+
+
+def _decode_text_chunk(kind: bytes, data: bytes, limit: int) -> tuple[str, str] | None:
+    """(keyword, text) of one tEXt/zTXt/iTXt chunk, or None when it cannot be decoded."""
+    keyword, sep, rest = data.partition(b"\0")
+    key = keyword.decode("latin-1")
+    if kind == b"tEXt":
+        return key, rest.decode("latin-1")
+    if kind == b"zTXt":
+        if not sep or rest[:1] != b"\0":  # compression method 0 (zlib) is the only one
+            return None
+        text = _inflate(rest[1:], limit)
+        return None if text is None else (key, text.decode("latin-1"))
+    # iTXt: compression flag, method, language\0, translated keyword\0, UTF-8 text
+    if len(rest) < 2:
+        return None
+    compressed, method, rest = rest[0], rest[1], rest[2:]
+    parts = rest.split(b"\0", 2)
+    if len(parts) < 3:
+        return None
+    raw: bytes | None = parts[2]
+    if compressed:
+        raw = _inflate(parts[2], limit) if method == 0 else None
+    if raw is None:
+        return None
+    try:
+        return key, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def read_metadata(path: Path | str) -> ImageMetadata:
-    """Generation settings stored in an image file. Never raises; `error` says what went wrong."""
+    """Generation settings stored in an image file. Never raises; `error` says what went wrong.
+    Only regular files are opened (a FIFO would block the caller forever)."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            chunks = image_chunks(image)
-            if image.format == "PNG" and not chunks.keys() & _KNOWN_KEYS:
-                # Text chunks after the pixel data are only seen once it is decoded; ours (and
-                # A1111's) come first, so most files never pay for a full decode here.
-                image.load()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return _failed(f"{path.name} is not a regular file.")
+        with open(path, "rb") as handle:
+            is_png = handle.read(8) == _PNG_SIGNATURE
+        if is_png:
+            chunks = png_text_chunks(path)
+        else:
+            with Image.open(path) as image:
                 chunks = image_chunks(image)
     except FileNotFoundError:
         return _failed(f"{path.name} does not exist.")
-    except (OSError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         return _failed(f"{path.name} is not an image the studio can read ({exc}).")
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on hostile files
         return _failed(f"{path.name} could not be read ({type(exc).__name__}: {exc}).")

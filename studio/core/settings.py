@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -89,6 +90,21 @@ def clamp_number(name: str, value: Any) -> int | float | None:
             value = min(max(round(value / 8) * 8, MIN_SIDE), MAX_SIDE)
         return int(value)
     return float(value)
+
+
+def request_in_range(request: GenerationRequest) -> GenerationRequest:
+    """`request` with every number clamped into its field's range: a request read from a file
+    (an image, the history) can then fill the panel without overflowing a widget. Numbers that
+    are not finite keep the request's defaults."""
+    changes: dict[str, Any] = {}
+    for name in NUMBER_RANGES:
+        value = getattr(request, name)
+        clamped = clamp_number(name, value)
+        if clamped is None:
+            clamped = getattr(GenerationRequest, name)
+        if clamped != value or type(clamped) is not type(value):
+            changes[name] = clamped
+    return dataclasses.replace(request, **changes) if changes else request
 
 
 def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:

@@ -324,3 +324,111 @@ def test_text_chunk_after_the_pixel_data_is_still_found(tmp_path):
     path.write_bytes(data[:iend] + chunk + data[iend:])
     meta = read_metadata(path)
     assert meta.source == "a1111" and meta.fields["seed"] == 3 and meta.fields["prompt"] == "a cat"
+
+
+# -- hostile metadata (issue 9, items 3, 4 and 12) ---------------------------------------------
+@pytest.mark.parametrize("bad", ['{"prompt": "x", "steps": Infinity}', '{"prompt": "x", "guidance": 1e400}',
+                                 '{"prompt": "x", "seed": -Infinity}', '{"prompt": "x", "width": NaN}'])
+def test_non_finite_studio_request_falls_back_to_the_parameters_beside_it(bad):
+    meta = parse_chunks({"studio_request": bad, "parameters": A1111_TEXT})
+    assert meta.ok and meta.source == "a1111" and meta.fields["seed"] == 3141592653
+
+
+def test_a_parser_that_raises_does_not_hide_the_next_chunk(monkeypatch):
+    from studio.core import metadata
+
+    def explode(text):
+        raise OverflowError("boom")
+
+    monkeypatch.setattr(metadata, "from_studio", explode)
+    meta = parse_chunks({"studio_request": "{}", "parameters": A1111_TEXT})
+    assert meta.ok and meta.source == "a1111"
+
+
+def test_dropped_studio_request_with_huge_numbers_is_clamped_into_range():
+    data = GenerationRequest("x").to_dict() | {"steps": 2**40, "seed": 2**70, "width": 10**12, "batch_count": 10**9,
+                                                 "mask_blur": -7, "inpaint_padding": 2**31}
+    meta = parse_chunks({"studio_request": json.dumps(data)})
+    assert meta.ok and meta.source == "studio"
+    r = meta.request
+    assert (r.steps, r.seed, r.width, r.batch_count, r.mask_blur, r.inpaint_padding) == (150, 2**32 - 1, 4096, 100, 0, 256)
+    assert (meta.fields["steps"], meta.fields["seed"], meta.fields["width"]) == (150, 2**32 - 1, 4096)
+    assert apply_fields(Settings(), meta.fields).steps == 150
+
+
+def test_foreign_numbers_beyond_the_ranges_are_clamped():
+    text = "a cat\nSteps: 99999999999, Sampler: Euler, CFG scale: 900, Seed: 5, Size: 100000x8"
+    meta = parse_chunks({"parameters": text})
+    assert (meta.fields["steps"], meta.fields["guidance"]) == (150, 50.0)
+    assert (meta.fields["width"], meta.fields["height"]) == (4096, 64)
+    comfy = json.loads(json.dumps(COMFY_GRAPH))
+    comfy["3"]["inputs"]["steps"] = 2**62
+    assert parse_chunks({"prompt": json.dumps(comfy)}).fields["steps"] == 150
+
+
+def _raw_png(path, extra_chunks, after_idat=()):
+    """A real 8x8 PNG with raw chunks (type, data) inserted before IDAT and after it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    idat, iend = png.find(b"IDAT") - 4, png.rfind(b"IEND") - 4
+    before = b"".join(chunk(k, d) for k, d in extra_chunks)
+    after = b"".join(chunk(k, d) for k, d in after_idat)
+    path.write_bytes(png[:idat] + before + png[idat:iend] + after + png[iend:])
+    return path
+
+
+def test_oversize_text_chunks_are_skipped_unread_and_the_rest_is_read(tmp_path):
+    import time
+    import zlib
+
+    a1111 = b"parameters\0a cat\nSteps: 5, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 8x8"
+    huge = b"prompt\0" + b"{" * 20_000_000  # 20 MB tEXt: over the cap, never read into memory
+    bomb = b"workflow\0\0" + zlib.compress(b" " * 50_000_000)  # 50 MB once inflated
+    path = _raw_png(tmp_path / "big.png", [(b"tEXt", huge), (b"zTXt", bomb)], [(b"tEXt", a1111)])
+    start = time.perf_counter()
+    meta = read_metadata(path)
+    assert time.perf_counter() - start < 0.5
+    assert meta.ok and meta.source == "a1111" and meta.fields["seed"] == 3
+
+
+def test_chunk_walker_decodes_as_pillow_does(tmp_path):
+    from studio.core.metadata import png_text_chunks
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("latin", "café")  # tEXt
+    info.add_text("zipped", "x" * 5000, zip=True)  # zTXt
+    info.add_itxt("unicode", "雪 — snow")  # iTXt
+    info.add_itxt("unicode-zipped", "雪" * 3000, zip=True)  # compressed iTXt
+    info.add_text("latin", "later wins")
+    path = tmp_path / "t.png"
+    Image.new("RGB", (4, 4)).save(path, pnginfo=info)
+    with Image.open(path) as image:
+        image.load()
+        expected = dict(image.text)
+    assert png_text_chunks(path) == expected
+
+
+def test_100kb_adversarial_parameters_chunk_reads_in_milliseconds(tmp_path):
+    import time
+
+    path = _png(tmp_path / "evil.png", {"parameters": "a cat\n" + "Steps 1 " * 12_800})
+    start = time.perf_counter()
+    meta = read_metadata(path)
+    assert time.perf_counter() - start < 0.5  # 80 s with A1111's regex
+    assert meta.ok and meta.fields["prompt"].startswith("a cat")
+
+
+def test_fifo_is_refused_not_waited_on(tmp_path):
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "x.png")
+    assert "not a regular file" in read_metadata(tmp_path / "x.png").error
