@@ -17,6 +17,7 @@ from studio.core.request import GenerationRequest
 class ModelLoading:
     model: str
     device: str
+    note: str = ""  # e.g. what will happen given the device's free memory
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ImageFinished:
     request: GenerationRequest  # the single-image request (its own seed)
     path: Path
     image: np.ndarray
+    note: str = ""  # something the artist should know about this image (e.g. a VAE retried in fp32)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +29,16 @@ from studio.core.events import (
 )
 from studio.core.outputs import OutputWriter
 from studio.core.request import GenerationRequest, Mode
+from studio.core.model_detect import Family, ModelInfo, inspect_model
+from studio.core.model_hash import file_sha256, short_hash
 from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
 from studio.engine.image_inputs import prepare_img2img, prepare_inpaint
-from studio.engine.loader import check_model_folder, load_pipeline, pipeline_for_mode
+from studio.engine.loader import load_pipeline, load_vae_file, move_to_device, pipeline_for_mode
+from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
 from studio.engine.schedulers import make_scheduler
+from studio.engine.vae import VaeDecoder
 
 
 @dataclass
@@ -45,7 +49,13 @@ class LoadedModel:
     pipe: object  # the pipeline as loaded (txt2img, or inpaint for 9-channel models)
     previewer: LatentPreviewer
     base_scheduler_config: dict
+    info: ModelInfo
+    decoder: VaeDecoder
     views: dict = field(default_factory=dict)  # Mode -> pipeline sharing pipe's components
+    vae_path: str = ""  # the single-file VAE in use; "" = the model's own
+    own_vae: object = None
+    hash_thread: threading.Thread | None = None
+    sha256: str = ""
 
     @property
     def inpaint_only(self) -> bool:
@@ -54,8 +64,20 @@ class LoadedModel:
     def pipeline(self, mode: Mode):
         """The pipeline for a mode, made once with from_pipe: same weights, no copy, no reload."""
         if mode not in self.views:
-            self.views[mode] = pipeline_for_mode(self.pipe, mode)
+            self.views[mode] = pipeline_for_mode(self.pipe, self.info.family, mode)
         return self.views[mode]
+
+    def set_vae(self, vae) -> None:
+        for pipe in (self.pipe, *self.views.values()):
+            pipe.vae = vae
+            pipe.register_modules(vae=vae)
+
+    def model_hash(self) -> str:
+        """A1111's short hash of a single-file model ("" for folders); waits for the background hash."""
+        if self.hash_thread is not None:
+            self.hash_thread.join()
+            self.hash_thread = None
+        return short_hash(self.sha256) if self.sha256 else ""
 
 
 class Engine:
@@ -64,26 +86,65 @@ class Engine:
         self.emit = emit
         self.previews = previews
         self.device_choice = "auto"
+        self.memory = MemoryOptions()
         self.model: LoadedModel | None = None
 
     # -- models --------------------------------------------------------------------------
-    def load(self, path: str, device_choice: str | None = None) -> LoadedModel:
+    def load(self, path: str, device_choice: str | None = None, vae: str = "") -> LoadedModel:
         """Load (or keep) the model at `path` on the chosen device. Raises StudioError."""
         if device_choice is not None:
             self.device_choice = device_choice
         device, dtype = resolve_device(self.device_choice)
-        path = str(check_model_folder(path).resolve())
+        info = inspect_model(path)
+        path = str(info.path.resolve())
         if self.model and (self.model.path, self.model.device) == (path, device):
+            self.use_vae(vae)
             return self.model
-        self.emit(ModelLoading(path, device))
+        self.emit(ModelLoading(path, device, load_note(info, device, self.memory)))
         started = time.perf_counter()
         self.unload()
-        pipe = load_pipeline(path, device, dtype)
-        self.model = LoadedModel(
-            path, device, dtype, pipe, previewer_for(Path(path), pipe.vae), dict(pipe.scheduler.config)
+        # A checkpoint without its own VAE needs the chosen one at load time.
+        pipe = load_pipeline(info, device, dtype, vae_path=None if info.has_vae else (vae or None))
+        move_to_device(pipe, info, device, self.memory.cpu_offload)
+        self.memory.apply(pipe, device)
+        model = LoadedModel(
+            path, device, dtype, pipe, previewer_for(Path(path), pipe.vae), dict(pipe.scheduler.config), info,
+            VaeDecoder(info),
         )
+        model.own_vae = pipe.vae if info.has_vae else None
+        model.vae_path = "" if info.has_vae else vae
+        model.decoder.reset(model.vae_path)
+        if info.single_file:
+            model.hash_thread = threading.Thread(target=self._hash, args=(model,), name="model-hash", daemon=True)
+            model.hash_thread.start()
+        self.model = model
+        self.use_vae(vae)
         self.emit(ModelLoaded(path, device, str(dtype).removeprefix("torch."), time.perf_counter() - started))
         return self.model
+
+    @staticmethod
+    def _hash(model: LoadedModel) -> None:
+        try:
+            model.sha256 = file_sha256(model.path)
+        except OSError:
+            model.sha256 = ""
+
+    def use_vae(self, vae: str) -> None:
+        """Decode with a single-file VAE ("" = the model's own), swapping only the VAE."""
+        model = self.model
+        if model is None or (vae or "") == model.vae_path:
+            return
+        if not vae:
+            if model.own_vae is None:
+                raise StudioError(ErrorKind.BAD_INPUT, f"{model.info.name} has no VAE of its own; choose one in the VAE picker.")
+            new = model.own_vae
+        else:
+            new = load_vae_file(vae, model.info, model.dtype)
+            if not self.memory.cpu_offload:
+                new.to(model.device)
+        model.set_vae(new)
+        model.vae_path = vae or ""
+        model.decoder.reset(model.vae_path)
 
     def unload(self) -> None:
         if self.model is not None:
@@ -96,24 +157,27 @@ class Engine:
         paths: list[Path] = []
         try:
             request = request.validated()
-            model = self.load(request.model)
+            model = self.load(request.model, vae=request.vae)
             self.emit(JobStarted(request))
             started = time.perf_counter()
             for index in range(request.batch_count):
                 if cancel.is_set():
                     raise GenerationCancelled
                 single = request.for_image(index)
-                pixels = self._run_one(model, single, index, cancel)
+                pixels, note = self._run_one(model, single, index, cancel)
+                single = replace(single, model_hash=model.model_hash())
                 path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
                 paths.append(path)
-                self.emit(ImageFinished(index, single, path, pixels))
+                self.emit(ImageFinished(index, single, path, pixels, note))
             self.emit(JobFinished(request, tuple(paths), time.perf_counter() - started))
         except GenerationCancelled:
             self.emit(JobCancelled(request, tuple(paths)))
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the user as data
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure reaches the user
             if is_out_of_memory(exc):
                 free_device_memory()
             self.emit(JobFailed(to_studio_error(exc), request))
+            if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+                raise  # Ctrl+C in a terminal still stops `studio generate`
         finally:
             if self.model is not None:
                 # An exception from the callback skips this inside the pipeline; it re-arms
@@ -139,26 +203,25 @@ class Engine:
             return tensors
 
         generator = torch.Generator("cpu").manual_seed(request.seed)  # same noise on every device
+        if model.info.family is Family.SDXL:
+            # SDXL's size and crop conditioning: the picture as asked, uncropped.
+            size = (request.height, request.width)
+            inputs = {**inputs, "original_size": size, "target_size": size, "crops_coords_top_left": (0, 0)}
+        self.memory.apply_for_size(pipe, request.width * request.height)
         result = pipe(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
             num_inference_steps=request.steps,
             guidance_scale=request.guidance,
             generator=generator,
-            output_type="np",
+            output_type="latent",  # decoded below, where a half-precision overflow can be retried
             callback_on_step_end=on_step_end,
             callback_on_step_end_tensor_inputs=["latents"],
             **inputs,
         )
-        image = result.images[0]
-        if not np.isfinite(image).all():
-            raise StudioError(
-                ErrorKind.INTERNAL,
-                "The model produced an invalid (NaN) image.",
-                "This can happen in half precision on some devices; try the CPU device.",
-            )
+        image, note = model.decoder.decode(pipe, result.images)
         pixels = (image * 255).round().clip(0, 255).astype(np.uint8)
-        return inpaint.composite(pixels) if inpaint else pixels
+        return (inpaint.composite(pixels) if inpaint else pixels), note
 
     def _mode_inputs(self, model: LoadedModel, request: GenerationRequest):
         """(pipeline, its image arguments, inpaint job or None) for the request's mode.

@@ -1,112 +1,185 @@
-"""Loading an SD 1.x model from a diffusers-format folder: offline, safetensors only."""
+"""Loading SD 1.x, SD 2.x and SDXL models: diffusers folders and single-file checkpoints.
+
+Offline always: single files get their component configs and CLIP tokenizers from resources/,
+never from the Hub. Only .safetensors weights are read; pickles are refused (they can run code).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 
 from studio.core.errors import ErrorKind, StudioError
+from studio.core.model_detect import Family, ModelInfo, inspect_model
+from studio.core.request import Mode
+from studio.core.safetensors_header import read_header
 from studio.engine.errors import is_out_of_memory
 
-SUPPORTED_CLASSES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
-_HINT_FOLDER = "Choose a diffusers model folder: the one that holds model_index.json, unet/, vae/ and text_encoder/."
+_LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError)
 
 
-def check_model_folder(path: str | Path) -> Path:
-    """The folder, or a StudioError saying in plain words why it is not a usable model."""
-    folder = Path(path).expanduser()
-    if not folder.exists():
-        raise StudioError(ErrorKind.MODEL_NOT_FOUND, f"No model found at {folder}.", _HINT_FOLDER)
-    if folder.is_file():
-        if folder.suffix.lower() in (".safetensors", ".ckpt", ".pt", ".bin"):
-            raise StudioError(
-                ErrorKind.BAD_MODEL,
-                f"{folder.name} is a single-file checkpoint; the studio loads diffusers-format folders.",
-                _HINT_FOLDER,
-            )
-        raise StudioError(ErrorKind.BAD_MODEL, f"{folder} is a file, not a model folder.", _HINT_FOLDER)
-    index = folder / "model_index.json"
-    if not index.is_file():
-        raise StudioError(ErrorKind.BAD_MODEL, f"{folder} has no model_index.json.", _HINT_FOLDER)
-    try:
-        class_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise StudioError(ErrorKind.BAD_MODEL, f"The model_index.json in {folder} is damaged ({exc}).") from exc
-    if class_name not in SUPPORTED_CLASSES:
-        raise StudioError(
-            ErrorKind.BAD_MODEL,
-            f"{folder.name} is a {class_name or 'unknown'} model; this version runs Stable Diffusion 1.x models.",
-        )
-    return folder
+def pipeline_classes(family: Family) -> dict[Mode, type]:
+    """The txt2img / img2img / inpaint pipeline classes of a family (all share one set of weights)."""
+    import diffusers
+
+    if family is Family.SDXL:
+        names = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
+    else:
+        names = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
+    return {mode: getattr(diffusers, name) for mode, name in zip((Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT), names)}
 
 
-def _unet_in_channels(folder: Path) -> int:
-    try:
-        return int(json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8")).get("in_channels", 4))
-    except (OSError, ValueError, TypeError):
-        return 4  # let from_pretrained report the real problem
-
-
-def pipeline_for_mode(pipe, mode):
+def pipeline_for_mode(pipe, family: Family, mode: Mode):
     """A pipeline for txt2img / img2img / inpaint that shares `pipe`'s components (from_pipe)."""
-    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline
-
-    from studio.core.request import Mode
-
-    cls = {
-        Mode.TXT2IMG: StableDiffusionPipeline,
-        Mode.IMG2IMG: StableDiffusionImg2ImgPipeline,
-        Mode.INPAINT: StableDiffusionInpaintPipeline,
-    }[mode]
-    if isinstance(pipe, cls) and type(pipe) is cls:
+    cls = pipeline_classes(family)[mode]
+    if type(pipe) is cls:
         return pipe
     view = cls.from_pipe(pipe)
     view.set_progress_bar_config(disable=True)
     return view
 
 
-def load_pipeline(path: str | Path, device: str, dtype: torch.dtype):
-    """An SD 1.x pipeline on `device`: txt2img, or inpaint for a 9-channel inpainting model.
-    Never fetches anything; never unpickles weights."""
-    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+def _load_class(info: ModelInfo) -> type:
+    """9-channel inpainting UNets load as the inpaint pipeline, everything else as txt2img."""
+    return pipeline_classes(info.family)[Mode.INPAINT if info.inpaint else Mode.TXT2IMG]
+
+
+def _tokenizers(info: ModelInfo) -> dict:
+    from studio.engine.clip_tokenizers import clip_tokenizer
+
+    if info.family is Family.SDXL:
+        return {"tokenizer": clip_tokenizer("<|endoftext|>"), "tokenizer_2": clip_tokenizer("!")}
+    return {"tokenizer": clip_tokenizer("!" if info.family is Family.SD2 else "<|endoftext|>")}
+
+
+def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
+    """A standalone VAE (.safetensors, original or diffusers layout) for this model's family."""
+    from diffusers import AutoencoderKL
+
+    from studio.engine.model_configs import config_dir
+
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".safetensors":
+        raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is not a .safetensors VAE; the studio reads only .safetensors files.")
+    header = read_header(path)
+    names = header.tensors
+    if any(k.startswith("model.diffusion_model.") for k in names):
+        raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is a whole checkpoint, not a VAE.", "Choose it as the model instead.")
+    template = config_dir(info.config_name)
+    try:
+        if "decoder.up_blocks.0.resnets.0.conv1.weight" in names:  # diffusers layout (e.g. sdxl-vae-fp16-fix)
+            from safetensors.torch import load_file
+
+            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(template), subfolder="vae"))
+            vae.load_state_dict(load_file(str(path)))
+            vae = vae.to(dtype)
+        elif any(k.startswith(("encoder.down.", "first_stage_model.encoder.down.", "decoder.up.")) for k in names):
+            vae = AutoencoderKL.from_single_file(
+                str(path), config=str(template), subfolder="vae", local_files_only=True, torch_dtype=dtype
+            )
+        else:
+            raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is not a VAE (no encoder or decoder found).")
+    except _LOAD_ERRORS as exc:
+        raise StudioError(
+            ErrorKind.BAD_MODEL,
+            f"Could not load the VAE {path.name}: {' '.join(str(exc).split())[:200]}",
+            f"Check that it is a VAE made for {info.family.label} models.",
+        ) from exc
+    return vae.eval()
+
+
+def _from_single_file(info: ModelInfo, dtype: torch.dtype, vae_path: str | None):
+    from studio.engine.checkpoint_config import checkpoint_config_dir
+
+    header = read_header(info.path)  # validated before diffusers reads a byte of tensor data
+    extra = _tokenizers(info)
+    if not info.has_vae:
+        if not vae_path:
+            raise StudioError(
+                ErrorKind.BAD_MODEL,
+                f"{info.path.name} has no VAE inside it.",
+                "Choose a VAE for it in the VAE picker (or pass --vae FILE).",
+            )
+        extra["vae"] = load_vae_file(vae_path, info, dtype)
+    if info.family is not Family.SDXL:
+        extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    config = checkpoint_config_dir(info, header)
+    return _load_class(info).from_single_file(
+        str(info.path), config=str(config), local_files_only=True, torch_dtype=dtype, **extra
+    )
+
+
+def _from_folder(info: ModelInfo, dtype: torch.dtype):
+    extra = {}
+    if info.family is not Family.SDXL:
+        extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return _load_class(info).from_pretrained(
+        str(info.path),
+        dtype=dtype,
+        use_safetensors=True,  # pickled .bin/.ckpt weights can run code: refuse them
+        local_files_only=True,
+        **extra,
+    )
+
+
+def is_v_prediction_sd2(unet) -> bool:
+    """A1111's test for SD 2.x checkpoints that do not say: at t=999 a v-prediction UNet's output
+    is far below its input on a flat grey latent, an epsilon UNet's is not
+    (A1111 modules/sd_models_config.py, is_using_v_parameterization_for_sd2)."""
+    param = next(unet.parameters())
+    with torch.no_grad():
+        x = torch.full((1, unet.config.in_channels, 8, 8), 0.5, device=param.device, dtype=param.dtype)
+        context = torch.full((1, 2, unet.config.cross_attention_dim), 0.5, device=param.device, dtype=param.dtype)
+        out = unet(x, torch.tensor([999], device=param.device), encoder_hidden_states=context).sample
+        return (out.float() - x.float()[:, :4]).mean().item() < -1
+
+
+def load_pipeline(info: ModelInfo, device: str, dtype: torch.dtype, vae_path: str | None = None):
+    """The model's pipeline on `device` (txt2img, or inpaint for a 9-channel model). Raises StudioError."""
     from diffusers.utils import logging as diffusers_logging
 
-    folder = check_model_folder(path)
     diffusers_logging.disable_progress_bar()
-    cls = StableDiffusionInpaintPipeline if _unet_in_channels(folder) == 9 else StableDiffusionPipeline
     try:
-        pipe = cls.from_pretrained(
-            str(folder),
-            dtype=dtype,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-            use_safetensors=True,  # pickled .bin/.ckpt weights can run code: refuse them
-            local_files_only=True,
-        )
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        pipe = _from_single_file(info, dtype, vae_path) if info.single_file else _from_folder(info, dtype)
+    except StudioError:
+        raise
+    except _LOAD_ERRORS as exc:
+        if is_out_of_memory(exc) or isinstance(exc, MemoryError):
+            raise StudioError(
+                ErrorKind.OUT_OF_MEMORY,
+                f"{info.name} does not fit in memory.",
+                "Close other programs, or enable model CPU offload.",
+            ) from exc
         text = " ".join(str(exc).split())[:240]
         raise StudioError(
             ErrorKind.BAD_MODEL,
-            f"Could not load the model in {folder.name}: {text}",
-            "The folder may be incomplete or damaged, or hold only pickled (.bin/.ckpt) weights; "
-            "the studio loads .safetensors weights only.",
+            f"Could not load {info.name} ({info.label}): {text}",
+            "The file or folder may be incomplete or damaged (download it again), or hold only pickled "
+            "(.bin/.ckpt) weights; the studio loads .safetensors weights only.",
         ) from exc
     pipe.set_progress_bar_config(disable=True)
+    if info.single_file and info.family is Family.SD2 and info.prediction is None and not info.inpaint:
+        if not is_v_prediction_sd2(pipe.unet):  # the shipped SD 2.x config says v; this one is not
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type="epsilon")
+    logging.getLogger(__name__).info("loaded %s (%s) as %s", info.path, info.label, dtype)
+    return pipe
+
+
+def move_to_device(pipe, info: ModelInfo, device: str, offload: bool = False) -> None:
+    """Put the pipeline on its device, or let accelerate stream it there (model CPU offload)."""
     try:
-        pipe.to(device)
+        if offload and device != "cpu":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
     except RuntimeError as exc:
         if is_out_of_memory(exc):
             raise StudioError(
                 ErrorKind.OUT_OF_MEMORY,
-                f"{folder.name} does not fit in the {device.upper()} memory.",
-                "Close other programs using the GPU, or choose the CPU device.",
+                f"{info.name} does not fit in the {device.upper()} memory.",
+                "Turn on model CPU offload (Memory options), close other programs using the GPU, or choose the CPU device.",
             ) from exc
         raise StudioError(ErrorKind.DEVICE, f"Could not move the model to {device}: {exc}") from exc
-    if device == "mps":
-        pipe.enable_attention_slicing()  # MPS is memory-bound on large attention maps
-    logging.getLogger(__name__).info("loaded %s on %s (%s)", folder, device, dtype)
-    return pipe
+

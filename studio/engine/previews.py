@@ -1,8 +1,8 @@
 """Cheap step previews: the x0 estimate mapped to RGB by a linear per-channel transform.
 
 rgb = x0(C) . M(C x 3) + bias, in [-1, 1], applied to *scaled* latents (what the UNet sees).
-A model folder may ship its own factors in latent_preview.json; SD 1.x gets the community
-factors (InvokeAI step_callback.py); any other VAE is calibrated once at load time.
+A model folder may ship its own factors in latent_preview.json; SD 1.x/2.x get the community
+factors (InvokeAI step_callback.py), SDXL ComfyUI's; any other VAE is calibrated once at load time.
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ SD15_FACTORS = [
     [-0.1307, -0.1874, -0.7445],
 ]
 SD15_SCALING = 0.18215
+# SDXL (ComfyUI comfy/latent_formats.py SDXL, with its bias; see research/anchors-mission.md §2)
+SDXL_FACTORS = [
+    [0.3651, 0.4232, 0.4341],
+    [-0.2533, -0.0042, 0.1068],
+    [0.1076, 0.1111, -0.0362],
+    [-0.3165, -0.2492, -0.2188],
+]
+SDXL_BIAS = [0.1084, -0.0175, -0.0011]
+SDXL_SCALING = 0.13025
 
 
 class LatentPreviewer:
@@ -57,7 +66,9 @@ def previewer_for(model_dir: Path, vae) -> LatentPreviewer:
             pass  # fall through: a bad preview file must never block generation
     scaling = float(vae.config.get("scaling_factor", 1.0) or 1.0)
     if vae.config.latent_channels == 4 and abs(scaling - SD15_SCALING) < 1e-4:
-        return LatentPreviewer(SD15_FACTORS)
+        return LatentPreviewer(SD15_FACTORS)  # SD 1.x and SD 2.x share this VAE
+    if vae.config.latent_channels == 4 and abs(scaling - SDXL_SCALING) < 1e-4:
+        return LatentPreviewer(SDXL_FACTORS, SDXL_BIAS)
     return calibrate(vae)
 
 

@@ -1,0 +1,113 @@
+"""Reading and checking a .safetensors header without torch and without reading the tensors.
+
+A .safetensors file is: an 8-byte little-endian header length N, N bytes of JSON
+({name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}), then the data.
+Checking the header first turns a truncated, zero-filled or lying multi-GB file into one clear
+message, instead of diffusers' fallback reading the whole file into memory before it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.core.errors import ErrorKind, StudioError
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
+DTYPE_BYTES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    path: Path
+    file_size: int
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def shape(self, name: str) -> tuple[int, ...] | None:
+        info = self.tensors.get(name)
+        return info.shape if info else None
+
+    def has_prefix(self, prefix: str) -> bool:
+        return any(name.startswith(prefix) for name in self.tensors)
+
+    def dtypes(self) -> set[str]:
+        return {info.dtype for info in self.tensors.values()}
+
+
+def _bad(path: Path, why: str) -> StudioError:
+    return StudioError(
+        ErrorKind.BAD_MODEL,
+        f"{path.name} is not a valid .safetensors file: {why}.",
+        "The file may be incomplete (an interrupted download) or damaged; download it again.",
+    )
+
+
+def read_header(path: str | Path) -> SafetensorsHeader:
+    """The checked header of a .safetensors file, or a StudioError (BAD_MODEL) saying what is wrong.
+
+    Checks: the length fits the file, the JSON is an object of well-formed entries, and every
+    tensor's bytes lie inside the file and match its dtype and shape."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise StudioError(ErrorKind.MODEL_NOT_FOUND, f"No file at {path}.")
+        file_size = path.stat().st_size
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise _bad(path, "it is too short to hold a header")
+            (length,) = struct.unpack("<Q", prefix)
+            if length == 0 or length > MAX_HEADER_BYTES or 8 + length > file_size:
+                raise _bad(path, "its header length does not fit the file")
+            raw = handle.read(length)
+    except OSError as exc:
+        raise StudioError(ErrorKind.BAD_MODEL, f"Could not read {path.name}: {exc.strerror or exc}.") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _bad(path, "its header is not readable JSON") from exc
+    if not isinstance(data, dict):
+        raise _bad(path, "its header is not a JSON object")
+    data_size = file_size - 8 - length
+    metadata = data.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise _bad(path, "its metadata is not a JSON object")
+    tensors: dict[str, TensorInfo] = {}
+    for name, entry in data.items():
+        tensors[name] = _check_entry(path, name, entry, data_size)
+    if not tensors:
+        raise _bad(path, "it holds no tensors")
+    return SafetensorsHeader(path, file_size, tensors, {str(k): str(v) for k, v in metadata.items()})
+
+
+def _check_entry(path: Path, name: str, entry: object, data_size: int) -> TensorInfo:
+    if not isinstance(entry, dict):
+        raise _bad(path, f"the entry for {name[:80]!r} is malformed")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in DTYPE_BYTES:
+        raise _bad(path, f"tensor {name[:80]!r} has an unknown type {str(dtype)[:20]!r}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise _bad(path, f"tensor {name[:80]!r} has a malformed shape")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        or not 0 <= offsets[0] <= offsets[1] <= data_size
+    ):
+        raise _bad(path, f"tensor {name[:80]!r} lies outside the file (truncated?)")
+    if offsets[1] - offsets[0] != math.prod(shape) * DTYPE_BYTES[dtype]:
+        raise _bad(path, f"tensor {name[:80]!r} has the wrong number of bytes for its shape")
+    return TensorInfo(dtype, tuple(shape))

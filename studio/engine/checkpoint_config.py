@@ -1,0 +1,197 @@
+"""Component configs for a single-file checkpoint, read off its tensor shapes.
+
+diffusers needs a diffusers-layout config folder to open a single file; it would fetch one from
+the Hub. We ship one per family (resources/model-configs/) and adjust the values a checkpoint's
+shapes decide (channels, depths, text encoder sizes), as ComfyUI's model detection does. For
+the official architectures nothing changes and the shipped folder is used as it is; a variant
+(a pruned SDXL, a test's tiny model) gets a patched copy in the studio's cache folder.
+
+What shapes cannot tell (attention head counts, norm groups, activations) follows each family's
+convention: SD 1.x UNets have 8 heads, SD 2.x and SDXL heads of 64 channels, CLIP text
+encoders heads of 64 channels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+from studio.core.model_detect import Family, ModelInfo
+from studio.core.paths import data_home
+from studio.core.safetensors_header import SafetensorsHeader
+
+UNET = "model.diffusion_model."
+VAE = "first_stage_model."
+# (diffusers subfolder, key prefix, layout) of each text encoder, by family
+TEXT_ENCODERS = {
+    Family.SD1: (("text_encoder", "cond_stage_model.transformer.text_model.", "hf"),),
+    Family.SD2: (("text_encoder", "cond_stage_model.model.", "openclip"),),
+    Family.SDXL: (
+        ("text_encoder", "conditioner.embedders.0.transformer.text_model.", "hf"),
+        ("text_encoder_2", "conditioner.embedders.1.model.", "openclip"),
+    ),
+}
+
+
+def _indices(header: SafetensorsHeader, pattern: str) -> list[int]:
+    regex = re.compile(pattern)
+    found = {int(m.group(1)) for name in header.tensors if (m := regex.match(name))}
+    return sorted(found)
+
+
+def unet_config(header: SafetensorsHeader, family: Family, template: dict) -> dict:
+    """The UNet config of an LDM-layout UNet: levels, channels, depths, conditioning sizes."""
+    config = dict(template)
+    first = header.shape(UNET + "input_blocks.0.0.weight")
+    config["in_channels"] = first[1]
+    config["out_channels"] = header.shape(UNET + "out.2.weight")[0]
+    levels: list[dict] = [{"channels": None, "resnets": 0, "depth": 0}]
+    for k in _indices(header, re.escape(UNET) + r"input_blocks\.(\d+)\.")[1:]:
+        block = f"{UNET}input_blocks.{k}."
+        if header.shape(block + "0.op.weight") is not None:  # a downsampler closes the level
+            levels.append({"channels": None, "resnets": 0, "depth": 0})
+            continue
+        level = levels[-1]
+        level["resnets"] += 1
+        level["channels"] = header.shape(block + "0.out_layers.3.weight")[0]
+        depth = len(_indices(header, re.escape(block) + r"1\.transformer_blocks\.(\d+)\."))
+        level["depth"] = max(level["depth"], depth)
+    channels = [level["channels"] for level in levels]
+    config["block_out_channels"] = channels
+    config["layers_per_block"] = levels[0]["resnets"]
+    attention = [level["depth"] > 0 for level in levels]
+    config["down_block_types"] = ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention]
+    config["up_block_types"] = ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)]
+    mid_depth = len(_indices(header, re.escape(UNET) + r"middle_block\.1\.transformer_blocks\.(\d+)\."))
+    for name, info in header.tensors.items():
+        if name.startswith(UNET) and name.endswith("attn2.to_k.weight"):
+            config["cross_attention_dim"] = info.shape[1]
+            break
+    for name, info in header.tensors.items():
+        if name.startswith(UNET) and name.endswith(".proj_in.weight"):
+            config["use_linear_projection"] = len(info.shape) == 2
+            break
+    if family is Family.SD1:
+        config["attention_head_dim"] = 8
+    else:
+        config["attention_head_dim"] = [max(1, c // 64) for c in channels]
+    if family is Family.SDXL:
+        depths = [level["depth"] or 1 for level in levels]
+        config["transformer_layers_per_block"] = depths
+        if mid_depth and mid_depth != depths[-1]:
+            config["transformer_layers_per_block"] = depths[:-1] + [mid_depth]
+        adm = header.shape(UNET + "label_emb.0.0.weight")
+        projection = header.shape("conditioner.embedders.1.model.text_projection")
+        if adm is not None:
+            config["projection_class_embeddings_input_dim"] = adm[1]
+            if projection is not None:
+                config["addition_time_embed_dim"] = (adm[1] - projection[1]) // 6
+    return config
+
+
+def vae_config(header: SafetensorsHeader, template: dict, prefix: str = VAE) -> dict:
+    config = dict(template)
+    levels = _indices(header, re.escape(prefix) + r"encoder\.down\.(\d+)\.")
+    channels = [header.shape(f"{prefix}encoder.down.{i}.block.0.conv2.weight")[0] for i in levels]
+    config["block_out_channels"] = channels
+    config["layers_per_block"] = len(_indices(header, re.escape(prefix) + r"encoder\.down\.0\.block\.(\d+)\."))
+    config["down_block_types"] = ["DownEncoderBlock2D"] * len(channels)
+    config["up_block_types"] = ["UpDecoderBlock2D"] * len(channels)
+    config["latent_channels"] = header.shape(prefix + "encoder.conv_out.weight")[0] // 2
+    return config
+
+
+def text_encoder_config(header: SafetensorsHeader, prefix: str, layout: str, template: dict) -> dict:
+    config = dict(template)
+    if layout == "hf":
+        vocab, hidden = header.shape(prefix + "embeddings.token_embedding.weight")
+        positions = header.shape(prefix + "embeddings.position_embedding.weight")[0]
+        layers = len(_indices(header, re.escape(prefix) + r"encoder\.layers\.(\d+)\."))
+        intermediate = header.shape(prefix + "encoder.layers.0.mlp.fc1.weight")[0]
+    else:  # OpenCLIP
+        vocab, hidden = header.shape(prefix + "token_embedding.weight")
+        positions = header.shape(prefix + "positional_embedding")[0]
+        layers = len(_indices(header, re.escape(prefix) + r"transformer\.resblocks\.(\d+)\."))
+        if layers == 24 and prefix.startswith("cond_stage_model."):
+            layers = 23  # SD 2.x uses the penultimate layer; diffusers drops the last (its ignore list)
+        intermediate = header.shape(prefix + "transformer.resblocks.0.mlp.c_fc.weight")[0]
+        projection = header.shape(prefix + "text_projection")
+        if projection is not None and prefix.startswith("conditioner.embedders.1."):  # SDXL's pooled output
+            config["projection_dim"] = projection[1]
+    config.update(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        max_position_embeddings=positions,
+        num_hidden_layers=layers,
+        intermediate_size=intermediate,
+        num_attention_heads=max(1, hidden // 64),
+    )
+    return config
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _drop_defaults(config: dict, template: dict, cls: type) -> dict:
+    """Keys the template leaves out, set to the class's own default, change nothing: drop them
+    so an official checkpoint compares equal to its shipped config."""
+    import inspect
+
+    defaults = {
+        name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty
+    }
+    return {
+        k: v
+        for k, v in config.items()
+        if k in template or k not in defaults or _plain(defaults[k]) != v
+    }
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def checkpoint_config_dir(info: ModelInfo, header: SafetensorsHeader) -> Path:
+    """A diffusers config folder that fits this checkpoint: the shipped one, or a patched copy."""
+    from studio.engine.model_configs import config_dir
+
+    template_dir = config_dir(info.config_name)
+    configs: dict[str, dict] = {}
+    unet_t = _read(template_dir / "unet" / "config.json")
+    from diffusers import UNet2DConditionModel
+
+    configs["unet"] = _drop_defaults(unet_config(header, info.family, unet_t), unet_t, UNet2DConditionModel)
+    if info.has_vae:
+        configs["vae"] = vae_config(header, _read(template_dir / "vae" / "config.json"))
+    for folder, prefix, layout in TEXT_ENCODERS[info.family]:
+        template = _read(template_dir / folder / "config.json")
+        configs[folder] = text_encoder_config(header, prefix, layout, template)
+    scheduler = _read(template_dir / "scheduler" / "scheduler_config.json")
+    if info.prediction:
+        scheduler["prediction_type"] = info.prediction
+    if info.zero_snr:
+        scheduler.update(rescale_betas_zero_snr=True, timestep_spacing="trailing")
+    configs["scheduler"] = scheduler
+    changed = {
+        name: config
+        for name, config in configs.items()
+        if config != _read(template_dir / name / ("scheduler_config.json" if name == "scheduler" else "config.json"))
+    }
+    if not changed:
+        return template_dir
+    digest = hashlib.sha1(json.dumps([info.config_name, changed], sort_keys=True).encode()).hexdigest()[:16]
+    target = data_home() / "cache" / "model-configs" / f"{info.config_name}-{digest}"
+    if not (target / "model_index.json").is_file():
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(template_dir, staging)
+        for name, config in changed.items():
+            file = "scheduler_config.json" if name == "scheduler" else "config.json"
+            (staging / name / file).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
