@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,8 +20,13 @@ from studio.core.atomic import write_text_atomic
 from studio.core.metadata import read_metadata
 from studio.core.paths import data_home
 from studio.core.request import GenerationRequest, Mode
+from studio.core.settings import clamp_number, request_in_range
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# An entry is a few KB (two prompts of at most 20,000 characters, escaped, plus the request);
+# a longer line is damage, and is skipped without ever being held in memory whole.
+MAX_LINE_BYTES = 1_000_000
+_READ_BLOCK = 64 * 1024
 
 
 def history_file() -> Path:
@@ -48,16 +54,39 @@ class HistoryEntry:
         data = json.loads(line)
         if not isinstance(data, dict) or not isinstance(data.get("path"), str):
             raise ValueError("not a history entry")
-        entry = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-        if not isinstance(entry.prompt, str) or not isinstance(entry.fields, dict):
-            raise ValueError("bad history entry")
-        return entry
+        return cls(**_valid_entry_fields(data))
 
     def generation_request(self) -> GenerationRequest | None:
+        """The stored request, numbers clamped into range; None when it cannot be read."""
         try:
-            return GenerationRequest.from_dict(self.request) if self.request else None
+            return request_in_range(GenerationRequest.from_dict(self.request)) if self.request else None
         except (ValueError, TypeError):
             return None
+
+
+def _valid_entry_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """An index line's values, validated: ValueError when the texts are not texts; numbers
+    clamped into range (or dropped), so a damaged or hand-edited line cannot overflow a widget."""
+    for key in ("prompt", "negative_prompt"):
+        if not isinstance(data.get(key, ""), str):
+            raise ValueError("bad history entry")
+    if not isinstance(data.get("fields", {}), dict):
+        raise ValueError("bad history entry")
+    values: dict[str, Any] = {k: data[k] for k in HistoryEntry.__dataclass_fields__ if k in data}
+    for key in ("seed", "width", "height"):
+        if key in values:
+            values[key] = clamp_number(key, values[key])
+    when = values.get("time", 0.0)
+    values["time"] = float(when) if type(when) in (int, float) and abs(when) < 1e12 else 0.0
+    fields = {}
+    for key, value in values.get("fields", {}).items():
+        clamped = clamp_number(key, value)
+        if clamped is not None:
+            fields[key] = clamped
+    values["fields"] = fields
+    if not isinstance(values.get("request"), dict):
+        values["request"] = None
+    return values
 
 
 def entry_for(path: Path, request: GenerationRequest, when: float | None = None) -> HistoryEntry:
@@ -98,14 +127,17 @@ class History:
         self._entries = {}
         self.damaged = False
         try:
-            text = self.index_path.read_text(encoding="utf-8", errors="replace")
+            lines = list(self._read_lines())
         except FileNotFoundError:
             return []
         except OSError as exc:
             self.damaged = True
             return [f"The history index could not be read ({exc})."]
         bad = 0
-        for line in text.splitlines():
+        for line in lines:
+            if line is None:  # over MAX_LINE_BYTES
+                bad += 1
+                continue
             if not line.strip():
                 continue
             try:
@@ -178,6 +210,27 @@ class History:
         return len(found)
 
     # files
+    def _read_lines(self):
+        """The index's lines as text; None for a line over MAX_LINE_BYTES, which is skipped in
+        blocks and never held whole. A FIFO or other non-file is refused (it could block)."""
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+        fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise OSError("the history index is not a regular file")
+            while True:
+                line = handle.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    return
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    while True:  # skip the rest of the overlong line
+                        rest = handle.readline(_READ_BLOCK)
+                        if not rest or rest.endswith(b"\n"):
+                            break
+                    yield None
+                    continue
+                yield line.decode("utf-8", errors="replace").rstrip("\r\n")
+
     def _append(self, entry: HistoryEntry) -> None:
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.index_path, "a+b") as handle:

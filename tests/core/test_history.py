@@ -1,5 +1,8 @@
 import json
 import os
+from pathlib import Path
+
+import pytest
 
 from PIL import Image, PngImagePlugin
 
@@ -138,3 +141,51 @@ def test_img2img_entry_keeps_strength(tmp_path):
     entry = history.add(tmp_path / "x.png", request)
     assert entry.fields["strength"] == 0.4
     assert "strength" not in history.add(tmp_path / "y.png", GenerationRequest(prompt="q")).fields
+
+
+# -- damaged and hostile index lines (issue 9, items 4 and 9) ----------------------------------
+def _entry_line(path, **changes):
+    data = json.loads(HistoryEntry(str(path), "p", seed=1, width=64, height=64, time=1.0).to_json())
+    return json.dumps(data | changes) + "\n"
+
+
+def test_an_overlong_line_is_skipped_without_being_read_whole(tmp_path):
+    import tracemalloc
+
+    index = tmp_path / "history.jsonl"
+    with open(index, "w", encoding="utf-8") as handle:
+        handle.write(_entry_line(tmp_path / "a.png"))
+        handle.write('{"path": "' + "x" * 8_000_000 + '"}\n')  # 8 MB: a damaged (or hostile) line
+        handle.write(_entry_line(tmp_path / "b.png"))
+    history = History(index)
+    tracemalloc.start()
+    try:
+        warnings = history.load()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [Path(e.path).name for e in history.entries()] == ["b.png", "a.png"]
+    assert history.damaged and "1 damaged line" in warnings[0]
+    assert peak < 3_000_000  # the old reader held the whole file (8 MB+) as one string
+
+
+def test_index_numbers_are_clamped_and_bad_ones_dropped(tmp_path):
+    index = tmp_path / "history.jsonl"
+    request = GenerationRequest("x").to_dict() | {"steps": 2**40, "seed": 2**64}
+    index.write_text(_entry_line(tmp_path / "a.png", seed=2**64, width=10**20, height="tall", time=1e400,
+                                 fields={"steps": 2**31, "guidance": -5, "seed": "?"}, request=request))
+    history = History(index)
+    assert history.load() == []
+    entry = history.entries()[0]
+    assert (entry.seed, entry.width, entry.height, entry.time) == (2**32 - 1, 4096, None, 0.0)
+    assert entry.fields == {"steps": 150, "guidance": 0.0}
+    restored = entry.generation_request()
+    assert (restored.steps, restored.seed) == (150, 2**32 - 1)
+
+
+def test_a_fifo_index_does_not_block(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "history.jsonl")
+    history = History(tmp_path / "history.jsonl")
+    assert "could not be read" in history.load()[0]
