@@ -1,0 +1,178 @@
+"""The shipped per-family diffusers configs build the official architectures.
+
+Every UNet, VAE and text encoder is instantiated on the meta device (no memory, no weights) and
+must have exactly the parameter count of the official model; the values a count cannot see
+(activation, attention layout, prediction type, latent scale) are checked by name.
+"""
+
+import json
+import socket
+
+import diffusers
+import pytest
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from studio.engine.clip_tokenizers import clip_tokenizer
+from studio.engine.model_configs import FAMILY_CONFIGS, config_dir
+
+# Official parameter counts (UNet, VAE, text_encoder, text_encoder_2).
+SD15_UNET, SD2_UNET, SDXL_UNET = 859_520_964, 865_910_724, 2_567_463_684
+SD_VAE = 83_653_863
+CLIP_L, OPENCLIP_H_23, OPENCLIP_BIGG_PROJ = 123_060_480, 340_387_840, 694_659_840
+# An inpainting UNet's conv_in reads 9 channels instead of 4: 5 * 320 * 3 * 3 more weights.
+INPAINT_EXTRA = 5 * 320 * 3 * 3
+
+EXPECTED = {
+    "sd15": (SD15_UNET, SD_VAE, CLIP_L, None),
+    "sd15-inpaint": (SD15_UNET + INPAINT_EXTRA, SD_VAE, CLIP_L, None),
+    "sd2-v": (SD2_UNET, SD_VAE, OPENCLIP_H_23, None),
+    "sd2-base": (SD2_UNET, SD_VAE, OPENCLIP_H_23, None),
+    "sd2-inpaint": (SD2_UNET + INPAINT_EXTRA, SD_VAE, OPENCLIP_H_23, None),
+    "sdxl": (SDXL_UNET, SD_VAE, CLIP_L, OPENCLIP_BIGG_PROJ),
+    "sdxl-inpaint": (SDXL_UNET + INPAINT_EXTRA, SD_VAE, CLIP_L, OPENCLIP_BIGG_PROJ),
+}
+FAMILIES = sorted(FAMILY_CONFIGS)
+
+
+def read(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_every_family_is_checked():
+    assert set(EXPECTED) == set(FAMILY_CONFIGS)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_components_have_the_official_parameter_counts(family):
+    folder = config_dir(family)
+    unet_n, vae_n, te_n, te2_n = EXPECTED[family]
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
+        text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+        text_encoder_2 = None
+        if te2_n is not None:
+            text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(folder / "text_encoder_2"))
+    assert next(unet.parameters()).device.type == "meta"  # nothing was allocated
+    assert n_params(unet) == unet_n
+    assert n_params(vae) == vae_n
+    assert n_params(text_encoder) == te_n
+    if te2_n is None:
+        assert not (folder / "text_encoder_2").exists()
+    else:
+        assert n_params(text_encoder_2) == te2_n
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_values_a_parameter_count_cannot_see(family):
+    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
+    unet, vae = read(folder / "unet" / "config.json"), read(folder / "vae" / "config.json")
+    te = read(folder / "text_encoder" / "config.json")
+    assert unet["in_channels"] == entry.in_channels
+    assert unet["sample_size"] * 8 == entry.native_width == entry.native_height  # default size = native size
+    if family.startswith("sd15"):
+        assert unet["attention_head_dim"] == 8 and not unet.get("use_linear_projection", False)
+        assert te["hidden_act"] == "quick_gelu"
+    elif family.startswith("sd2"):
+        assert unet["attention_head_dim"] == [5, 10, 20, 20] and unet["use_linear_projection"] is True
+        assert unet["cross_attention_dim"] == 1024 and te["hidden_act"] == "gelu" and te["num_hidden_layers"] == 23
+        # The 768 v-model overflows fp16 attention without upcasting (as in the official config).
+        assert unet.get("upcast_attention", False) is (family == "sd2-v")
+    else:
+        assert unet["attention_head_dim"] == [5, 10, 20] and unet["use_linear_projection"] is True
+        assert unet["transformer_layers_per_block"] == [1, 2, 10] and unet["cross_attention_dim"] == 2048
+        assert unet["addition_embed_type"] == "text_time" and unet["addition_time_embed_dim"] == 256
+        assert unet["projection_class_embeddings_input_dim"] == 2816
+        assert te["hidden_act"] == "quick_gelu"
+        assert read(folder / "text_encoder_2" / "config.json")["hidden_act"] == "gelu"
+    if entry.is_sdxl:
+        assert vae["scaling_factor"] == 0.13025 and vae["force_upcast"] is True  # SDXL's VAE overflows in fp16
+    else:
+        assert vae["scaling_factor"] == 0.18215
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pipeline_folder_loads_and_its_scheduler_builds(family):
+    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
+    pipeline_class = getattr(diffusers, entry.pipeline_class)
+    index = pipeline_class.load_config(folder)
+    assert index["_class_name"] == entry.pipeline_class
+    components = {k: v for k, v in index.items() if isinstance(v, list) and len(v) == 2}
+    for name, (library, class_name) in components.items():
+        if library is None:
+            assert name in ("safety_checker", "feature_extractor") and class_name is None
+            continue
+        assert (folder / name).is_dir(), name
+    if "safety_checker" in components:
+        assert index["requires_safety_checker"] is False
+    scheduler_class = getattr(diffusers, components["scheduler"][1])
+    scheduler = scheduler_class.from_config(scheduler_class.load_config(folder / "scheduler"))
+    assert type(scheduler) is scheduler_class
+    assert scheduler.config.prediction_type == entry.prediction_type
+    assert scheduler.config.beta_schedule == "scaled_linear" and scheduler.config.num_train_timesteps == 1000
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tokenizer_folders_hold_only_the_special_tokens(family):
+    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
+    names = ("tokenizer", "tokenizer_2")[: len(entry.tokenizer_pads)]
+    for name, pad in zip(names, entry.tokenizer_pads):
+        files = sorted(p.name for p in (folder / name).iterdir())
+        assert files == ["special_tokens_map.json", "tokenizer_config.json"]  # the vocab is shipped once
+        assert read(folder / name / "special_tokens_map.json")["pad_token"] == pad
+        config = read(folder / name / "tokenizer_config.json")
+        assert config["pad_token"] == pad and config["model_max_length"] == 77
+    assert not (folder / "tokenizer_2").exists() or len(entry.tokenizer_pads) == 2
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_from_single_file_opens_offline_with_the_shipped_folder(family, tmp_path, monkeypatch):
+    """The way the loader will call diffusers, sockets blocked. The weight-bearing components are
+    passed in (built on the meta device), so diffusers reads only our folder: the layout, the
+    scheduler config and the null safety checker."""
+    from safetensors.torch import save_file
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("from_single_file tried to reach the network")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
+    checkpoint = tmp_path / "model.safetensors"
+    save_file({"unused": torch.zeros(1)}, str(checkpoint))
+    with torch.device("meta"):
+        parts = {
+            "unet": UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
+            "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
+            "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
+        }
+        if entry.is_sdxl:
+            config_2 = CLIPTextConfig.from_pretrained(folder / "text_encoder_2")
+            parts["text_encoder_2"] = CLIPTextModelWithProjection(config_2)
+    parts["tokenizer"] = clip_tokenizer(entry.tokenizer_pads[0])
+    if entry.is_sdxl:
+        parts["tokenizer_2"] = clip_tokenizer(entry.tokenizer_pads[1])
+    pipeline_class = getattr(diffusers, entry.pipeline_class)
+    pipe = pipeline_class.from_single_file(str(checkpoint), config=str(folder), local_files_only=True, **parts)
+    assert type(pipe) is pipeline_class
+    assert pipe.scheduler.config.prediction_type == entry.prediction_type
+    assert pipe.unet.config.sample_size * pipe.vae_scale_factor == entry.native_width
+    if hasattr(pipe, "safety_checker"):
+        assert pipe.safety_checker is None and pipe.config.requires_safety_checker is False
+
+
+def test_no_version_bookkeeping_in_the_shipped_configs():
+    for path in config_dir("sd15").parent.rglob("*.json"):
+        data = read(path)
+        assert not {"_diffusers_version", "transformers_version", "_name_or_path", "torch_dtype"} & set(data), path
+
+
+def test_unknown_family_is_a_key_error():
+    with pytest.raises(KeyError):
+        config_dir("sd3")
