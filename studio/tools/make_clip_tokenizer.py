@@ -7,10 +7,11 @@ repository); the studio works offline and never reaches a hub, so we ship the tw
 `resources/clip-tokenizer/` and build `transformers.CLIPTokenizer` objects from them
 (`studio.engine.clip_tokenizers`).
 
-Source: `bpe_simple_vocab_16e6.txt.gz`, the merge list OpenAI ships in the CLIP repository
-(github.com/openai/CLIP, clip/bpe_simple_vocab_16e6.txt.gz) and open-clip-torch ships as
-`open_clip/bpe_simple_vocab_16e6.txt.gz` in its wheel (sha256 924691ac288e5440...d6804a for
-both). Get it without installing open-clip-torch:
+Source: `bpe_simple_vocab_16e6.txt.gz`, the merge list OpenAI published with CLIP
+(github.com/openai/CLIP, clip/bpe_simple_vocab_16e6.txt.gz), which open-clip-torch ships as
+`open_clip/bpe_simple_vocab_16e6.txt.gz` in its wheel (3.3.0: sha256
+924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a). Get it from PyPI without
+installing open-clip-torch (and without adding it as a dependency):
 
     .venv/bin/pip download --no-deps -d /tmp/oc open-clip-torch
     cd /tmp/oc && unzip -o open_clip_torch-*.whl open_clip/bpe_simple_vocab_16e6.txt.gz
@@ -55,7 +56,8 @@ def bytes_to_unicode() -> dict[int, str]:
 
 
 def read_merges(source_gz: Path) -> list[tuple[str, str]]:
-    lines = gzip.open(source_gz, "rt", encoding="utf-8").read().split("\n")
+    with gzip.open(source_gz, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
     merges = [tuple(line.split()) for line in lines[_MERGE_LINES]]
     bad = [m for m in merges if len(m) != 2]
     if bad:

@@ -69,3 +69,27 @@ def test_exclamation_marks_match_openclip_unless_bang_is_the_pad():
 def test_one_shared_tokenizer_per_pad_token():
     assert clip_tokenizer(PAD_EOS) is clip_tokenizer(PAD_EOS)
     assert clip_tokenizer(PAD_EOS) is not clip_tokenizer(PAD_BANG)
+
+
+def test_the_tool_rebuilds_the_committed_files_from_a_clip_merge_list(tmp_path):
+    """Re-gzip the committed merges in the layout of bpe_simple_vocab_16e6.txt.gz (a header line,
+    the merges, then more merges CLIP never uses) and run the tool: same bytes come out."""
+    import gzip
+
+    from studio.tools import make_clip_tokenizer as tool
+
+    merges = (tokenizer_dir() / "merges.txt").read_text(encoding="utf-8").splitlines()[1:]
+    source = tmp_path / "bpe_simple_vocab_16e6.txt.gz"
+    with gzip.open(source, "wt", encoding="utf-8") as f:
+        f.write('"bpe_simple_vocab_16e6.txt#version: 0.2\n' + "\n".join(merges + ["unused merge"] * 3) + "\n")
+    assert tool.main([str(source), "--out", str(tmp_path / "out")]) == 0
+    for name in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "out" / name).read_bytes() == (tokenizer_dir() / name).read_bytes(), name
+
+
+def test_the_tools_byte_alphabet_is_clips():
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    from studio.tools.make_clip_tokenizer import bytes_to_unicode as ours
+
+    assert ours() == bytes_to_unicode()
