@@ -1,6 +1,9 @@
 """Writing finished images: PNG with A1111 `parameters` plus the full request as JSON.
 
-Every image is on disk before the window shows it, under a name that never overwrites.
+Every image is on disk before the window shows it, under a name that never overwrites. Writes
+are atomic (atomic.py): the companions (copies of the inputs) first, then the PNG to a
+temporary file that takes its final name only when complete, so a crash or a full disk never
+leaves a 0-byte or truncated image under a final name.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from studio.core.atomic import write_bytes_atomic
-
+from studio.core.atomic import write_bytes_atomic, write_bytes_new
 from studio.core.infotext import format_infotext
 from studio.core.request import GenerationRequest
 
@@ -44,18 +46,30 @@ def read_request(path: Path) -> GenerationRequest | None:
     return GenerationRequest.from_dict(json.loads(text)) if text else None
 
 
-def _companions(path: Path, request: GenerationRequest) -> GenerationRequest:
-    """Copy the request's input image and mask beside the result (NAME-init.png, NAME-mask.png)
-    and point the request at the copies, so a result can be replayed after its inputs are gone."""
-    changes = {}
-    for field_name, suffix in (("init_image", "init"), ("mask", "mask")):
-        source = getattr(request, field_name)
-        if source:
-            target = path.with_name(f"{path.stem}-{suffix}.png")
-            with Image.open(source) as image:
-                image.save(target, format="PNG")
-            changes[field_name] = str(target)
-    return replace(request, **changes) if changes else request
+def _companion_paths(path: Path, request: GenerationRequest) -> dict[str, Path]:
+    """Where the request's input image and mask are copied beside the result: NAME-init.png,
+    NAME-mask.png (so a result can be replayed after its inputs are gone)."""
+    return {
+        field_name: path.with_name(f"{path.stem}-{suffix}.png")
+        for field_name, suffix in (("init_image", "init"), ("mask", "mask"))
+        if getattr(request, field_name)
+    }
+
+
+def _write_companions(request: GenerationRequest, targets: dict[str, Path]) -> None:
+    """Copy the inputs to `targets`, each atomically; on failure none of them is left."""
+    written: list[Path] = []
+    try:
+        for field_name, target in targets.items():
+            buffer = io.BytesIO()
+            with Image.open(getattr(request, field_name)) as image:
+                image.save(buffer, format="PNG")
+            write_bytes_atomic(target, buffer.getvalue())
+            written.append(target)
+    except BaseException:
+        for target in written:
+            target.unlink(missing_ok=True)
+        raise
 
 
 class OutputWriter:
@@ -65,24 +79,29 @@ class OutputWriter:
         self.root = Path(root)
 
     def save(self, image: Image.Image, request: GenerationRequest) -> tuple[Path, GenerationRequest]:
-        """(path, the request as recorded in the file: its inputs point at the copies beside it)."""
+        """(path, the request as recorded in the file: its inputs point at the copies beside it).
+        Raises OSError when the image could not be written; then nothing is left behind."""
         folder = self.root / _dt.date.today().isoformat()
         folder.mkdir(parents=True, exist_ok=True)
         number = self._next_number(folder)
         while True:
             path = folder / f"{number:05d}-{request.seed}.png"
-            try:
-                # 'x' mode: fails rather than overwrite, even if another process raced us.
-                handle = open(path, "xb")  # noqa: SIM115
-            except FileExistsError:
+            if os.path.lexists(path):
                 number += 1
                 continue
-            with handle:
-                request = _companions(path, request)
-                handle.write(png_bytes(image, request))
-                handle.flush()
-                os.fsync(handle.fileno())
-            return path, request
+            companions = _companion_paths(path, request)
+            _write_companions(request, companions)
+            recorded = replace(request, **{k: str(v) for k, v in companions.items()}) if companions else request
+            try:
+                write_bytes_new(path, png_bytes(image, recorded))  # refuses a name taken meanwhile
+            except FileExistsError:
+                number += 1  # another process took this number between our check and the write
+                continue
+            except BaseException:
+                for companion in companions.values():
+                    companion.unlink(missing_ok=True)
+                raise
+            return path, recorded
 
     @staticmethod
     def _next_number(folder: Path) -> int:
@@ -100,7 +119,11 @@ def save_input(pixels, folder: Path) -> Path:
     array = np.ascontiguousarray(pixels)
     digest = hashlib.sha1(array.tobytes() + str(array.shape).encode()).hexdigest()[:20]
     path = Path(folder) / f"{digest}.png"
-    if not path.exists():
+    try:
+        complete = path.stat().st_size > 0  # a 0-byte file is what a crash left before saves were atomic
+    except OSError:
+        complete = False
+    if not complete:
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         Image.fromarray(array).save(buffer, format="PNG", compress_level=1)  # fast: runs on Generate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -36,14 +37,48 @@ def inputs_dir() -> Path:
     return data_home() / "inputs"
 
 
+def _shipped_folder(package: str, source_name: str) -> Path:
+    """A data folder shipped with the studio: inside an installed wheel it is the package
+    `package` (pyproject.toml maps the repository's top-level folder onto it); in the source
+    tree and editable installs, the top-level folder `source_name` itself.
+
+    The folders have no __init__.py (they hold only data), so they install as namespace
+    packages; their spec's search location is the real folder, which diffusers needs as a path.
+    """
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(location).is_dir():
+            return Path(location)
+    return Path(__file__).resolve().parent.parent.parent / source_name
+
+
 def resources_dir() -> Path:
-    """The repository's (or installed package's) resources/ folder."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "resources", here / "resources"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "resources"
+    """resources/ (icons, configs, tokenizers, the demo model), wherever the studio is installed."""
+    return _shipped_folder("studio._resources", "resources")
+
+
+def builtin_presets_dir() -> Path:
+    """presets/ (the built-in presets), wherever the studio is installed."""
+    return _shipped_folder("studio._presets", "presets")
 
 
 def demo_model_dir() -> Path:
     return resources_dir() / "demo-model"
+
+
+def startup_cleanup() -> int:
+    """Remove temporary files that saves killed mid-write left in the studio's folders (the
+    data folder: settings, session, history; presets; inputs; each day folder of outputs).
+    Call once at start, before anything is saved. Returns how many were removed; never raises."""
+    from studio.core.atomic import clean_stale_temp_files
+
+    home = data_home()
+    folders = [home, home / "presets", inputs_dir()]
+    try:
+        folders += [entry for entry in outputs_dir().iterdir() if entry.is_dir() and not entry.is_symlink()]
+    except OSError:
+        pass
+    return sum(clean_stale_temp_files(folder) for folder in folders)

@@ -49,7 +49,9 @@ PRESET_FIELDS: tuple[str, ...] = (
     "model",
 )
 SEED_MODES = ("random", "fixed")
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+# Device names Windows reserves in any folder, with any extension: COM0-9 and LPT0-9 include the
+# superscript digits ¹²³ (Microsoft's "Naming Files, Paths, and Namespaces").
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789¹²³")}
 _UNSAFE_CHARS = re.compile(r"[^\w .\-()+,&']", re.UNICODE)
 
 
@@ -87,7 +89,7 @@ def safe_file_stem(name: str) -> str:
     'CON' and friends are neutralised, not passed through)."""
     stem = _UNSAFE_CHARS.sub("_", unicodedata.normalize("NFC", name))
     stem = re.sub(r"\.{2,}", "_", stem).strip(" .")
-    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+    if stem.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:  # Windows ignores the trailing spaces
         stem = "_" + stem
     return stem[:80] or "preset"
 
@@ -275,8 +277,10 @@ def parse_preset_file(path: Path) -> tuple[list[Preset], list[str]]:
 
 
 def builtin_presets_dir() -> Path:
-    """presets/ at the repository (or install) root, beside resources/."""
-    return Path(__file__).resolve().parent.parent.parent / "presets"
+    """presets/ at the repository root, or shipped inside the installed package (paths.py)."""
+    from studio.core.paths import builtin_presets_dir as shipped
+
+    return shipped()
 
 
 def user_presets_dir() -> Path:

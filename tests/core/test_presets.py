@@ -149,6 +149,18 @@ def test_safe_file_stem():
     assert safe_file_stem("") == "preset"
 
 
+@pytest.mark.parametrize("name", ["COM¹", "com²", "LPT³", "COM0", "LPT0", "COM9", "lpt1", "AUX", "nul", "PRN",
+                                  "COM¹.txt", "CON.tar.gz", "NUL .json", "Con ", "LPT².x"])
+def test_every_windows_reserved_device_name_is_made_safe(name):
+    stem = safe_file_stem(name)
+    assert stem.startswith("_") and stem[1:].casefold() == name.strip(" .").casefold()
+
+
+@pytest.mark.parametrize("name", ["COM10", "CONSOLE", "LPT", "COMA", "my CON", "nul-ish"])
+def test_names_that_only_look_reserved_are_kept(name):
+    assert safe_file_stem(name) == name
+
+
 def test_two_names_with_same_stem_get_different_files(store, tmp_path):
     store.save("a/b", Settings(steps=2), ["steps"])
     store.save("a\\b", Settings(steps=3), ["steps"])
