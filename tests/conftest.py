@@ -48,3 +48,20 @@ def open_window(qtbot, tmp_path):
     yield open_with
     for engine in threads:
         assert engine.stop(20000), "engine thread did not stop"
+
+
+@pytest.fixture(scope="session")
+def tiny_family_dir(tmp_path_factory):
+    """A factory: tiny_family_dir("sd1" | "sd2" | "sdxl", in_channels=4) -> a diffusers folder of
+    that tiny model (studio.engine.tiny_model.save_tiny_family, seed 0), built once per session."""
+    from studio.engine.tiny_model import save_tiny_family
+
+    made = {}
+
+    def folder_for(family: str, in_channels: int = 4):
+        if (family, in_channels) not in made:
+            parent = tmp_path_factory.mktemp("family-models")
+            made[family, in_channels] = save_tiny_family(parent / f"tiny-{family}-{in_channels}ch", family, 0, in_channels)
+        return made[family, in_channels]
+
+    return folder_for
