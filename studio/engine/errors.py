@@ -8,6 +8,9 @@ from studio.core.errors import ErrorKind, StudioError
 from studio.core.request import InvalidRequest
 
 _OOM_MARKERS = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "MPS backend out of memory")
+# torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory" (Linux, macOS) or
+# "... not enough memory" (Windows). Running out of RAM is as recoverable as running out of VRAM.
+_CPU_OOM_MARKERS = ("DefaultCPUAllocator", "can't allocate memory", "not enough memory")
 
 
 class GenerationCancelled(Exception):
@@ -15,9 +18,11 @@ class GenerationCancelled(Exception):
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+    """GPU or CPU memory ran out (torch's OOM errors, the CPU allocator's, Python's MemoryError)."""
+    if isinstance(exc, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
         return True
-    return isinstance(exc, RuntimeError) and any(m.lower() in str(exc).lower() for m in _OOM_MARKERS)
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(m.lower() in text for m in _OOM_MARKERS + _CPU_OOM_MARKERS)
 
 
 def to_studio_error(exc: BaseException) -> StudioError:
