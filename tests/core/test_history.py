@@ -3,7 +3,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from PIL import Image, PngImagePlugin
 
 from studio.core.history import History, HistoryEntry, history_file
