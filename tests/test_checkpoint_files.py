@@ -15,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 from diffusers import DiffusionPipeline
 from safetensors.torch import load_file
 
-from studio.engine.tiny_model import CLIP_VOCAB_SIZE, build_tiny_family, save_tiny_family
+from studio.engine.tiny_model import CLIP_VOCAB_SIZE, build_tiny_family
 from tests import checkpoint_files as cf
 
 CASES = [("sd1", 4), ("sd1", 9), ("sd2", 4), ("sdxl", 4), ("sdxl", 9)]
@@ -117,13 +117,20 @@ def test_tiny_family_follows_the_real_rules(family):
     assert max(ids) < CLIP_VOCAB_SIZE
 
 
+def test_each_pipeline_owns_its_tokenizer():
+    first, second = build_tiny_family("sd1"), build_tiny_family("sd1")
+    first.tokenizer.add_tokens(["<my-embedding>"])
+    assert len(second.tokenizer) == CLIP_VOCAB_SIZE
+
+
 def test_same_seed_same_weights_other_seed_differs():
     a, b, c = (build_tiny_family("sdxl", seed).unet.conv_in.weight for seed in (3, 3, 4))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_saved_family_folder_loads_as_its_pipeline(tmp_path):
-    folder = save_tiny_family(tmp_path / "xl-inpaint", "sdxl", in_channels=9)
+@pytest.mark.slow
+def test_saved_family_folder_loads_as_its_pipeline(tiny_family_dir):
+    folder = tiny_family_dir("sdxl", 9)  # save_tiny_family, shared with the end-to-end tests
     loaded = DiffusionPipeline.from_pretrained(folder, local_files_only=True)
     assert type(loaded).__name__ == "StableDiffusionXLInpaintPipeline"
     assert loaded.unet.config.in_channels == 9
