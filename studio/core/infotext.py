@@ -42,8 +42,14 @@ def format_infotext(request: GenerationRequest) -> str:
         "Seed": str(request.seed),
         "Size": f"{request.width}x{request.height}",
     }
+    if request.model_hash:
+        params["Model hash"] = request.model_hash
     if request.model:
-        params["Model"] = Path(request.model).name or request.model
+        model = Path(request.model)
+        # A1111 writes a checkpoint's file stem ("sd_xl_base_1.0"); a folder keeps its whole name.
+        params["Model"] = (model.stem if model.suffix.lower() == ".safetensors" else model.name) or request.model
+    if request.vae:
+        params["VAE"] = Path(request.vae).name
     if request.mode is not Mode.TXT2IMG:
         params["Denoising strength"] = f"{request.strength:g}"
     if request.mode is Mode.INPAINT:  # A1111's own keys and wording

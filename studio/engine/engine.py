@@ -146,6 +146,15 @@ class Engine:
         model.vae_path = vae or ""
         model.decoder.reset(model.vae_path)
 
+    def set_memory(self, options: MemoryOptions) -> None:
+        """New memory options; a change of CPU offload takes effect by reloading at the next job."""
+        if self.model is not None:
+            if options.cpu_offload != self.memory.cpu_offload:
+                self.unload()
+            else:
+                options.apply(self.model.pipe, self.model.device)
+        self.memory = options
+
     def unload(self) -> None:
         if self.model is not None:
             self.model = None

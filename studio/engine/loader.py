@@ -69,18 +69,23 @@ def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
         raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is a whole checkpoint, not a VAE.", "Choose it as the model instead.")
     template = config_dir(info.config_name)
     try:
-        if "decoder.up_blocks.0.resnets.0.conv1.weight" in names:  # diffusers layout (e.g. sdxl-vae-fp16-fix)
-            from safetensors.torch import load_file
+        from safetensors.torch import load_file
 
-            vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(template), subfolder="vae"))
+        config = AutoencoderKL.load_config(str(template), subfolder="vae")
+        if "decoder.up_blocks.0.resnets.0.conv1.weight" in names:  # diffusers layout (e.g. sdxl-vae-fp16-fix)
+            vae = AutoencoderKL.from_config(config)
             vae.load_state_dict(load_file(str(path)))
-            vae = vae.to(dtype)
-        elif any(k.startswith(("encoder.down.", "first_stage_model.encoder.down.", "decoder.up.")) for k in names):
-            vae = AutoencoderKL.from_single_file(
-                str(path), config=str(template), subfolder="vae", local_files_only=True, torch_dtype=dtype
-            )
+        elif any(k.startswith(("encoder.down.", "first_stage_model.encoder.down.")) for k in names):
+            from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+            from studio.engine.checkpoint_config import vae_config
+
+            prefix = "first_stage_model." if any(k.startswith("first_stage_model.") for k in names) else ""
+            vae = AutoencoderKL.from_config(vae_config(header, config, prefix))  # its sizes, from its shapes
+            vae.load_state_dict(convert_ldm_vae_checkpoint(load_file(str(path)), vae.config))
         else:
             raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is not a VAE (no encoder or decoder found).")
+        vae = vae.to(dtype)
     except _LOAD_ERRORS as exc:
         raise StudioError(
             ErrorKind.BAD_MODEL,
@@ -88,6 +93,13 @@ def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
             f"Check that it is a VAE made for {info.family.label} models.",
         ) from exc
     return vae.eval()
+
+
+def _no_extras(info: ModelInfo) -> dict:
+    """No safety checker (a local tool for artists) and no invisible watermark in SDXL pictures."""
+    if info.family is Family.SDXL:
+        return {"add_watermarker": False}
+    return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
 
 def _from_single_file(info: ModelInfo, dtype: torch.dtype, vae_path: str | None):
@@ -103,8 +115,7 @@ def _from_single_file(info: ModelInfo, dtype: torch.dtype, vae_path: str | None)
                 "Choose a VAE for it in the VAE picker (or pass --vae FILE).",
             )
         extra["vae"] = load_vae_file(vae_path, info, dtype)
-    if info.family is not Family.SDXL:
-        extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    extra.update(_no_extras(info))
     config = checkpoint_config_dir(info, header)
     return _load_class(info).from_single_file(
         str(info.path), config=str(config), local_files_only=True, torch_dtype=dtype, **extra
@@ -112,9 +123,7 @@ def _from_single_file(info: ModelInfo, dtype: torch.dtype, vae_path: str | None)
 
 
 def _from_folder(info: ModelInfo, dtype: torch.dtype):
-    extra = {}
-    if info.family is not Family.SDXL:
-        extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    extra = _no_extras(info)
     return _load_class(info).from_pretrained(
         str(info.path),
         dtype=dtype,

@@ -1,0 +1,146 @@
+"""The model library: every checkpoint and VAE in the folders the artist keeps them in.
+
+Folders are the studio's own (`models/checkpoints`, `models/vae`, `models/loras` under its data
+folder) plus any the artist adds. An A1111 `models/Stable-diffusion` or a ComfyUI
+`models/checkpoints` works as it is: their VAE and LoRA folders are found beside them
+(`VAE`/`vae`, `Lora`/`loras`). Scanning reads only file headers; run it off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.core.errors import StudioError
+from studio.core.model_detect import inspect_model
+from studio.core.paths import data_home
+
+MAX_DEPTH = 3  # model sites' archives nest a folder or two; deeper is someone's whole disk
+_VAE_DIRS = ("VAE", "vae")
+_LORA_DIRS = ("Lora", "loras", "lora", "LoRA")
+
+
+@dataclass(frozen=True)
+class LibraryModel:
+    path: str
+    name: str
+    label: str  # family, e.g. "SDXL", "SD 1.x inpainting"
+    size_bytes: int
+    single_file: bool
+
+    @property
+    def display(self) -> str:
+        """What the picker shows: name, family and size."""
+        size = f"{self.size_bytes / 1024**3:.1f} GB" if self.size_bytes >= 1024**3 else f"{self.size_bytes / 1024**2:.0f} MB"
+        return f"{self.name}  ·  {self.label}  ·  {size}"
+
+
+def own_models_dir() -> Path:
+    return data_home() / "models" / "checkpoints"
+
+
+def own_vae_dir() -> Path:
+    return data_home() / "models" / "vae"
+
+
+def own_lora_dir() -> Path:
+    return data_home() / "models" / "loras"
+
+
+def model_folders(extra: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """The studio's own checkpoint folder first, then the artist's, without duplicates."""
+    folders: list[Path] = []
+    for folder in (own_models_dir(), *(Path(p).expanduser() for p in extra if p)):
+        if folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def _siblings(folders: list[Path], names: tuple[str, ...], own: Path) -> list[Path]:
+    found = [own]
+    for folder in folders:
+        for name in names:
+            candidate = folder.parent / name
+            if candidate.is_dir() and candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def vae_folders(folders: list[Path]) -> list[Path]:
+    return _siblings(folders, _VAE_DIRS, own_vae_dir())
+
+
+def lora_folders(folders: list[Path]) -> list[Path]:
+    return _siblings(folders, _LORA_DIRS, own_lora_dir())
+
+
+def _walk(folder: Path, depth: int = 0):
+    """Files and model folders under `folder`, skipping hidden entries and unreadable folders."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir():
+                if (path / "model_index.json").is_file():
+                    yield path
+                elif depth < MAX_DEPTH and entry.name not in _VAE_DIRS + _LORA_DIRS:
+                    yield from _walk(path, depth + 1)
+            elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
+                yield path
+        except OSError:
+            continue
+
+
+def scan_models(folders: list[Path]) -> tuple[list[LibraryModel], list[str]]:
+    """(models found, one line per file that was skipped and why). Never raises."""
+    models: list[LibraryModel] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for folder in folders:
+        for path in _walk(folder):
+            key = str(path.resolve())
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                info = inspect_model(path)
+            except StudioError as exc:
+                skipped.append(exc.message)
+                continue
+            except (OSError, ValueError, RecursionError) as exc:
+                skipped.append(f"{path.name}: {exc}")
+                continue
+            models.append(LibraryModel(str(path), info.name, info.label, info.size_bytes, info.single_file))
+    return models, skipped
+
+
+def scan_vaes(folders: list[Path]) -> list[Path]:
+    """Single-file VAEs (.safetensors) in the VAE folders."""
+    found: list[Path] = []
+    for folder in folders:
+        for path in _walk(folder):
+            if path.is_file() and path not in found:
+                found.append(path)
+    return found
+
+
+def find_by_hash_or_name(models: list[LibraryModel], short_hash: str, name: str) -> LibraryModel | None:
+    """The library model a dropped image names: by A1111 short hash (cached hashes only), else by name."""
+    from studio.core.model_hash import cached_sha256
+
+    if short_hash:
+        for model in models:
+            full = cached_sha256(model.path) if model.single_file else None
+            if full and full.startswith(short_hash.lower()):
+                return model
+    if name:
+        for model in models:
+            if model.name == name or Path(model.path).name == name:
+                return model
+    return None
