@@ -74,8 +74,8 @@ class ModelInfo:
     def native_size(self) -> int:
         if self.family is Family.SDXL:
             return 1024
-        if self.family is Family.SD2 and self.prediction == "v_prediction" and not self.inpaint:
-            return 768
+        if self.family is Family.SD2 and self.prediction != "epsilon" and not self.inpaint:
+            return 768  # SD 2.x 768-v, the common one, unless the file says epsilon (2.x-base)
         return 512
 
 
