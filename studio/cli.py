@@ -43,7 +43,7 @@ THREADS_HELP = "CPU threads for torch (default: all cores but one; also STUDIO_C
 
 def _add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--model", help="diffusers model folder (default: the last one used, else the demo model)")
+    parser.add_argument("--model", help="checkpoint file or diffusers model folder (default: the last one used, else the demo model)")
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
     parser.add_argument("--threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     parser.add_argument("--exit-when-shown", action="store_true", help=argparse.SUPPRESS)
@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="make images without opening the window")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative", default="", help="negative prompt")
-    gen.add_argument("--model", dest="gen_model", help="diffusers model folder")
+    gen.add_argument("--model", dest="gen_model", help="a .safetensors checkpoint (SD 1.x, 2.x, SDXL) or diffusers model folder")
+    gen.add_argument("--vae", default="", help="a .safetensors VAE to decode with (default: the checkpoint's own)")
     gen.add_argument("--device", dest="gen_device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
     gen.add_argument("--threads", dest="gen_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, else 20)")

@@ -53,7 +53,7 @@ def build_request(args: Namespace) -> GenerationRequest:
     settings, _ = load_settings(settings_file())
     model = args.gen_model or args.model or effective_model(settings)
     if not model:
-        raise StudioError(ErrorKind.MODEL_NOT_FOUND, "No model given and no demo model installed.", "Pass --model FOLDER.")
+        raise StudioError(ErrorKind.MODEL_NOT_FOUND, "No model given and no demo model installed.", "Pass --model FILE_OR_FOLDER.")
     defaults = model_defaults(model)
     width, height = args.size or (defaults.width or 512, defaults.height or 512)
     return GenerationRequest(
@@ -68,6 +68,7 @@ def build_request(args: Namespace) -> GenerationRequest:
         sampler=args.sampler or defaults.sampler or DEFAULT_SAMPLER,
         batch_count=args.batch,
         model=str(Path(model).expanduser().resolve()),
+        vae=str(Path(args.vae).expanduser().resolve()) if getattr(args, "vae", "") else "",
     ).validated()
 
 
@@ -107,7 +108,7 @@ def generate(args: Namespace) -> int:
     writer = FileWriter(args.out, args.overwrite) if args.out else OutputWriter(outputs_dir())
     engine = Engine(writer, on_event, previews=False)
     try:
-        engine.load(request.model, args.gen_device or args.device or "auto")
+        engine.load(request.model, args.gen_device or args.device or "auto", vae=request.vae)
     except StudioError as exc:
         return _fail(str(exc))
     try:

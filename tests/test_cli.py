@@ -126,3 +126,32 @@ def test_threads_flag_reaches_the_engine_through_the_environment(monkeypatch):
     assert cpu_threads() == 3
     _use_threads(0)  # 0: automatic again
     assert ENV_VAR not in __import__("os").environ
+
+
+def test_generate_opens_a_single_file_sdxl_checkpoint_with_a_vae_file(tmp_path, studio_home):
+    import torch
+
+    from studio.engine.tiny_model import build_tiny_family
+    from tests.checkpoint_files import write_single_file, write_vae_only
+
+    pipe = build_tiny_family("sdxl")
+    model = write_single_file(pipe, tmp_path / "my_xl_model.safetensors", dtype=torch.float16)
+    vae = write_vae_only(tmp_path / "xl_vae.safetensors", pipe.vae)
+    out = tmp_path / "xl.png"
+    result = _run("generate", "--prompt", "a red circle", "--model", str(model), "--vae", str(vae), "--steps", "2",
+                  "--size", "64x64", "--out", str(out), env_home=studio_home)
+    assert result.returncode == 0, result.stderr
+    request = read_request(out)
+    assert request.vae == str(vae) and len(request.model_hash) == 10
+    from PIL import Image
+
+    text = Image.open(out).text["parameters"]
+    assert f"Model hash: {request.model_hash}, Model: my_xl_model, VAE: xl_vae.safetensors" in text
+
+
+def test_generate_refuses_a_lora_given_as_the_model(tmp_path, studio_home):
+    from tests.checkpoint_files import write_kohya_lora
+
+    lora = write_kohya_lora(tmp_path / "style.safetensors")
+    result = _run("generate", "--prompt", "x", "--model", str(lora), env_home=studio_home)
+    assert result.returncode != 0 and "is a LoRA" in result.stderr and "Traceback" not in result.stderr
