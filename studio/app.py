@@ -58,9 +58,11 @@ def build_main_window(worker, model: str | None = None, device: str | None = Non
     """Settings in, window on screen with its startup messages. `--model` and the fallback for a
     vanished model are for this run only: settings.json keeps just a model that loaded
     (MainWindow.remembered_model), so one bad choice cannot break every later start."""
-    from studio.core.paths import settings_file
+    from studio.core.paths import settings_file, startup_cleanup
     from studio.core.settings import apply_model_defaults, effective_model, load_settings
     from studio.ui.main_window import MainWindow
+
+    startup_cleanup()  # temp files a killed save left behind, before anything is written
 
     first_run = not settings_file().exists()
     settings, warning = load_settings(settings_file())
