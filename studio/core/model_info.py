@@ -8,7 +8,7 @@ its own (numbers clamped into the field's range), and a bad value loses only its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,27 @@ class ModelDefaults:
 
 
 def model_defaults(folder: str | Path) -> ModelDefaults:
-    """Defaults the model's author recommends; empty when absent or unreadable (never raises)."""
+    """Defaults the model's author recommends; without a recommended size, the size the model's
+    family was trained at (1024 for SDXL, 768 for SD 2.x v, else 512), read from the file's
+    tensor names and configs. Empty when nothing is known (never raises)."""
     data = read_json_object(Path(folder) / INFO_FILE, MAX_INFO_BYTES)
-    return defaults_from_dict(data) if data is not None else ModelDefaults()
+    defaults = defaults_from_dict(data) if data is not None else ModelDefaults()
+    if defaults.width is None:
+        side = _native_side(folder)
+        if side is not None:
+            defaults = replace(defaults, width=side, height=side)
+    return defaults
+
+
+def _native_side(path: str | Path) -> int | None:
+    """The family's native size; None for anything that is not a model the studio opens."""
+    from studio.core.errors import StudioError
+    from studio.core.model_detect import inspect_model
+
+    try:
+        return inspect_model(Path(path)).native_size
+    except (StudioError, OSError, ValueError, RecursionError):
+        return None
 
 
 def defaults_from_dict(data: dict[str, Any]) -> ModelDefaults:

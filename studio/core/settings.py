@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from studio.core.samplers import DEFAULT_SAMPLER, canonical_sampler
 SETTINGS_FORMAT = 1
 MAX_SETTINGS_BYTES = 1_000_000  # settings are ~1 KB; prompts are capped at 20,000 characters each
 DEVICE_NAMES = ("auto", "cuda", "mps", "cpu")  # the engine's choices (engine/devices.py)
+VAE_TILING_CHOICES = ("auto", "on", "off")  # engine/memory.py: "auto" tiles above 2048x2048
+MAX_MODEL_DIRS = 100  # a hand-edited list longer than this is someone's whole disk, not a library
 
 # Each number's valid range, as GenerationRequest.validated() checks it. Numbers read from any
 # file (settings, session, history, a model's studio.json, an image's metadata) are clamped
@@ -70,6 +72,11 @@ class Settings:
     inpaint_area: str = "whole"
     inpaint_padding: int = 32
     masked_content: str = "original"
+    model_dirs: list[str] = field(default_factory=list)  # model folders the artist added (A1111, ComfyUI...)
+    vae: str = ""  # a single-file VAE to decode with; "" = the checkpoint's own ("Automatic")
+    attention_slicing: bool = False
+    vae_tiling: str = "auto"  # "auto", "on" or "off"
+    cpu_offload: bool = False  # model CPU offload, for GPUs too small to hold the model
 
 
 def clamp_number(name: str, value: Any) -> int | float | None:
@@ -139,6 +146,11 @@ def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
         settings.sampler = canonical_sampler(settings.sampler)
     except ValueError:
         settings.sampler = DEFAULT_SAMPLER
+    if settings.vae_tiling not in VAE_TILING_CHOICES:
+        settings.vae_tiling = Settings.vae_tiling
+    if not all(isinstance(p, str) and 0 < len(p) <= MAX_PROMPT_CHARS for p in settings.model_dirs):
+        settings.model_dirs = []
+    settings.model_dirs = list(dict.fromkeys(settings.model_dirs))[:MAX_MODEL_DIRS]  # a fresh list, no repeats
     return settings, notes
 
 
@@ -219,6 +231,7 @@ def request_from_settings(
         inpaint_area=area,
         inpaint_padding=settings.inpaint_padding,
         masked_content=content,
+        vae=settings.vae,
     )
 
 
