@@ -34,6 +34,7 @@ class Script:
     load_error: StudioError | None = None
     requests: list = field(default_factory=list)
     loads: list = field(default_factory=list)
+    memory: list = field(default_factory=list)  # the MemoryOptions set_memory received, in order
     thread_ids: set = field(default_factory=set)
 
 
@@ -50,6 +51,10 @@ class FakeEngine:
             raise self.script.load_error
         self.emit(ModelLoading(path, device or "cpu"))
         self.emit(ModelLoaded(path, "cpu", "float32", 0.01))
+
+    def set_memory(self, options):
+        self.script.memory.append(options)
+        self.script.thread_ids.add(threading.get_ident())
 
     def generate(self, request, cancel: threading.Event):
         self.script.requests.append(request)

@@ -56,6 +56,7 @@ from studio.ui.canvas import CanvasView
 from studio.ui.canvas_toolbar import CanvasToolbar
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.images import rgb_from_qimage
+from studio.ui.model_picker import MemoryButton, ModelPicker, memory_options
 from studio.ui.progress import ProgressClock
 from studio.ui.recall import Recall
 from studio.ui.worker import EngineWorker
@@ -63,8 +64,10 @@ from studio.ui.worker import EngineWorker
 DEVICES = ("auto", "cuda", "mps", "cpu")
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
 NO_MODEL_TEXT = (
-    "No model chosen yet.\n\nClick “Choose model…” above and pick a Stable Diffusion 1.x model "
-    "folder in diffusers format (the folder that holds model_index.json)."
+    "No model chosen yet.\n\nOpen the Model list above: “Choose file or folder…” opens a Stable Diffusion "
+    "1.x, 2.x or SDXL checkpoint (.safetensors) or a diffusers folder; “Add model folder…” lists every "
+    "model in a folder you keep them in, such as A1111's models/Stable-diffusion or ComfyUI's "
+    "models/checkpoints."
 )
 
 
@@ -112,6 +115,8 @@ class MainWindow(QMainWindow):
         self._request = None
         self.last_image_path: Path | None = None
         self._clock = ProgressClock()
+        self._load_note = ""  # what ModelLoading said about memory; kept if the load fails
+        self._job_notes: list[str] = []  # ImageFinished notes of the running job
 
         self.panel = GenerationPanel()
         self.panel.load(settings)
@@ -134,19 +139,22 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Model")
         bar.setObjectName("modelToolbar")
         bar.setMovable(False)
-        self.model_label = QLabel()
-        self.model_label.setObjectName("modelLabel")
-        self.model_button = QPushButton("Choose model…")
-        self.model_button.setObjectName("modelButton")
-        self.model_button.setAccessibleName("Choose model folder")
+        # Bound methods, not a captured Settings: Recall replaces self.settings wholesale.
+        self.picker = ModelPicker(self._live_settings, self._save_settings, self)
+        self.model_combo = self.picker.model_combo
+        self.vae_combo = self.picker.vae_combo
+        self.memory_button = MemoryButton(self._live_settings, self._save_settings, self)
         self.device_combo = QComboBox()
         self.device_combo.setObjectName("deviceCombo")
         self.device_combo.setAccessibleName("Device")
         self.device_combo.addItems(DEVICES)
         self.device_combo.setCurrentText(self.settings.device if self.settings.device in DEVICES else "auto")
         bar.addWidget(QLabel(" Model: "))
-        bar.addWidget(self.model_label)
-        bar.addWidget(self.model_button)
+        bar.addWidget(self.model_combo)
+        bar.addWidget(QLabel("  VAE: "))
+        bar.addWidget(self.vae_combo)
+        bar.addSeparator()
+        bar.addWidget(self.memory_button)
         bar.addSeparator()
         bar.addWidget(QLabel(" Device: "))
         bar.addWidget(self.device_combo)
@@ -191,7 +199,10 @@ class MainWindow(QMainWindow):
             QShortcut(QKeySequence(keys), self, self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
         self.canvas.imagesDropped.connect(lambda paths: self.load_image_file(paths[0]))
-        self.model_button.clicked.connect(self.choose_model)
+        self.picker.modelChosen.connect(self.set_model)
+        self.picker.message.connect(self._status)
+        self.picker.problem.connect(self.banner.show_error)
+        self.memory_button.changed.connect(self._memory_changed)
         self.device_combo.currentTextChanged.connect(self._device_changed)
         w = self.worker
         # Bound methods only: a lambda's context would be the worker, so it would run in the
@@ -210,10 +221,12 @@ class MainWindow(QMainWindow):
     def model_path(self) -> str:
         return effective_model(self.settings)
 
+    def _live_settings(self) -> Settings:
+        return self.settings
+
     def _show_model_state(self) -> None:
         model = self.model_path()
-        self.model_label.setText(Path(model).name if model else "none")
-        self.model_label.setToolTip(model)
+        self.picker.show_current(model)
         if not model:
             self.canvas.show_message(NO_MODEL_TEXT)
             self._status("Choose a model to start.")
@@ -224,6 +237,13 @@ class MainWindow(QMainWindow):
         if self.recall.restore_session():
             self._status("Restored your last session.")
         self.recall.watch()
+        self.picker.sync()  # a restored session may name another VAE or memory options
+        self.memory_button.sync()
+        if memory_options(self.settings) != memory_options(Settings()):
+            # The engine starts with the defaults; only a change needs saying (and the first
+            # message imports the engine's memory module, i.e. torch, in the engine thread).
+            self.worker.set_memory(self.memory_button.options())
+        self.picker.rescan()
         if self.model_path():
             self.worker.load_model(self.model_path(), self.settings.device)
 
@@ -239,10 +259,14 @@ class MainWindow(QMainWindow):
         self.worker.load_model(path, self.settings.device)
 
     def choose_model(self) -> None:
-        start = self.settings.model or str(Path.home())
-        path = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder", start)
-        if path:
-            self.set_model(path)
+        """The picker's "Choose file or folder…": a .safetensors file or a diffusers folder."""
+        self.picker.choose_file()
+
+    def _memory_changed(self) -> None:
+        self.worker.set_memory(self.memory_button.options())
+        offload = "on: the model reloads at the next generation" if self.settings.cpu_offload else "off"
+        self._status(f"Memory options: attention slicing {'on' if self.settings.attention_slicing else 'off'}, "
+                     f"VAE tiling {self.settings.vae_tiling}, model CPU offload {offload}.")
 
     def _device_changed(self, device: str) -> None:
         self.settings.device = device
@@ -251,10 +275,12 @@ class MainWindow(QMainWindow):
             self.worker.load_model(self.model_path(), device)
 
     def _model_loading(self, event: ModelLoading) -> None:
-        self._status(f"Loading {Path(event.model).name} on {event.device}…")
+        self._load_note = event.note
+        self._status(_with_note(f"Loading {Path(event.model).name} on {event.device}…", event.note))
 
     def _model_loaded(self, event: ModelLoaded) -> None:
         self.model_ready = True
+        self._load_note = ""
         if Path(event.model) == Path(self.model_path()).expanduser().resolve() and self.remembered_model != self.settings.model:
             self.remembered_model = self.settings.model
             self._save_settings()
@@ -265,7 +291,8 @@ class MainWindow(QMainWindow):
     def _model_failed(self, error: StudioError) -> None:
         self.model_ready = False
         self.banner.show_error(error)
-        self._status("The model could not be loaded.")
+        self._status(_with_note("The model could not be loaded.", self._load_note))
+        self._load_note = ""
 
     # -- jobs -----------------------------------------------------------------------------
     def generate(self) -> None:
@@ -274,7 +301,8 @@ class MainWindow(QMainWindow):
         self.panel.store(self.settings)
         model = self.model_path()
         if not model:
-            self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, "No model chosen yet.", "Click “Choose model…” first."))
+            self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, "No model chosen yet.",
+                                               "Choose one in the Model list above."))
             return
         try:
             request = request_from_settings(self.settings, model, *self._save_inputs()).validated()
@@ -288,6 +316,7 @@ class MainWindow(QMainWindow):
         self.panel.set_running(True)
         self.progress.setRange(0, 0)  # busy until the first step reports its total
         self._clock.reset()
+        self._job_notes = []
         self._status("Starting…")
         self.worker.generate(request)
 
@@ -334,13 +363,15 @@ class MainWindow(QMainWindow):
         self.canvas.show_result(event.image, event.path)
         self.canvas_toolbar.sync()
         self.last_image_path = event.path
-        self._status(f"Saved {event.path}")
+        if event.note and event.note not in self._job_notes:
+            self._job_notes.append(event.note)
+        self._status(_with_note(f"Saved {event.path}", event.note))
 
     def _job_finished(self, event: JobFinished) -> None:
         self._end_job()
         self.progress.setValue(self.progress.maximum())
         saved = f"Saved {event.paths[-1]}" if event.paths else ""
-        self._status(f"Done in {event.seconds:.1f} s. {saved}")
+        self._status(_with_note(f"Done in {event.seconds:.1f} s. {saved}", " ".join(self._job_notes)))
         self.jobEnded.emit("finished")
 
     def _job_cancelled(self, event: JobCancelled) -> None:
@@ -465,3 +496,8 @@ class MainWindow(QMainWindow):
         self.recall.end_session()
         self.closing.emit()
         super().closeEvent(event)
+
+
+def _with_note(text: str, note: str) -> str:
+    """A status line with the engine's note for the artist (memory, a VAE retried in fp32), if any."""
+    return f"{text.rstrip()} {note}" if note else text

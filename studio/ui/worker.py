@@ -42,6 +42,7 @@ class EngineWorker(QObject):
 
     _generateRequested = Signal(object, object)  # (request, cancel event), to the worker thread
     _loadRequested = Signal(str, str)
+    _memoryRequested = Signal(object)  # a dict of MemoryOptions' fields
 
     def __init__(self, engine_factory: EngineFactory):
         super().__init__()
@@ -53,6 +54,7 @@ class EngineWorker(QObject):
         self._cancel: threading.Event | None = None
         self._generateRequested.connect(self._run_job)
         self._loadRequested.connect(self._load)
+        self._memoryRequested.connect(self._set_memory)
 
     # -- GUI thread API -------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> None:
@@ -66,6 +68,12 @@ class EngineWorker(QObject):
 
     def load_model(self, path: str, device: str) -> None:
         self._loadRequested.emit(path, device)
+
+    def set_memory(self, options: dict) -> None:
+        """New memory options, as a dict of studio.engine.memory.MemoryOptions' fields (the GUI
+        thread must not import the engine: it pulls in torch). A change of CPU offload takes
+        effect at the next load; the engine reloads for the next job."""
+        self._memoryRequested.emit(dict(options))
 
     def take_step(self) -> StepProgress | None:
         with self._lock:
@@ -86,6 +94,15 @@ class EngineWorker(QObject):
             self.modelFailed.emit(error)
         except Exception as exc:  # noqa: BLE001 - the thread must survive anything
             self.modelFailed.emit(StudioError(ErrorKind.INTERNAL, f"Loading failed: {exc}"))
+
+    @Slot(object)
+    def _set_memory(self, options: dict) -> None:
+        try:
+            from studio.engine.memory import MemoryOptions
+
+            self._engine_or_fail().set_memory(MemoryOptions(**options))
+        except Exception as exc:  # noqa: BLE001 - the thread must survive anything
+            self.modelFailed.emit(StudioError(ErrorKind.INTERNAL, f"The memory options could not be applied: {exc}"))
 
     @Slot(object, object)
     def _run_job(self, request: GenerationRequest, cancel: threading.Event) -> None:

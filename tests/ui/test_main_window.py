@@ -113,8 +113,8 @@ def test_no_model_says_how_to_choose_one(qtbot, make_window, script, monkeypatch
     monkeypatch.setattr("studio.core.settings.effective_model", lambda s: s.model)
     monkeypatch.setattr("studio.ui.main_window.effective_model", lambda s: s.model)
     window = make_window(Settings(model=""))
-    assert window.model_label.text() == "none"
-    assert "Choose model" in window.canvas._message.toPlainText()
+    assert window.model_combo.currentIndex() == -1 and window.model_combo.currentText() == ""  # the placeholder
+    assert "Choose file or folder" in window.canvas._message.toPlainText()
     window.generate()
     assert "No model chosen" in window.banner.label.text()
     assert script.loads == []
