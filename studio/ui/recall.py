@@ -42,6 +42,8 @@ class Recall(QObject):
         self.history_panel = HistoryPanel(self.history)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-io")
         self._added_while_rebuilding: list | None = None
+        # Connected before the rebuild starts: a rebuild that finishes first would emit into nothing.
+        self.historyRebuilt.connect(self._history_rebuilt)
         warnings = self.preset_bar.reload() + self._load_history()
         self.history_panel.refresh()
         if warnings:
@@ -61,7 +63,6 @@ class Recall(QObject):
         self.history_panel.viewRequested.connect(self.view_result)
         self.history_panel.restoreRequested.connect(self.restore_fields)
         window.worker.imageFinished.connect(self._add_to_history)
-        self.historyRebuilt.connect(self._history_rebuilt)
 
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
