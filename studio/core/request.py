@@ -65,6 +65,17 @@ class GenerationRequest:
     masked_content: MaskedContent = MaskedContent.ORIGINAL
     vae: str = ""  # a single-file VAE to decode with; "" = the checkpoint's own
     model_hash: str = ""  # A1111's short hash of the model file, filled in by the engine when saving
+    # A1111's prompt extras (their infotext keys: Clip skip, Hires upscale/steps/upscaler,
+    # Denoising strength, Variation seed, Variation seed strength, Seed resize from)
+    clip_skip: int = 1  # 1 = the last text-encoder layer, 2 = the one before it ...
+    hires_scale: float = 1.0  # 1 = no hires fix
+    hires_steps: int = 0  # 0 = as many as the first pass
+    hires_denoise: float = 0.7
+    hires_upscaler: str = "Latent"
+    variation_seed: int = 0
+    variation_strength: float = 0.0  # 0 = no variation
+    seed_resize_width: int = 0  # 0 = off: draw the noise as for this size, then crop/pad to the image
+    seed_resize_height: int = 0
 
     def validated(self) -> GenerationRequest:
         """This request with canonical names, or InvalidRequest saying what is wrong.
@@ -101,6 +112,21 @@ class GenerationRequest:
             problems.append(f"Mask blur must be between 0 and 64 pixels, not {self.mask_blur}.")
         if not 0 <= self.inpaint_padding <= 256:
             problems.append(f"Only-masked padding must be between 0 and 256 pixels, not {self.inpaint_padding}.")
+        if not 1 <= self.clip_skip <= 12:
+            problems.append(f"Clip skip must be between 1 and 12, not {self.clip_skip}.")
+        if not 1.0 <= self.hires_scale <= 4.0:
+            problems.append(f"Hires upscale must be between 1 and 4, not {self.hires_scale}.")
+        if not 0 <= self.hires_steps <= MAX_STEPS:
+            problems.append(f"Hires steps must be between 0 and {MAX_STEPS}, not {self.hires_steps}.")
+        if not 0.0 < self.hires_denoise <= 1.0:
+            problems.append(f"Hires denoising strength must be above 0 and at most 1, not {self.hires_denoise}.")
+        if not 0 <= self.variation_seed <= MAX_SEED:
+            problems.append(f"Variation seed must be between 0 and {MAX_SEED}, not {self.variation_seed}.")
+        if not 0.0 <= self.variation_strength <= 1.0:
+            problems.append(f"Variation strength must be between 0 and 1, not {self.variation_strength}.")
+        for label, side in (("width", self.seed_resize_width), ("height", self.seed_resize_height)):
+            if side and not MIN_SIDE <= side <= MAX_SIDE:
+                problems.append(f"Resize seed from {label} must be 0 (off) or {MIN_SIDE}..{MAX_SIDE}, not {side}.")
         if self.mode is not Mode.TXT2IMG and not self.init_image:
             problems.append(f"{self.mode.value} needs an input image.")
         if self.mode is Mode.INPAINT and not self.mask:
@@ -145,9 +171,12 @@ class GenerationRequest:
 _ENUMS = {"mode": Mode, "inpaint_area": InpaintArea, "masked_content": MaskedContent}
 
 
-_INT_FIELDS = ("steps", "seed", "width", "height", "batch_count", "mask_blur", "inpaint_padding")
-_FLOAT_FIELDS = ("guidance", "strength")
-_TEXT_FIELDS = ("prompt", "negative_prompt", "sampler", "model", "vae", "model_hash")
+_INT_FIELDS = (
+    "steps", "seed", "width", "height", "batch_count", "mask_blur", "inpaint_padding",
+    "clip_skip", "hires_steps", "variation_seed", "seed_resize_width", "seed_resize_height",
+)  # fmt: skip
+_FLOAT_FIELDS = ("guidance", "strength", "hires_scale", "hires_denoise", "variation_strength")
+_TEXT_FIELDS = ("prompt", "negative_prompt", "sampler", "model", "vae", "model_hash", "hires_upscaler")
 
 
 def _is_encodable(text: str) -> bool:

@@ -35,10 +35,45 @@ from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
 from studio.engine.image_inputs import prepare_img2img, prepare_inpaint
 from studio.engine.loader import load_pipeline, load_vae_file, move_to_device, pipeline_for_mode
+from studio.engine.lora import loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
+from studio.engine.hires import hires_pass, hires_steps
+from studio.engine.noise import initial_noise
+from studio.engine.prompt_encoding import prompt_arguments
 from studio.engine.schedulers import make_scheduler
 from studio.engine.vae import VaeDecoder
+
+
+class StepReporter:
+    """The step callback of a job's passes: cancel at the next step, a preview of the x0
+    estimate, and step numbers that run on across passes (hires fix) against one total."""
+
+    def __init__(self, engine: Engine, model: LoadedModel, index: int, cancel: threading.Event, extra_steps: int = 0):
+        self.engine, self.model, self.index, self.cancel = engine, model, index, cancel
+        self.extra_steps = extra_steps  # steps of passes still to come
+        self.done = 0  # steps of finished passes
+        self.tap: X0Tap | None = None
+        self.last = time.perf_counter()
+        self._this_pass = 0  # steps of the pass running now (known once it has started)
+
+    def on_step_end(self, pipeline, step_index, timestep, tensors):
+        if self.cancel.is_set():
+            raise GenerationCancelled  # abort now: no further steps, no VAE decode
+        now = time.perf_counter()
+        preview = None
+        if self.engine.previews:
+            latents = self.tap.x0 if self.tap is not None and self.tap.x0 is not None else tensors["latents"]
+            preview = self.model.previewer.to_rgb(latents)
+        self._this_pass = pipeline.num_timesteps
+        total = self.done + pipeline.num_timesteps + self.extra_steps
+        self.engine.emit(StepProgress(self.index, self.done + step_index + 1, total, preview, now - self.last))
+        self.last = now
+        return tensors
+
+    def pass_done(self) -> None:
+        self.done += self._this_pass
+        self._this_pass = 0
 
 
 @dataclass
@@ -169,15 +204,16 @@ class Engine:
             model = self.load(request.model, vae=request.vae)
             self.emit(JobStarted(request))
             started = time.perf_counter()
-            for index in range(request.batch_count):
-                if cancel.is_set():
-                    raise GenerationCancelled
-                single = request.for_image(index)
-                pixels, note = self._run_one(model, single, index, cancel)
-                single = replace(single, model_hash=model.model_hash())
-                path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
-                paths.append(path)
-                self.emit(ImageFinished(index, single, path, pixels, note))
+            with loras_for_job(self, model, request) as lora_note:  # applied for this job only
+                for index in range(request.batch_count):
+                    if cancel.is_set():
+                        raise GenerationCancelled
+                    single = request.for_image(index)
+                    pixels, note = self._run_one(model, single, index, cancel)
+                    single = replace(single, model_hash=model.model_hash())
+                    path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
+                    paths.append(path)
+                    self.emit(ImageFinished(index, single, path, pixels, " ".join(n for n in (lora_note, note) if n)))
             self.emit(JobFinished(request, tuple(paths), time.perf_counter() - started))
         except GenerationCancelled:
             self.emit(JobCancelled(request, tuple(paths)))
@@ -194,43 +230,46 @@ class Engine:
                 self.model.pipe.maybe_free_model_hooks()
 
     def _run_one(self, model: LoadedModel, request: GenerationRequest, index: int, cancel: threading.Event):
+        """One image: denoise (a second, upscaled pass for hires fix), decode, composite."""
         pipe, inputs, inpaint = self._mode_inputs(model, request)
+        progress = StepReporter(self, model, index, cancel, extra_steps=hires_steps(request, model))
+        latents = self.denoise(model, pipe, request, inputs, progress)
+        notes = []
+        if hires_steps(request, model):
+            pipe, latents, note = hires_pass(self, model, request, latents, progress)
+            notes.append(note)
+        image, note = model.decoder.decode(pipe, latents)
+        notes.append(note)
+        pixels = (image * 255).round().clip(0, 255).astype(np.uint8)
+        return (inpaint.composite(pixels) if inpaint else pixels), " ".join(n for n in notes if n)
+
+    def denoise(self, model: LoadedModel, pipe, request: GenerationRequest, inputs: dict, progress: StepReporter):
+        """One denoising pass of `pipe` with the request's sampler, prompt and seed; the final
+        latents (decoded by the caller, where a half-precision overflow can be retried)."""
         pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
-        tap = X0Tap(pipe.scheduler)
-        last = [time.perf_counter()]
-
-        def on_step_end(pipeline, step_index, timestep, tensors):
-            if cancel.is_set():
-                raise GenerationCancelled  # abort now: no further steps, no VAE decode
-            now = time.perf_counter()
-            preview = None
-            if self.previews:
-                latents = tap.x0 if tap.x0 is not None else tensors["latents"]
-                preview = model.previewer.to_rgb(latents)
-            self.emit(StepProgress(index, step_index + 1, pipeline.num_timesteps, preview, now - last[0]))
-            last[0] = now
-            return tensors
-
+        progress.tap = X0Tap(pipe.scheduler)
         generator = torch.Generator("cpu").manual_seed(request.seed)  # same noise on every device
         if model.info.family is Family.SDXL:
             # SDXL's size and crop conditioning: the picture as asked, uncropped.
             size = (request.height, request.width)
             inputs = {**inputs, "original_size": size, "target_size": size, "crops_coords_top_left": (0, 0)}
+        if "image" not in inputs:  # txt2img: variation seeds and "resize seed from" shape the noise
+            noise = initial_noise(pipe, request)
+            if noise is not None:
+                inputs = {**inputs, "latents": noise}
         self.memory.apply_for_size(pipe, request.width * request.height)
         result = pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
+            **prompt_arguments(model, pipe, request),
             num_inference_steps=request.steps,
             guidance_scale=request.guidance,
             generator=generator,
-            output_type="latent",  # decoded below, where a half-precision overflow can be retried
-            callback_on_step_end=on_step_end,
+            output_type="latent",
+            callback_on_step_end=progress.on_step_end,
             callback_on_step_end_tensor_inputs=["latents"],
             **inputs,
         )
-        image, note = model.decoder.decode(pipe, result.images)
-        pixels = (image * 255).round().clip(0, 255).astype(np.uint8)
-        return (inpaint.composite(pixels) if inpaint else pixels), note
+        progress.pass_done()
+        return result.images
 
     def _mode_inputs(self, model: LoadedModel, request: GenerationRequest):
         """(pipeline, its image arguments, inpaint job or None) for the request's mode.
