@@ -69,6 +69,7 @@ def test_out_of_range_numbers_are_refused(tiny_model_dir, studio_home, flag, val
     assert _one_error_line(result) == f"studio: error: {message}"
 
 
+@pytest.mark.slow  # one real (tiny) generation
 def test_out_is_never_overwritten_without_overwrite(tiny_model_dir, tmp_path, studio_home):
     out = tmp_path / "cat.png"
     out.write_bytes(b"the artist's earlier picture")
