@@ -3,11 +3,15 @@
 Extra networks first: A1111 takes `<kind:args>` tags (`<lora:name:0.8>`, `<hypernet:...>`) out of
 the prompt before anything else reads it (modules/extra_networks.py, `re_extra_net`); the tags
 stay in the saved prompt text, so an image's prompt can be pasted back as it was.
+
+Then emphasis (`parse_prompt_attention`: weighted fragments and BREAK) and chunks of 75 tokens
+(`make_chunks`: pure token arithmetic, shared by the engine's encoder and the window's counter).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")  # A1111's re_extra_net
@@ -28,3 +32,187 @@ def extract_extra_networks(text: str) -> tuple[str, list[ExtraNetwork]]:
         return ""
 
     return EXTRA_NETWORK.sub(take, text), found
+
+
+# --- Emphasis: A1111's parse_prompt_attention (modules/prompt_parser.py) ---------------------
+#
+# The tokens of A1111's re_attention, in its order: escapes, openers, a closing weight
+# ":1.3)" (spaces allowed around the number since A1111 1.7), closers, plain text, a lone colon.
+ATTENTION = re.compile(
+    r"""
+    \\\( | \\\) | \\\[ | \\\] | \\\\ | \\   # escapes (a lone backslash too)
+    | \( | \[                              # openers
+    | :\s*([+-]?[.\d]+)\s*\)               # closes a ( with an explicit weight
+    | \) | \]                              # closers
+    | [^\\()\[\]:]+                        # plain text
+    | :                                    # a colon that is not a weight
+    """,
+    re.X,
+)
+BREAK_WORD = re.compile(r"\s*\bBREAK\b\s*", re.S)  # A1111's re_break
+ROUND = 1.1  # (x)
+SQUARE = 1 / 1.1  # [x]
+BREAK = ("BREAK", -1.0)  # the marker A1111 puts between chunks
+
+
+def is_break(fragment: tuple[str, float]) -> bool:
+    return fragment[0] == BREAK[0] and fragment[1] == BREAK[1]
+
+
+def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
+    """The prompt as (text, weight) fragments, A1111's way: `(x)` x1.1, `[x]` /1.1, `(x:1.3)`,
+    escapes `\\( \\) \\[ \\] \\\\`, `BREAK` as its own fragment ("BREAK", -1), brackets left
+    open apply to the rest of the prompt, neighbours of equal weight merged. Never raises.
+
+    Two of A1111's bugs are not copied: a BREAK inside brackets had its -1 multiplied (so it was
+    read as the word "BREAK" with a negative weight), and a malformed weight like `(x:1.2.3)`
+    raised; here BREAK stays a break and a malformed weight is plain text.
+    """
+    fragments: list[list] = []  # [text, weight], mutable while brackets close
+    round_open: list[int] = []  # index of the first fragment inside each open "("
+    square_open: list[int] = []
+
+    def multiply_from(start: int, factor: float) -> None:
+        for fragment in fragments[start:]:
+            if fragment[1] != BREAK[1] or fragment[0] != BREAK[0]:
+                fragment[1] *= factor
+
+    def add_text(piece: str) -> None:
+        for i, part in enumerate(BREAK_WORD.split(piece)):
+            if i:
+                fragments.append(list(BREAK))
+            fragments.append([part, 1.0])
+
+    for match in ATTENTION.finditer(text):
+        token, number = match.group(0), match.group(1)
+        if token.startswith("\\"):
+            fragments.append([token[1:], 1.0])
+        elif token == "(":
+            round_open.append(len(fragments))
+        elif token == "[":
+            square_open.append(len(fragments))
+        elif number is not None and round_open:
+            try:
+                weight = float(number)
+            except ValueError:  # "1.2.3", "." : A1111 raises here
+                add_text(token[:-1])
+                multiply_from(round_open.pop(), ROUND)
+            else:
+                multiply_from(round_open.pop(), weight)
+        elif token == ")" and round_open:
+            multiply_from(round_open.pop(), ROUND)
+        elif token == "]" and square_open:
+            multiply_from(square_open.pop(), SQUARE)
+        else:
+            add_text(token)
+
+    for start in round_open:
+        multiply_from(start, ROUND)
+    for start in square_open:
+        multiply_from(start, SQUARE)
+    if not fragments:
+        fragments = [["", 1.0]]
+
+    merged: list[list] = [fragments[0]]
+    for fragment in fragments[1:]:
+        if fragment[1] == merged[-1][1] and not is_break(tuple(merged[-1])) and not is_break(tuple(fragment)):
+            merged[-1][0] += fragment[0]
+        else:
+            merged.append(fragment)
+    return [(piece, float(weight)) for piece, weight in merged]
+
+
+# --- Chunks: A1111's FrozenCLIPEmbedderWithCustomWordsBase.tokenize_line (sd_hijack_clip.py) ---
+#
+# Pure token arithmetic, shared by the engine (which encodes the chunks) and the window's token
+# counter (which only counts them), so the two can never disagree about where a chunk ends.
+
+CHUNK_LENGTH = 75  # CLIP's 77 positions less the start and end tokens
+COMMA_BACKTRACK = 20  # A1111's comma_padding_backtrack default
+
+
+@dataclass
+class PromptChunk:
+    """75 prompt tokens (end-token padded), one weight per token, and where embeddings go.
+
+    `fixes` holds (offset among the 75, embedding): the embedding's vectors replace the token
+    embeddings from that offset on (its slots hold placeholder tokens)."""
+
+    tokens: list[int]
+    weights: list[float]
+    fixes: list[tuple[int, object]]
+
+
+# (embedding, how many prompt tokens its name took, how many vectors it has) or None
+EmbeddingFinder = Callable[[list[int], int], "tuple[object, int, int] | None"]
+
+
+def make_chunks(
+    fragments: list[tuple[str, float]],
+    token_lists: list[list[int]],
+    comma_id: int | None,
+    end_id: int,
+    find_embedding: EmbeddingFinder | None = None,
+    placeholder_id: int = 0,
+    backtrack: int = COMMA_BACKTRACK,
+) -> tuple[list[PromptChunk], int]:
+    """(chunks, token count) of a parsed prompt whose fragments tokenized to `token_lists`.
+
+    A chunk that would overflow ends after its last comma when that comma is within the final
+    `backtrack` tokens (the words after it move to the next chunk); BREAK ends a chunk early.
+    The token count is A1111's: every finished chunk counts 75, the last one its real length
+    (so "92/150" reads as 75 tokens in chunk one and 17 in chunk two).
+    """
+    chunks: list[PromptChunk] = []
+    tokens: list[int] = []
+    weights: list[float] = []
+    fixes: list[tuple[int, object]] = []
+    count = 0
+    last_comma = -1
+
+    def finish(is_last: bool = False) -> None:
+        nonlocal tokens, weights, fixes, count, last_comma
+        count += len(tokens) if is_last else CHUNK_LENGTH
+        missing = CHUNK_LENGTH - len(tokens)
+        chunks.append(PromptChunk(tokens + [end_id] * missing, weights + [1.0] * missing, fixes))
+        tokens, weights, fixes, last_comma = [], [], [], -1
+
+    for ids, fragment in zip(token_lists, fragments):
+        if is_break(fragment):
+            finish()
+            continue
+        weight = fragment[1]
+        position = 0
+        while position < len(ids):
+            token = ids[position]
+            if token == comma_id:
+                last_comma = len(tokens)
+            elif backtrack and len(tokens) == CHUNK_LENGTH and last_comma != -1 and len(tokens) - last_comma <= backtrack:
+                cut = last_comma + 1
+                moved = tokens[cut:], weights[cut:], [(o - cut, e) for o, e in fixes if o >= cut]
+                tokens, weights, fixes = tokens[:cut], weights[:cut], [(o, e) for o, e in fixes if o < cut]
+                finish()
+                tokens, weights, fixes = list(moved[0]), list(moved[1]), moved[2]
+            if len(tokens) == CHUNK_LENGTH:
+                finish()
+            found = find_embedding(ids, position) if find_embedding else None
+            if found is None:
+                tokens.append(token)
+                weights.append(weight)
+                position += 1
+                continue
+            embedding, name_length, vectors = found
+            if len(tokens) + vectors > CHUNK_LENGTH:
+                finish()
+            fixes.append((len(tokens), embedding))
+            tokens += [placeholder_id] * vectors
+            weights += [weight] * vectors
+            position += name_length
+    if tokens or not chunks:
+        finish(is_last=True)
+    return chunks, count
+
+
+def target_token_count(count: int) -> int:
+    """The counter's denominator: 75 per chunk the prompt needs ("37/75", "92/150")."""
+    return -(-max(count, 1) // CHUNK_LENGTH) * CHUNK_LENGTH
