@@ -119,5 +119,25 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
     window.start()
     if files:
         window.open_files(files)  # after start(): an image asked for wins over the restored session
-    app.aboutToQuit.connect(lambda: engine.stop())
-    return app.exec()
+    return finish_engine(engine, app.exec())
+
+
+def finish_engine(engine, code: int, timeout_ms: int = 1000) -> int:
+    """After the event loop: the window's close already cancelled and waited for the engine
+    (EngineCloser), saved settings and ended the session. A thread that still runs (a step or a
+    model read on a stalled disk longer than the wait) is not waited for, and never destroyed
+    running (Qt aborts the process then): the process ends here with os._exit instead of
+    unwinding. Output files are written atomically, so nothing half-written is left under a
+    final name; the next start removes the temp file."""
+    if engine.stop(timeout_ms):
+        return code
+    import logging
+
+    print("studio: the engine was still busy at exit; it was not waited for.", file=sys.stderr)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code)

@@ -32,6 +32,15 @@ class Script:
     step_seconds: float = 0.0
     fail_at_step: int | None = None  # raise a fake OOM at this step
     load_error: StudioError | None = None
+    # Faults for reliability tests. `hold` makes one step (or the load) wait for the event, as a
+    # long UNet call or a model read from a FIFO does: cancel is not seen until it is set.
+    hold: threading.Event | None = None
+    hold_at_step: int = 1
+    hold_load: threading.Event | None = None
+    raise_at_step: int | None = None  # raise `exception` here (an engine bug, MemoryError, SystemExit)
+    exception: BaseException | None = None
+    nan_image: bool = False  # the decoded image is NaN: failed as the real VAE decode fails it
+    held: threading.Event = field(default_factory=threading.Event)  # set while a hold is waiting
     requests: list = field(default_factory=list)
     loads: list = field(default_factory=list)
     memory: list = field(default_factory=list)  # the MemoryOptions set_memory received, in order
@@ -47,6 +56,9 @@ class FakeEngine:
     def load(self, path, device=None):
         self.script.loads.append((path, device))
         self.script.thread_ids.add(threading.get_ident())
+        if self.script.hold_load is not None:
+            self.script.held.set()
+            self.script.hold_load.wait()
         if self.script.load_error:
             raise self.script.load_error
         self.emit(ModelLoading(path, device or "cpu"))
@@ -67,6 +79,11 @@ class FakeEngine:
             single = request.for_image(index)
             for step in range(1, request.steps + 1):
                 time.sleep(self.script.step_seconds)
+                if self.script.hold is not None and step == self.script.hold_at_step:
+                    self.script.held.set()
+                    self.script.hold.wait()
+                if step == self.script.raise_at_step:
+                    raise self.script.exception or RuntimeError("fake engine fault")
                 if cancel.is_set():
                     self.emit(JobCancelled(request, tuple(paths)))
                     return
@@ -76,6 +93,10 @@ class FakeEngine:
                 shade = int(255 * step / request.steps)
                 preview = np.full((request.height // 8, request.width // 8, 3), shade, np.uint8)
                 self.emit(StepProgress(index, step, request.steps, preview, self.script.step_seconds))
+            if self.script.nan_image:
+                self.emit(JobFailed(StudioError(ErrorKind.INTERNAL, "The model produced an invalid (NaN) image.",
+                                                "The model file may be damaged."), request))
+                return
             pixels = np.full((request.height, request.width, 3), (200, 30, 30), np.uint8)
             path, single = self.outputs.save(Image.fromarray(pixels), single)
             paths.append(path)

@@ -491,10 +491,37 @@ class MainWindow(QMainWindow):
         return self.recall.handle_drop(mime)
 
     def closeEvent(self, event) -> None:
-        self.panel.store(self.settings)
-        self._save_settings()
-        self.recall.end_session()
-        self.closing.emit()
+        """Save first, then stop the engine without freezing: a running step is cancelled and
+        waited for with a visible message (EngineCloser); the window closes when it ended or
+        the wait ran out. A running QThread is never destroyed (EngineThread.keep_alive)."""
+        closer = getattr(self, "_closer", None)
+        if closer is None:
+            self.panel.store(self.settings)
+            self._save_settings()
+            self.recall.end_session()
+            self.closing.emit()
+            engine = getattr(self.worker, "engine_thread", None)
+            if engine is not None:
+                from PySide6.QtWidgets import QProgressDialog
+
+                from studio.ui.worker import EngineCloser
+
+                self._closer = closer = EngineCloser(engine, parent=self)
+                if not closer.begin():
+                    self._status("Finishing the current step…")
+                    dialog = QProgressDialog("Finishing the current step…", "Quit now", 0, 0, self)
+                    dialog.setObjectName("closingDialog")
+                    dialog.setWindowTitle(APP_NAME)
+                    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+                    dialog.setMinimumDuration(0)
+                    dialog.canceled.connect(closer.give_up)
+                    closer.done.connect(dialog.reset)
+                    closer.done.connect(self.close)
+                    dialog.show()
+                    self.closing_dialog = dialog
+        if closer is not None and closer.result is None:
+            event.ignore()  # still finishing the step; `done` closes the window
+            return
         super().closeEvent(event)
 
 

@@ -8,9 +8,10 @@ Step previews do not queue up: the newest one waits in a one-slot mailbox and at
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import (
@@ -27,6 +28,15 @@ from studio.core.events import (
 from studio.core.request import GenerationRequest
 
 EngineFactory = Callable[[Callable[[Event], None]], object]
+# How long closing the window waits for the running step (or model load) to end after the
+# cancel. A step on a big model on the CPU can take this long; longer than this, an artist
+# wants the window gone, and nothing is lost: finished images and settings are already saved.
+CLOSE_WAIT_SECONDS = 20.0
+CLOSE_POLL_MS = 50
+# QThreads still running when their owner gave up waiting. Destroying a running QThread aborts
+# the process ("QThread: Destroyed while thread is still running"), so they stay referenced
+# here until they end (pruned at the next stop) or the process exits through os._exit.
+_still_running: list[EngineThread] = []
 
 
 class EngineWorker(QObject):
@@ -141,15 +151,79 @@ class EngineThread:
         self.worker = EngineWorker(engine_factory)
         self.worker.moveToThread(self.thread)
 
+        self.worker.engine_thread = self  # what the window's close asks to stop (EngineCloser)
+
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self, timeout_ms: int = 30000) -> bool:
-        """Cancel the running job, finish the event loop and wait. Never terminate(): killing a
-        thread inside torch can leave locks held."""
+    def request_stop(self) -> None:
+        """Cancel the running job and ask the event loop to end after it; returns at once."""
         self.worker.cancel()
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def keep_alive(self) -> None:
+        """Never let this object be collected while its thread runs (see `_still_running`)."""
+        _still_running[:] = [t for t in _still_running if t.is_running()]
+        if self.is_running() and self not in _still_running:
+            _still_running.append(self)
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        """Cancel the running job, finish the event loop and wait. Never terminate(): killing a
+        thread inside torch can leave locks held. False when the thread still runs after the
+        wait (a step or a model read that takes longer): it is then kept alive, never destroyed."""
+        self.request_stop()
+        stopped = self.thread.wait(timeout_ms)
+        self.keep_alive()
+        return stopped
+
+
+class EngineCloser(QObject):
+    """Closing the window while the engine works: cancel, then wait for the current step (or
+    model load) to end without blocking the GUI thread: a QTimer polls the thread, so the
+    window keeps painting its "Finishing the current step…" message. `done` fires once the
+    engine thread ended, or when the wait ran out (the thread is then kept alive, and the app
+    exits without waiting for it: studio.app.finish_engine)."""
+
+    done = Signal(bool)  # True: the engine thread ended; False: gave up waiting
+
+    def __init__(self, engine: EngineThread, wait_seconds: float | None = None, parent=None):
+        super().__init__(parent)
+        self.engine = engine
+        self.wait_seconds = CLOSE_WAIT_SECONDS if wait_seconds is None else wait_seconds
+        self.result: bool | None = None  # None while waiting
+        self._deadline = 0.0
+        self._timer = QTimer(self)
+        self._timer.setInterval(CLOSE_POLL_MS)
+        self._timer.timeout.connect(self._poll)
+
+    def begin(self, quick_ms: int = 100) -> bool:
+        """Ask the engine to stop; True when it already has (an idle engine ends at once).
+        Otherwise polling starts and `done` follows."""
+        self.engine.request_stop()
+        if self.engine.thread.wait(quick_ms):
+            self.result = True
+            return True
+        self._deadline = time.monotonic() + self.wait_seconds
+        self._timer.start()
+        return False
+
+    def give_up(self) -> None:
+        """Stop waiting now (the artist's "Quit now")."""
+        self._deadline = 0.0
+        self._poll()
+
+    def _poll(self) -> None:
+        if self.result is not None:
+            return
+        if self.engine.is_running() and time.monotonic() < self._deadline:
+            return
+        self._timer.stop()
+        self.result = not self.engine.is_running()
+        self.engine.keep_alive()
+        self.done.emit(self.result)
 
 
 def real_engine_factory(emit):
