@@ -8,21 +8,36 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.core.atomic import write_text_atomic
+import numpy as np
+from PIL import Image
+
+from studio.core.atomic import clean_stale_temp_files, write_text_atomic
 from studio.core.jsonfile import read_json_object
 from studio.core.paths import data_home
 from studio.core.settings import MAX_SETTINGS_BYTES, Settings, settings_from_dict
 
 SESSION_FORMAT = 1
+# The canvas and mask the session restores: PNGs the autosave wrote, but they may be truncated,
+# empty, replaced or huge by the time the studio starts; anything outside these limits is set aside.
+MAX_SESSION_IMAGE_BYTES = 512 * 1024 * 1024
+MAX_SESSION_IMAGE_SIDE = 16384
+MAX_SESSION_IMAGE_PIXELS = 64 * 1024 * 1024
 
 
 def session_file() -> Path:
     return data_home() / "session.json"
+
+
+def session_images_dir() -> Path:
+    """Where the autosave keeps the canvas and mask PNGs."""
+    return data_home() / "session"
 
 
 @dataclass
@@ -79,3 +94,87 @@ def load_session(path: Path | None = None) -> tuple[Session | None, str | None]:
 def clear_session(path: Path | None = None) -> None:
     """Forget the session (e.g. after the user chose not to restore it)."""
     (path or session_file()).unlink(missing_ok=True)
+
+
+class SessionImageError(ValueError):
+    """A session image that cannot be restored; the message says why, in plain words."""
+
+
+def read_session_image(path: str | Path, mode: str) -> np.ndarray:
+    """The image at `path` as an owned uint8 array in `mode` ("RGB" or "L"), checked before it
+    can reach Qt: a regular file (a FIFO is refused without blocking), at most
+    MAX_SESSION_IMAGE_BYTES, a complete image Pillow decodes, within the size limits.
+    Raises SessionImageError otherwise."""
+    try:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except (OSError, ValueError) as exc:
+        raise SessionImageError(f"it cannot be opened ({exc.strerror if isinstance(exc, OSError) else exc})") from exc
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SessionImageError("it is not a regular file")
+        if info.st_size == 0:
+            raise SessionImageError("it is empty")
+        if info.st_size > MAX_SESSION_IMAGE_BYTES:
+            raise SessionImageError("it is too large")
+        try:
+            with Image.open(handle) as image:
+                width, height = image.size
+                if not (0 < width <= MAX_SESSION_IMAGE_SIDE and 0 < height <= MAX_SESSION_IMAGE_SIDE) \
+                        or width * height > MAX_SESSION_IMAGE_PIXELS:
+                    raise SessionImageError(f"its size {width}×{height} is out of range")
+                image.verify()  # checksums and structure; the image is unusable afterwards
+            handle.seek(0)
+            with Image.open(handle) as image:
+                image.load()  # a truncated file fails here, in Pillow, not later in Qt
+                pixels = np.array(image.convert(mode), dtype=np.uint8)
+        except SessionImageError:
+            raise
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError,
+                Image.DecompressionBombError) as exc:
+            raise SessionImageError(f"it is not a complete image ({str(exc)[:200] or type(exc).__name__})") from exc
+    expected = (height, width) if mode == "L" else (height, width, 3)
+    if pixels.shape != expected:
+        raise SessionImageError("it decoded to an unexpected shape")
+    return pixels
+
+
+def restore_session_images(session: Session) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    """(canvas pixels, mask pixels, warnings) for a loaded session. A missing image is simply
+    not restored; a damaged one is set aside as `<file>.unreadable-<time>` with a message; a
+    mask that does not fit the canvas is dropped. Never raises for anything in the files."""
+    clean_stale_temp_files(session_images_dir())  # autosaves killed mid-write (startup_cleanup's folders lack it)
+    warnings: list[str] = []
+    canvas = mask = None
+    if session.canvas_image and os.path.lexists(session.canvas_image):
+        canvas = _image_or_warning(session.canvas_image, "RGB", "canvas image", warnings)
+    if canvas is not None and session.mask and os.path.lexists(session.mask):
+        mask = _image_or_warning(session.mask, "L", "mask", warnings)
+        if mask is not None and mask.shape != canvas.shape[:2]:
+            warnings.append("The last session's mask does not fit its canvas image; the mask was not restored.")
+            mask = None
+    return canvas, mask, warnings
+
+
+def _image_or_warning(path: str, mode: str, what: str, warnings: list[str]) -> np.ndarray | None:
+    try:
+        return read_session_image(path, mode)
+    except SessionImageError as exc:
+        aside = _set_aside(Path(path))
+        where = f" It was moved to {aside}." if aside != Path(path) else ""
+        warnings.append(f"The last session's {what} could not be restored: {exc}.{where}")
+        return None
+
+
+def _set_aside(path: Path) -> Path:
+    """Only a regular file the studio wrote in its own session folder is renamed; a path the
+    session file pointed anywhere else is left alone."""
+    try:
+        if path.parent.resolve() != session_images_dir().resolve() or not path.is_file() or path.is_symlink():
+            return path
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        path.replace(aside)
+        return aside
+    except OSError:
+        return path

@@ -17,11 +17,12 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget
 
 from studio.core.atomic import write_bytes_atomic
+from studio.core.errors import ErrorKind, StudioError
 from studio.core.history import History
 from studio.core.metadata import apply_fields, read_metadata
 from studio.core.paths import data_home, outputs_dir
 from studio.core.presets import PresetStore
-from studio.core.session import Session, clear_session, load_session, save_session
+from studio.core.session import Session, clear_session, load_session, restore_session_images, save_session
 from studio.core.settings import settings_from_request
 from studio.ui.drop import dropped_image_paths
 from studio.ui.history_panel import HistoryPanel
@@ -192,10 +193,15 @@ class Recall(QObject):
         settings.model, settings.device = self.window.settings.model or settings.model, self.window.settings.device
         self.window.settings = settings
         self.window.panel.load(settings)
-        if session.canvas_image and Path(session.canvas_image).exists():
-            mask = _gray(session.mask) if session.mask and Path(session.mask).exists() else None
-            self.window.canvas.set_document(_rgb(session.canvas_image), "Restore session", mask)
+        # Checked before they reach Qt (a truncated or empty PNG aborted the app in Qt):
+        # a damaged image is set aside with a message, and the studio always starts.
+        canvas, mask, problems = restore_session_images(session)
+        if canvas is not None:
+            self.window.canvas.set_document(canvas, "Restore session", mask)
             self.window.canvas.undo_stack.clear()
+        if problems:
+            self.window.banner.show_error(StudioError(ErrorKind.BAD_INPUT, " ".join(problems),
+                                                      "Your settings and prompt were restored."))
         return True
 
     def end_session(self) -> None:
