@@ -33,6 +33,7 @@ GOALS = {
     "brush_move_ms": 16.0,
     "mode_switch_ms": 50.0,
     "busy_ratio": 1.5,
+    "load_ratio": 1.05,
 }
 
 
@@ -132,6 +133,10 @@ def run_bench(args: Namespace) -> int:
         os.environ["STUDIO_HOME"] = str(scratch / "home")  # the bench never touches real outputs
         model, model_kind = _resolve_model(args, scratch)
         results = _bench_generation(args, model)
+        if args.bench_model:  # the artist's own model: load time against diffusers' own call
+            from studio.bench_load import measure_load
+
+            results.update(measure_load(model, args.bench_device or "auto", repeats=args.repeats))
     results.update(
         model=model,
         model_kind=model_kind,
@@ -189,7 +194,7 @@ def _bench_generation(args: Namespace, model: str) -> dict:
     pipe = load_pipeline(info, device, dtype)
     move_to_device(pipe, info, device)
     pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config), request.seed)
-    switch = measure_mode_switch(pipe)
+    switch = measure_mode_switch(pipe, info.family)
 
     def bare() -> float:
         generator = torch.Generator("cpu").manual_seed(request.seed)
@@ -319,6 +324,12 @@ def _report(r: dict, json_path: Path) -> None:
         ("mode switch (shared weights)", f"{r['mode_switch_ms']:.1f} ms", f"<= {GOALS['mode_switch_ms']:.0f} ms, no copy",
          r["mode_switch_ms"] <= GOALS["mode_switch_ms"] and r["mode_switch_shares_weights"]),
     ]
+    if "load_ratio" in r:
+        rows.append((
+            "model load (studio / bare)", f"{r['load_ratio']:.2f}x",
+            f"<= {GOALS['load_ratio']}x; peak {r['load_peak_studio_mb']:.0f} vs {r['load_peak_bare_mb']:.0f} MB",
+            r["load_ratio"] <= GOALS["load_ratio"],
+        ))
     r["pass"] = {name: ok for name, _, _, ok in rows}
     print(f"model: {r['model']} ({r['model_kind']}), {r['device']} {r['dtype']}, {r['size']}, "
           f"{r['steps']} steps, {r['sampler']}")

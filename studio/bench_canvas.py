@@ -67,8 +67,7 @@ def measure_brush(size: int = 2048, moves: int = 200, brush: int = 96) -> dict:
     }
 
 
-def measure_mode_switch(pipe) -> dict:
-    from studio.core.model_detect import Family
+def measure_mode_switch(pipe, family) -> dict:
     from studio.core.request import Mode
     from studio.engine.loader import pipeline_for_mode
 
@@ -76,7 +75,7 @@ def measure_mode_switch(pipe) -> dict:
     times, shared = {}, True
     for mode in (Mode.IMG2IMG, Mode.INPAINT):
         started = time.perf_counter()
-        view = pipeline_for_mode(pipe, Family.SD1, mode)
+        view = pipeline_for_mode(pipe, family, mode)
         times[mode.value] = (time.perf_counter() - started) * 1000
         shared &= {n: p.data_ptr() for n, p in view.unet.named_parameters()} == base
         shared &= view.vae is pipe.vae and view.text_encoder is pipe.text_encoder

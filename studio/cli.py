@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--overwrite", action="store_true", help="replace --out files that already exist")
 
     bench = sub.add_parser("bench", help="measure overhead, GUI stalls, cancel latency and launch time")
-    bench.add_argument("--model", dest="bench_model", help="model folder (default: demo model, else a tiny one)")
+    bench.add_argument("--model", dest="bench_model", help="checkpoint file or model folder (default: demo model, else a tiny one); also times its loading")
     bench.add_argument("--device", dest="bench_device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
     bench.add_argument("--threads", dest="bench_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     bench.add_argument("--steps", type=int, default=20)
