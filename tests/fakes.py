@@ -43,6 +43,7 @@ class Script:
     held: threading.Event = field(default_factory=threading.Event)  # set while a hold is waiting
     requests: list = field(default_factory=list)
     loads: list = field(default_factory=list)
+    load_vaes: list = field(default_factory=list)  # the VAE each load was asked to use
     memory: list = field(default_factory=list)  # the MemoryOptions set_memory received, in order
     thread_ids: set = field(default_factory=set)
 
@@ -53,8 +54,9 @@ class FakeEngine:
         self.script = script
         self.outputs = OutputWriter(outputs)
 
-    def load(self, path, device=None):
+    def load(self, path, device=None, vae=""):
         self.script.loads.append((path, device))
+        self.script.load_vaes.append(vae)
         self.script.thread_ids.add(threading.get_ident())
         if self.script.hold_load is not None:
             self.script.held.set()

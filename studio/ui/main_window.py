@@ -245,7 +245,7 @@ class MainWindow(QMainWindow):
             self.worker.set_memory(self.memory_button.options())
         self.picker.rescan()
         if self.model_path():
-            self.worker.load_model(self.model_path(), self.settings.device)
+            self.worker.load_model(self.model_path(), self.settings.device, self.settings.vae)
 
     def set_model(self, path: str) -> None:
         self.panel.store(self.settings)
@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
         self.model_ready = False
         self._show_model_state()
         self.banner.hide()
-        self.worker.load_model(path, self.settings.device)
+        self.worker.load_model(path, self.settings.device, self.settings.vae)
 
     def choose_model(self) -> None:
         """The picker's "Choose file or folder…": a .safetensors file or a diffusers folder."""
@@ -272,7 +272,7 @@ class MainWindow(QMainWindow):
         self.settings.device = device
         self._save_settings()
         if self.model_path():
-            self.worker.load_model(self.model_path(), device)
+            self.worker.load_model(self.model_path(), device, self.settings.vae)
 
     def _model_loading(self, event: ModelLoading) -> None:
         self._load_note = event.note

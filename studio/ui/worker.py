@@ -51,7 +51,7 @@ class EngineWorker(QObject):
     jobFailed = Signal(object)  # JobFailed
 
     _generateRequested = Signal(object, object)  # (request, cancel event), to the worker thread
-    _loadRequested = Signal(str, str)
+    _loadRequested = Signal(str, str, str)  # path, device, VAE ("" = the model's own)
     _memoryRequested = Signal(object)  # a dict of MemoryOptions' fields
 
     def __init__(self, engine_factory: EngineFactory):
@@ -76,8 +76,9 @@ class EngineWorker(QObject):
         if self._cancel is not None:
             self._cancel.set()
 
-    def load_model(self, path: str, device: str) -> None:
-        self._loadRequested.emit(path, device)
+    def load_model(self, path: str, device: str, vae: str = "") -> None:
+        """A checkpoint without a VAE of its own needs the chosen one to load at all."""
+        self._loadRequested.emit(path, device, vae)
 
     def set_memory(self, options: dict) -> None:
         """New memory options, as a dict of studio.engine.memory.MemoryOptions' fields (the GUI
@@ -96,10 +97,10 @@ class EngineWorker(QObject):
             self._engine = self._engine_factory(self._dispatch)  # heavy imports happen here
         return self._engine
 
-    @Slot(str, str)
-    def _load(self, path: str, device: str) -> None:
+    @Slot(str, str, str)
+    def _load(self, path: str, device: str, vae: str) -> None:
         try:
-            self._engine_or_fail().load(path, device)
+            self._engine_or_fail().load(path, device, vae=vae)
         except StudioError as error:
             self.modelFailed.emit(error)
         except Exception as exc:  # noqa: BLE001 - the thread must survive anything

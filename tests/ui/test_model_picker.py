@@ -152,6 +152,9 @@ def test_choosing_a_vae_puts_it_in_the_next_request(qtbot, make_window, script, 
     assert script.requests[-1].vae == str(webui["vae"])
     assert len(script.loads) == loads  # applies at the next generation, no reload
     assert json.loads((tmp_path / "settings.json").read_text())["vae"] == str(webui["vae"])
+    window.set_model(str(webui["models"]["sd1"]))  # a model load takes the chosen VAE along
+    qtbot.waitUntil(lambda: len(script.loads) > loads, timeout=5000)
+    assert script.load_vaes[-1] == str(webui["vae"])
     _pick(qtbot, window.vae_combo, "Automatic")
     with qtbot.waitSignal(window.jobEnded, timeout=5000):
         window.generate()
@@ -248,7 +251,7 @@ def test_choose_file_or_folder_opens_a_file_or_a_diffusers_folder(qtbot, make_wi
 class _NotingEngine(FakeEngine):
     """Says what the real engine says about memory and a VAE retried in full precision."""
 
-    def load(self, path, device=None):
+    def load(self, path, device=None, vae=""):
         self.script.loads.append((path, device))
         self.emit(ModelLoading(path, "cuda", MEMORY_NOTE))
         if self.script.load_error:
