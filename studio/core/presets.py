@@ -8,6 +8,10 @@ Reliability rules (research A6): a damaged file never stops the others from load
 file that cannot be read is set aside as `<file>.invalid-<timestamp>` and reported once; its
 `.bak` comes back when it is good. Saves are atomic and keep a `.bak` of the previous version.
 A preset name never picks the path: names map to sanitised file names inside the folder.
+
+Importing a style file (A1111 styles.csv, a Fooocus list) writes one file, a collection
+{"format": 1, "presets": [...]}, whatever the number of styles: 16,000 files fsynced one by one
+took a minute. Renaming or deleting one preset of a collection rewrites that file.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
+import stat
 import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from studio.core.atomic import write_text_atomic
 from studio.core.paths import data_home
@@ -34,6 +40,10 @@ PRESET_FORMAT = 1
 PLACEHOLDER = "{prompt}"
 MAX_NAME_LENGTH = 100
 MAX_PRESET_FILE_BYTES = 1_000_000  # a preset is a few hundred bytes; refuse to parse huge files
+MAX_IMPORT_BYTES = 32_000_000  # a style file to import, or a collection written by one (tens of thousands of styles)
+MAX_MESSAGE_WARNINGS = 3  # warnings quoted in one message; the rest are counted
+MAX_WARNING_CHARS = 200
+Progress = Callable[[int, int], None]  # (done, total)
 # Every field a preset may hold, in the order the save dialog lists them.
 PRESET_FIELDS: tuple[str, ...] = (
     "prompt",
@@ -164,8 +174,55 @@ def preset_from_dict(data: Any, builtin: bool = False) -> tuple[Preset, list[str
             try:
                 values[key] = _check_field(key, data[key])
             except ValueError as exc:
-                warnings.append(f"Preset {name!r}: ignored {key} {data[key]!r} ({exc}).")
+                warnings.append(f"Preset {_short(name)}: ignored {key} {_short(data[key])} ({exc}).")
     return Preset(name, values, builtin), warnings
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr() for a message, cut short: a hostile value must not make a megabyte message."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    return text if len(text) <= limit + 2 else text[:limit] + "…"
+
+
+class ImportWarnings(list):
+    """Warnings of one import: the first MAX_KEPT_WARNINGS are kept, the rest only counted (a
+    7.6 MB list of bad items made millions of warnings, +319 MB); `skipped` counts the items
+    that could not be imported."""
+
+    MAX_KEPT_WARNINGS = 100
+
+    def __init__(self):
+        super().__init__()
+        self.skipped = 0
+        self.unlisted = 0
+
+    def append(self, warning: str) -> None:
+        if len(self) < self.MAX_KEPT_WARNINGS:
+            super().append(warning if len(warning) <= MAX_WARNING_CHARS else warning[:MAX_WARNING_CHARS] + "…")
+        else:
+            self.unlisted += 1
+
+    def __iadd__(self, warnings):
+        for warning in warnings:
+            self.append(warning)
+        return self
+
+    def skip(self, warning: str) -> None:
+        self.skipped += 1
+        self.append(warning)
+
+    def finish(self) -> ImportWarnings:
+        if self.unlisted:
+            super().append(f"…and {self.unlisted:,} more problem(s) not listed.")
+            self.unlisted = 0
+        return self
+
+
+def summarize_warnings(warnings: list[str], limit: int = MAX_MESSAGE_WARNINGS) -> str:
+    """A few warnings, each cut to MAX_WARNING_CHARS, and a count of the rest: one bounded message."""
+    quoted = [w if len(w) <= MAX_WARNING_CHARS else w[:MAX_WARNING_CHARS] + "…" for w in warnings[:limit]]
+    more = len(warnings) - len(quoted)
+    return " ".join(quoted) + (f" …and {more:,} more." if more > 0 else "")
 
 
 # -- applying and capturing ------------------------------------------------------------------
@@ -218,14 +275,18 @@ def capture_values(settings: Settings, chosen: Iterable[str]) -> dict[str, Any]:
 
 
 # -- foreign style files ---------------------------------------------------------------------
-def parse_a1111_styles(text: str) -> tuple[list[Preset], list[str]]:
+def parse_a1111_styles(text: str, progress: Progress | None = None) -> tuple[list[Preset], ImportWarnings]:
     """A1111 styles.csv: columns name, prompt, negative_prompt (A1111 modules/styles.py)."""
-    presets, warnings = [], []
+    presets, warnings = [], ImportWarnings()
+    csv.field_size_limit(MAX_IMPORT_BYTES)  # a long prompt is not an error; the file size is capped
     try:
         rows = list(csv.DictReader(io.StringIO(text)))
     except csv.Error as exc:
-        return [], [f"The styles file is not valid CSV ({exc})."]
+        warnings.append(f"The styles file is not valid CSV ({str(exc)[:MAX_WARNING_CHARS]}).")
+        return [], warnings
     for number, row in enumerate(rows, start=2):
+        if progress is not None and number % 500 == 0:
+            progress(number - 2, len(rows))
         try:
             values = {}
             for key in ("prompt", "negative_prompt"):
@@ -233,47 +294,89 @@ def parse_a1111_styles(text: str) -> tuple[list[Preset], list[str]]:
                     values[key] = row[key]
             presets.append(Preset(check_name(row.get("name")), values))
         except PresetError as exc:
-            warnings.append(f"Row {number} skipped: {exc}")
-    return presets, warnings
+            warnings.skip(f"Row {number} skipped: {exc}")
+    return presets, warnings.finish()
 
 
-def parse_style_list(data: Any) -> tuple[list[Preset], list[str]]:
+def parse_style_list(data: Any, progress: Progress | None = None) -> tuple[list[Preset], ImportWarnings]:
     """Fooocus sdxl_styles/*.json: a list of {name, prompt, negative_prompt}."""
-    presets, warnings = [], []
+    presets, warnings = [], ImportWarnings()
     for index, item in enumerate(data):
+        if progress is not None and index % 500 == 0:
+            progress(index, len(data))
         try:
             if not isinstance(item, dict):
                 raise PresetError("not an object")
             values = {k: item[k] for k in ("prompt", "negative_prompt") if isinstance(item.get(k), str) and item[k]}
             presets.append(Preset(check_name(item.get("name")), values))
         except PresetError as exc:
-            warnings.append(f"Style #{index + 1} skipped: {exc}")
-    return presets, warnings
+            warnings.skip(f"Style #{index + 1} skipped: {exc}")
+    return presets, warnings.finish()
 
 
-def parse_preset_file(path: Path) -> tuple[list[Preset], list[str]]:
-    """Presets in a file to import: our JSON, a Fooocus style list, or an A1111 styles.csv.
-    Raises PresetError with a readable message when nothing in it can be used."""
+def _read_import_bytes(path: Path, limit: int) -> bytes:
+    """The whole file, or PresetError: not a regular file (a FIFO would block), or larger than
+    `limit` (said plainly, never cut silently)."""
+    name = path.name[:100]
     try:
-        raw = Path(path).read_bytes()[: MAX_PRESET_FILE_BYTES * 10 + 1]
-        text = raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{Path(path).name} cannot be read ({exc}).") from exc
-    if Path(path).suffix.lower() == ".csv":
-        presets, warnings = parse_a1111_styles(text)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise PresetError(f"{name} is not a regular file.")
+            raw = handle.read(limit + 1)
+    except (OSError, ValueError) as exc:
+        raise PresetError(f"{name} cannot be read ({str(exc)[:MAX_WARNING_CHARS]}).") from exc
+    if len(raw) > limit:
+        raise PresetError(f"{name} is too large to import (over {limit // 1_000_000} MB).")
+    return raw
+
+
+def parse_preset_file(path: Path, progress: Progress | None = None) -> tuple[list[Preset], list[str]]:
+    """Presets in a file to import: our JSON (one preset or a collection), a Fooocus style list,
+    or an A1111 styles.csv. Raises PresetError with a readable, bounded message when nothing in
+    it can be used. `progress(done, total)` is called now and then from this thread."""
+    path = Path(path)
+    name = path.name[:100]
+    try:
+        text = _read_import_bytes(path, MAX_IMPORT_BYTES).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PresetError(f"{name} cannot be read ({exc.reason} at byte {exc.start}).") from exc
+    if path.suffix.lower() == ".csv":
+        presets, warnings = parse_a1111_styles(text, progress)
     else:
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            raise PresetError(f"{Path(path).name} is not valid JSON ({exc}).") from exc
+            raise PresetError(f"{name} is not valid JSON ({str(exc)[:MAX_WARNING_CHARS]}).") from exc
+        if isinstance(data, dict) and isinstance(data.get("presets"), list):
+            data = data["presets"]
         if isinstance(data, list):
-            presets, warnings = parse_style_list(data)
+            presets, warnings = parse_style_list_or_presets(data, progress)
         else:
-            preset, warnings = preset_from_dict(data)
-            presets = [preset]
+            preset, problems = preset_from_dict(data)
+            presets, warnings = [preset], ImportWarnings()
+            warnings += problems
     if not presets:
-        raise PresetError(f"{Path(path).name} holds no presets. " + " ".join(warnings))
+        raise PresetError(f"{name} holds no presets. " + summarize_warnings(warnings))
     return presets, warnings
+
+
+def parse_style_list_or_presets(data: list, progress: Progress | None = None) -> tuple[list[Preset], list[str]]:
+    """A list of our presets (any field) or of Fooocus styles (name, prompt, negative_prompt)."""
+    if any(isinstance(item, dict) and "format" in item for item in data[:1]):
+        presets, warnings = [], ImportWarnings()
+        for index, item in enumerate(data):
+            if progress is not None and index % 500 == 0:
+                progress(index, len(data))
+            try:
+                preset, problems = preset_from_dict(item)
+                presets.append(preset)
+                warnings += problems
+            except PresetError as exc:
+                warnings.skip(f"Preset #{index + 1} skipped: {exc}")
+        return presets, warnings.finish()
+    return parse_style_list(data, progress)
 
 
 def builtin_presets_dir() -> Path:
@@ -288,6 +391,23 @@ def user_presets_dir() -> Path:
 
 
 # -- the store -------------------------------------------------------------------------------
+@dataclass
+class PreparedImport:
+    """An import whose reading, checking and writing are done (PresetStore.prepare_import, any
+    thread); PresetStore.finish_import adopts it in the thread that owns the store."""
+
+    source: Path
+    presets: list[Preset]
+    warnings: list[str]
+    skipped: int
+    path: Path | None = None  # the collection file written; None when one preset is saved on finish
+
+
+def _collection_text(presets: list[Preset]) -> str:
+    return json.dumps({"format": PRESET_FORMAT, "presets": [p.to_dict() for p in presets]}, indent=1,
+                      ensure_ascii=False) + "\n"
+
+
 class PresetStore:
     """Built-in presets plus the user's; a user preset overrides a built-in of the same name
     (names compare case-insensitively). Call load() once; it returns the warnings to show."""
@@ -297,6 +417,7 @@ class PresetStore:
         self.user_dir = Path(user_dir) if user_dir is not None else user_presets_dir()
         self._builtin: dict[str, Preset] = {}
         self._user: dict[str, tuple[Preset, Path]] = {}
+        self._collections: set[Path] = set()  # user files holding several presets (imports)
 
     # reading
     def load(self) -> list[str]:
@@ -312,29 +433,48 @@ class PresetStore:
             warnings += problems
             self._builtin[preset.name.casefold()] = preset
         self._user = {}
+        self._collections = set()
         for path in self._json_files(self.user_dir):
-            loaded = self._load_user_file(path, warnings)
-            if loaded is not None:
+            for loaded in self._load_user_file(path, warnings):
                 self._user[loaded.name.casefold()] = (loaded, path)
         return warnings
 
-    def _load_user_file(self, path: Path, warnings: list[str]) -> Preset | None:
+    def _presets_in(self, path: Path, warnings: list[str]) -> list[Preset]:
+        """The presets of a user file: one preset, or a collection an import wrote."""
+        data = self._read_json(path, MAX_IMPORT_BYTES)
+        if isinstance(data, dict) and isinstance(data.get("presets"), list) and "name" not in data:
+            presets, problems = parse_style_list_or_presets(data["presets"])
+            if not presets and data["presets"]:
+                raise PresetError("none of its presets can be read")
+            if problems:
+                warnings.append(f"Preset file {path.name}: {summarize_warnings(problems)}")
+            self._collections.add(path)
+            return presets
+        if path.stat().st_size > MAX_PRESET_FILE_BYTES:
+            raise PresetError("the file is too large to be a preset")
+        preset, problems = preset_from_dict(data)
+        warnings += problems
+        return [preset]
+
+    def _load_user_file(self, path: Path, warnings: list[str]) -> list[Preset]:
         try:
-            preset, problems = preset_from_dict(self._read_json(path))
-            warnings += problems
-            return preset
-        except PresetError as exc:
+            return self._presets_in(path, warnings)
+        except (PresetError, OSError) as exc:
             aside = self._set_aside(path)
-            message = f"Preset file {path.name} could not be read ({exc}); it was moved to {aside.name}."
+            message = f"Preset file {path.name} could not be read ({str(exc)[:MAX_WARNING_CHARS]}); it was moved to {aside.name}."
         backup = path.with_name(path.name + ".bak")
         try:
-            preset, problems = preset_from_dict(self._read_json(backup))
+            presets = self._presets_in(backup, [])
+            collection = backup in self._collections
+            self._collections.discard(backup)
             write_text_atomic(path, backup.read_text(encoding="utf-8"))
+            if collection:
+                self._collections.add(path)
             warnings.append(message + " The previous version was restored from its backup.")
-            return preset
-        except (PresetError, OSError):
+            return presets
+        except (PresetError, OSError, UnicodeDecodeError):
             warnings.append(message)
-            return None
+            return []
 
     @staticmethod
     def _json_files(folder: Path) -> list[Path]:
@@ -344,9 +484,9 @@ class PresetStore:
             return []
 
     @staticmethod
-    def _read_json(path: Path) -> Any:
+    def _read_json(path: Path, limit: int = MAX_PRESET_FILE_BYTES) -> Any:
         try:
-            if path.stat().st_size > MAX_PRESET_FILE_BYTES:
+            if path.stat().st_size > limit:
                 raise PresetError("the file is too large to be a preset")
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -392,10 +532,26 @@ class PresetStore:
     def save_preset(self, preset: Preset) -> Preset:
         name = check_name(preset.name)
         preset, _ = preset_from_dict({**preset.to_dict(), "name": name})  # re-validate every field
+        self._leave_collection(name.casefold())  # a preset saved on its own gets its own file
         path = self._path_for(name)
         self._write(path, preset)
         self._user[name.casefold()] = (preset, path)
         return preset
+
+    def _leave_collection(self, *keys: str) -> None:
+        """Take these presets out of the collection files holding them: one rewrite per file."""
+        touched = {self._user[k][1] for k in keys if k in self._user and self._user[k][1] in self._collections}
+        for key in keys:
+            if key in self._user and self._user[key][1] in touched:
+                del self._user[key]
+        for path in touched:
+            rest = [p for p, where in self._user.values() if where == path]
+            if rest:
+                write_text_atomic(path.with_name(path.name + ".bak"), path.read_text(encoding="utf-8"))
+                write_text_atomic(path, _collection_text(rest))
+            else:
+                self._collections.discard(path)
+                self._remove(path)
 
     def rename(self, old: str, new: str) -> Preset:
         key = old.strip().casefold()
@@ -408,6 +564,9 @@ class PresetStore:
             raise PresetError(f"A preset named {new!r} already exists.")
         preset, old_path = self._user[key]
         renamed = Preset(new, dict(preset.values))
+        if old_path in self._collections:
+            self._leave_collection(key)
+            return self.save_preset(renamed)
         del self._user[key]
         path = old_path if new.casefold() == key else self._path_for(new)
         self._write(path, renamed)
@@ -423,14 +582,53 @@ class PresetStore:
             if key in self._builtin:
                 raise PresetError(f"{name!r} is built in and cannot be deleted.")
             raise PresetError(f"There is no preset named {name!r}.")
+        if self._user[key][1] in self._collections:
+            self._leave_collection(key)
+            return
         _, path = self._user.pop(key)
         self._remove(path)
 
-    def import_file(self, path: Path) -> tuple[list[Preset], list[str]]:
+    def import_file(self, path: Path, progress: Progress | None = None) -> tuple[list[Preset], list[str]]:
         """Import every preset in the file (our JSON, Fooocus style list, A1111 styles.csv).
         Same-named user presets are replaced. Returns (imported, warnings)."""
-        presets, warnings = parse_preset_file(Path(path))
-        return [self.save_preset(p) for p in presets], warnings
+        prepared = self.prepare_import(path, progress)
+        return self.finish_import(prepared), prepared.warnings
+
+    def prepare_import(self, path: Path, progress: Progress | None = None) -> PreparedImport:
+        """Read, check and write an import without changing the store, so it can run off the
+        GUI thread: several presets become one new collection file, written once. Raises
+        PresetError (a bounded message) or OSError."""
+        presets, warnings = parse_preset_file(Path(path), progress)
+        skipped = getattr(warnings, "skipped", 0)
+        unique: dict[str, Preset] = {}
+        for preset in presets:  # the same name twice in one file: the last one wins
+            unique.pop(preset.name.casefold(), None)
+            unique[preset.name.casefold()] = preset
+        presets = list(unique.values())
+        if len(presets) == 1:
+            return PreparedImport(Path(path), presets, list(warnings), skipped)
+        target = self._new_file(safe_file_stem(Path(path).stem))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, _collection_text(presets))
+        if progress is not None:
+            progress(len(presets), len(presets))
+        return PreparedImport(Path(path), presets, list(warnings), skipped, target)
+
+    def finish_import(self, prepared: PreparedImport) -> list[Preset]:
+        """Adopt a prepared import (in the store's thread); same-named user presets elsewhere
+        are replaced (their files moved to .bak, collections rewritten once each)."""
+        if prepared.path is None:
+            return [self.save_preset(p) for p in prepared.presets]
+        keys = [p.name.casefold() for p in prepared.presets]
+        self._leave_collection(*keys)
+        for key in keys:
+            if key in self._user:
+                _, old = self._user.pop(key)
+                self._remove(old)
+        self._collections.add(prepared.path)
+        for preset in prepared.presets:
+            self._user[preset.name.casefold()] = (preset, prepared.path)
+        return list(prepared.presets)
 
     def export_file(self, name: str, dest: Path) -> Path:
         preset = self.get(name)
@@ -447,6 +645,15 @@ class PresetStore:
         return apply_preset(preset, settings)
 
     # files
+    def _new_file(self, stem: str) -> Path:
+        """A file name in the user folder that no preset and no file uses yet."""
+        used = {path.name.casefold() for _, path in self._user.values()}
+        candidate, number = f"{stem}.json", 1
+        while candidate.casefold() in used or (self.user_dir / candidate).exists():
+            number += 1
+            candidate = f"{stem}-{number}.json"
+        return self.user_dir / candidate
+
     def _path_for(self, name: str) -> Path:
         """The existing file of this preset, or a new safe one that no other preset uses."""
         key = name.casefold()

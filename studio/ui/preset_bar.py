@@ -7,10 +7,11 @@ which is how tests (and scripts) drive it.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,17 +25,19 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QMessageBox,
+    QProgressDialog,
     QPushButton,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.core.presets import PRESET_FIELDS, Preset, PresetError, PresetStore
+from studio.core.presets import PRESET_FIELDS, PreparedImport, Preset, PresetError, PresetStore, summarize_warnings
 from studio.core.settings import Settings
 
 # What "Save preset" ticks by default: the look, not this picture's prompt or seed.
 DEFAULT_SAVE_FIELDS = ("negative_prompt", "guidance", "steps", "sampler", "width", "height")
+MAX_MESSAGE_CHARS = 500  # a status-bar line; an error message is never the size of the file it is about
 FIELD_LABELS = {
     "prompt": "Prompt ({prompt} = the prompt typed when applying)",
     "negative_prompt": "Negative prompt",
@@ -84,6 +87,30 @@ class SavePresetDialog(QDialog):
 
     def chosen_fields(self) -> list[str]:
         return [key for key, check in self.checks.items() if check.isChecked()]
+
+
+class _ImportRelay(QObject):
+    """Carries an import's progress and outcome from its thread to the GUI thread. Bound
+    methods of this GUI-thread object, so the connections are queued (a lambda would run in
+    the import thread and touch the dialog from there)."""
+
+    progressed = Signal(int, int)
+    done = Signal(object)  # PreparedImport, or the exception that stopped it
+
+    def __init__(self, dialog: QProgressDialog, loop: QEventLoop):
+        super().__init__()
+        self.dialog, self.loop = dialog, loop
+        self.outcome: list = []
+        self.progressed.connect(self._show_progress)
+        self.done.connect(self._finish)
+
+    def _show_progress(self, done: int, total: int) -> None:
+        self.dialog.setMaximum(max(total, 1))
+        self.dialog.setValue(min(done, total))
+
+    def _finish(self, result) -> None:
+        self.outcome.append(result)
+        self.loop.quit()
 
 
 class PresetBar(QWidget):
@@ -228,17 +255,51 @@ class PresetBar(QWidget):
                 "Presets and styles (*.json *.csv);;Studio preset (*.json);;A1111 styles (*.csv)")
             if not path:
                 return []
+        path = Path(path)
+        prepared = self._prepare_import(path)
+        if isinstance(prepared, Exception):
+            self._error("Nothing was imported", prepared)
+            return []
         try:
-            imported, warnings = self.store.import_file(Path(path))
+            imported = self.store.finish_import(prepared)
         except (PresetError, OSError) as exc:
             self._error("Nothing was imported", exc)
             return []
-        for warning in warnings:
-            self.message.emit(warning)
+        if prepared.warnings:
+            self.message.emit(summarize_warnings(prepared.warnings))
         self.refresh(select=imported[0].name)
         self.presetsChanged.emit()
-        self.message.emit(f"Imported {len(imported)} preset(s) from {Path(path).name}.")
+        skipped = f"; {prepared.skipped:,} skipped (see the messages before)" if prepared.skipped else ""
+        self.message.emit(f"Imported {len(imported):,} preset(s) from {path.name[:100]}{skipped}.")
         return imported
+
+    def _prepare_import(self, path: Path) -> PreparedImport | Exception:
+        """Read, check and write the import on a worker thread while a progress dialog shows;
+        the window keeps repainting (a local event loop waits; the dialog is window-modal, so
+        nothing else can change the presets meanwhile)."""
+        loop = QEventLoop()
+        dialog = QProgressDialog(f"Importing presets from {path.name[:100]}…", None, 0, 0, self.window())
+        dialog.setObjectName("importProgressDialog")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(300)  # a small file never flashes a dialog
+        relay = _ImportRelay(dialog, loop)
+
+        def work() -> None:
+            try:
+                result = self.store.prepare_import(path, relay.progressed.emit)
+            except (PresetError, OSError, MemoryError, RecursionError) as exc:
+                result = exc
+            except Exception as exc:  # noqa: BLE001 - an import must never take the window down
+                result = PresetError(f"{path.name[:100]} could not be imported ({type(exc).__name__}: {str(exc)[:200]}).")
+            relay.done.emit(result)
+
+        worker = threading.Thread(target=work, name="preset-import", daemon=True)
+        worker.start()
+        loop.exec()  # until relay._finish: the outcome arrives queued, so never before this runs
+        worker.join()
+        dialog.reset()
+        dialog.deleteLater()
+        return relay.outcome[0]
 
     def export_preset(self, path: str | Path | None = None) -> Path | None:
         name = self.current_name()
@@ -259,4 +320,5 @@ class PresetBar(QWidget):
 
     def _error(self, what: str, exc: Exception) -> None:
         # Errors are data, shown calmly in the status bar; never a crash.
-        self.message.emit(f"{what}: {exc}")
+        text = f"{what}: {exc}"
+        self.message.emit(text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…")
