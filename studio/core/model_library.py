@@ -3,7 +3,7 @@
 Folders are the studio's own (`models/checkpoints`, `models/vae`, `models/loras` under its data
 folder) plus any the artist adds. An A1111 `models/Stable-diffusion` or a ComfyUI
 `models/checkpoints` works as it is: their VAE and LoRA folders are found beside them
-(`VAE`/`vae`, `Lora`/`loras`). Scanning reads only file headers; run it off the GUI thread.
+(`VAE`/`vae`, `Lora`/`loras`, and `embeddings`). Scanning reads only file headers; run it off the GUI thread.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from studio.core.paths import data_home
 MAX_DEPTH = 3  # model sites' archives nest a folder or two; deeper is someone's whole disk
 _VAE_DIRS = ("VAE", "vae")
 _LORA_DIRS = ("Lora", "loras", "lora", "LoRA")
+_EMBEDDING_DIRS = ("embeddings", "Embeddings")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,25 @@ def lora_folders(folders: list[Path]) -> list[Path]:
     return _siblings(folders, _LORA_DIRS, own_lora_dir())
 
 
+def own_embedding_dir() -> Path:
+    return data_home() / "models" / "embeddings"
+
+
+def embedding_folders(folders: list[Path]) -> list[Path]:
+    """Textual-inversion folders: the studio's own, an `embeddings` beside a model folder
+    (ComfyUI's `models/embeddings`), and A1111's, which sits at the webui root, two levels
+    above `models/Stable-diffusion`."""
+    found = _siblings(folders, _EMBEDDING_DIRS, own_embedding_dir())
+    for folder in folders:
+        if folder.parent.name.lower() != "models":
+            continue  # only an A1111-shaped tree says where its root is
+        for name in _EMBEDDING_DIRS:
+            candidate = folder.parent.parent / name
+            if candidate.is_dir() and candidate not in found:
+                found.append(candidate)
+    return found
+
+
 def _walk(folder: Path, depth: int = 0):
     """Files and model folders under `folder`, skipping hidden entries and unreadable folders."""
     try:
@@ -89,7 +109,7 @@ def _walk(folder: Path, depth: int = 0):
             if entry.is_dir():
                 if (path / "model_index.json").is_file():
                     yield path
-                elif depth < MAX_DEPTH and entry.name not in _VAE_DIRS + _LORA_DIRS:
+                elif depth < MAX_DEPTH and entry.name not in _VAE_DIRS + _LORA_DIRS + _EMBEDDING_DIRS:
                     yield from _walk(path, depth + 1)
             elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
                 yield path
