@@ -165,7 +165,7 @@ def preset_from_dict(data: Any, builtin: bool = False) -> tuple[Preset, list[str
         raise PresetError("a preset must be a JSON object")
     version = data.get("format", PRESET_FORMAT)
     if isinstance(version, bool) or not isinstance(version, int) or version > PRESET_FORMAT:
-        raise PresetError(f"unsupported preset format {version!r} (this version reads up to {PRESET_FORMAT})")
+        raise PresetError(f"unsupported preset format {_short(version)} (this version reads up to {PRESET_FORMAT})")
     name = check_name(data.get("name"))
     values: dict[str, Any] = {}
     warnings = []
@@ -174,7 +174,7 @@ def preset_from_dict(data: Any, builtin: bool = False) -> tuple[Preset, list[str
             try:
                 values[key] = _check_field(key, data[key])
             except ValueError as exc:
-                warnings.append(f"Preset {_short(name)}: ignored {key} {_short(data[key])} ({exc}).")
+                warnings.append(f"Preset {_short(name)}: ignored {key} {_short(data[key])} ({str(exc)[:MAX_WARNING_CHARS]}).")
     return Preset(name, values, builtin), warnings
 
 
