@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from studio.core.request import MAX_BATCH, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
 from studio.core.samplers import SAMPLER_NAMES
 from studio.core.settings import Settings
+from studio.ui.token_counter import TokenCounter
 
 
 MODES = (("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint"))
@@ -156,6 +157,8 @@ class GenerationPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Prompt"))
         layout.addWidget(self.prompt, 2)
+        self.token_counter = TokenCounter(self.prompt)  # A1111's "37/75"
+        layout.addWidget(self.token_counter, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)
         layout.addLayout(form)
