@@ -34,7 +34,11 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False) if any(c in value for c in ",\n:") else value
 
 
-def format_infotext(request: GenerationRequest) -> str:
+def format_infotext(request: GenerationRequest, lora_folders: list[Path] | None = None) -> str:
+    """A1111's text for `request`, with A1111's keys in A1111's order (create_infotext).
+    `lora_folders`: where the prompt's LoRAs are found for `Lora hashes` (default: the studio's
+    own LoRA folder and those beside the model's folder)."""
+    hires = request.mode is Mode.TXT2IMG and request.hires_scale > 1.0
     params: dict[str, str] = {
         "Steps": str(request.steps),
         "Sampler": request.sampler,
@@ -50,18 +54,75 @@ def format_infotext(request: GenerationRequest) -> str:
         params["Model"] = (model.stem if model.suffix.lower() == ".safetensors" else model.name) or request.model
     if request.vae:
         params["VAE"] = Path(request.vae).name
+    if request.mode is Mode.TXT2IMG:  # the only mode whose noise they shape (engine/noise.py)
+        if request.variation_strength > 0:
+            params["Variation seed"] = str(request.variation_seed)
+            params["Variation seed strength"] = f"{request.variation_strength:g}"
+        if request.seed_resize_width > 0 and request.seed_resize_height > 0:
+            params["Seed resize from"] = f"{request.seed_resize_width}x{request.seed_resize_height}"
     if request.mode is not Mode.TXT2IMG:
         params["Denoising strength"] = f"{request.strength:g}"
+    elif hires:
+        params["Denoising strength"] = f"{request.hires_denoise:g}"  # A1111: the hires pass's
+    if request.clip_skip > 1:
+        params["Clip skip"] = str(request.clip_skip)
     if request.mode is Mode.INPAINT:  # A1111's own keys and wording
         params["Mask blur"] = str(request.mask_blur)
         params["Masked content"] = request.masked_content.value.replace("_", " ")
         if request.inpaint_area is InpaintArea.ONLY_MASKED:
             params["Inpaint area"] = "Only masked"
             params["Masked area padding"] = str(request.inpaint_padding)
+    if hires:
+        params["Hires upscale"] = f"{request.hires_scale:g}"
+        if request.hires_steps:
+            params["Hires steps"] = str(request.hires_steps)
+        params["Hires upscaler"] = request.hires_upscaler
+    hashes = lora_hashes(request, lora_folders)
+    if hashes:
+        params["Lora hashes"] = hashes
     params["Version"] = f"DiffusionStudio {__version__}"
     negative = f"\n{_NEGATIVE} {request.negative_prompt}" if request.negative_prompt else ""
     last = ", ".join(f"{key}: {_quote(value)}" for key, value in params.items())
     return f"{request.prompt}{negative}\n{last}".strip()
+
+
+_LORA_NAME_SYMBOLS = str.maketrans("", "", ":,")  # A1111 drops them from names in `Lora hashes`
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> hash: LoRAs are large
+
+
+def _default_lora_folders(request: GenerationRequest) -> list[Path]:
+    from studio.core.model_library import lora_folders, model_folders
+
+    model = Path(request.model).expanduser() if request.model else None
+    return lora_folders(model_folders([str(model.parent)] if model is not None else []))
+
+
+def lora_hashes(request: GenerationRequest, folders: list[Path] | None = None) -> str:
+    """A1111's `Lora hashes` value, "name: hash, name2: hash2", for the prompt's LoRAs found on
+    disk (the 12-character "addnet" short hash, as A1111's Lora extension writes it); "" when
+    the prompt names none, none is found, or the LoRA module is not there."""
+    try:
+        from studio.core.lora_tags import find_lora, lora_hash, lora_tags
+    except ImportError:  # pragma: no cover - the LoRA module ships separately
+        return ""
+    tags = [tag for tag in lora_tags(request.prompt) if not tag.is_off]
+    if not tags:
+        return ""
+    folders = _default_lora_folders(request) if folders is None else folders
+    found: dict[str, str] = {}
+    for tag in tags:
+        path = find_lora(tag.name, folders)
+        if path is None:
+            continue
+        try:
+            info = path.stat()
+            key = (str(path), info.st_size, info.st_mtime_ns)
+            if key not in _HASH_CACHE:
+                _HASH_CACHE[key] = lora_hash(path)[:12]
+        except (OSError, ValueError):
+            continue
+        found[tag.name.translate(_LORA_NAME_SYMBOLS)] = _HASH_CACHE[key]
+    return ", ".join(f"{name}: {short}" for name, short in found.items())
 
 
 @dataclass

@@ -37,7 +37,7 @@ from studio.core.infotext import parse_infotext
 from studio.core.outputs import PARAMETERS_KEY, REQUEST_KEY
 from studio.core.request import MAX_SEED, GenerationRequest, InvalidRequest, Mode
 from studio.core.samplers import SAMPLER_NAMES
-from studio.core.settings import Settings, clamp_number, request_in_range
+from studio.core.settings import HIRES_UPSCALERS, Settings, clamp_number, extra_settings_from_request, request_in_range
 
 EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286
@@ -49,6 +49,11 @@ MAX_GRAPH_HOPS = 32
 
 # Fields `fields` may hold: Settings' names, plus strength (img2img) which Settings may lack.
 FIELD_NAMES = ("prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "sampler", "strength")
+# A1111's extras (their Settings names): hires fix, variations, clip skip.
+EXTRA_FIELD_NAMES = (
+    "clip_skip", "hires_fix", "hires_scale", "hires_steps", "hires_denoise", "hires_upscaler",
+    "variation", "variation_seed", "variation_strength", "seed_resize_width", "seed_resize_height",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,70 @@ def _json(text: str) -> Any:
 
 
 # -- A1111 -------------------------------------------------------------------------------------
-_A1111_MAPPED = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Denoising strength"}
+_A1111_MAPPED = {
+    "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Denoising strength", "Clip skip",
+    "Hires upscale", "Hires steps", "Hires upscaler", "Variation seed", "Variation seed strength", "Seed resize from",
+    "Lora hashes", "TI hashes",  # what they name is in the prompt text; the hashes only identify files
+}  # fmt: skip
+_HIRES_KEYS = ("Hires upscale", "Hires upscaler", "Hires resize")  # A1111's test that hires fix was on
+
+
+def _resize_scale(text: str, fields: dict) -> float | None:
+    """A1111's "Hires resize: WxH" as an upscale factor, when it keeps the picture's proportions."""
+    width, _, height = text.partition("x")
+    w, h = _int(width), _int(height)
+    if not (w and h and fields.get("width") and fields.get("height")):
+        return None
+    scale = w / fields["width"]
+    return scale if abs(h / fields["height"] - scale) < 0.01 else None
+
+
+def _a1111_extras(p: Mapping[str, str], fields: dict, extras: dict) -> None:
+    """Clip skip, hires fix and variations, as A1111 pastes them (infotext_utils): a key that is
+    absent means off (clip skip 1, no hires fix, no variation), so the picture comes out the same."""
+    fields["clip_skip"] = 1
+    if "Clip skip" in p:
+        skip = _int(p["Clip skip"])
+        _put(fields, extras, "clip_skip", skip if skip is not None and skip >= 1 else None, p["Clip skip"], "Clip skip")
+    hires = any(key in p for key in _HIRES_KEYS)
+    fields["hires_fix"] = hires
+    if hires:
+        scale = _float(p["Hires upscale"]) if "Hires upscale" in p else _resize_scale(p.get("Hires resize", ""), fields)
+        if scale is not None and scale > 1:
+            fields["hires_scale"] = scale
+            extras.pop("Hires resize", None)
+        else:
+            fields["hires_fix"] = False
+            extras.update({k: p[k] for k in ("Hires upscale", "Hires resize") if k in p})
+        fields["hires_steps"] = 0
+        if "Hires steps" in p:
+            _put(fields, extras, "hires_steps", _int(p["Hires steps"]), p["Hires steps"], "Hires steps")
+        upscaler = " ".join(p.get("Hires upscaler", "Latent").split())
+        known = {name.casefold(): name for name in HIRES_UPSCALERS}
+        if upscaler.casefold() in known:
+            fields["hires_upscaler"] = known[upscaler.casefold()]
+        else:  # an ESRGAN-style model upscaler: the nearest the studio has, and say so
+            fields["hires_upscaler"] = "Lanczos"
+            extras["Hires upscaler"] = upscaler
+        if "Denoising strength" in p:
+            denoise = _float(p["Denoising strength"])
+            _put(fields, extras, "hires_denoise", denoise if denoise and 0 < denoise <= 1 else None,
+                 p["Denoising strength"], "Denoising strength")
+    fields["variation"] = "Variation seed" in p or "Seed resize from" in p
+    fields["variation_strength"] = 0.0
+    if "Variation seed" in p:
+        _put(fields, extras, "variation_seed", _seed(p["Variation seed"]), p["Variation seed"], "Variation seed")
+    if "Variation seed strength" in p:
+        _put(fields, extras, "variation_strength", _float(p["Variation seed strength"]),
+             p["Variation seed strength"], "Variation seed strength")
+    fields["seed_resize_width"] = fields["seed_resize_height"] = 0
+    if "Seed resize from" in p:
+        width, _, height = p["Seed resize from"].partition("x")
+        w, h = _int(width), _int(height)
+        if w and h and w > 0 and h > 0:
+            fields["seed_resize_width"], fields["seed_resize_height"] = w, h
+        else:  # A1111 writes it only when both sides are set; anything else is not understood
+            extras["Seed resize from"] = p["Seed resize from"]
 
 
 def from_a1111(text: str, source: str = "a1111") -> ImageMetadata:
@@ -153,7 +221,8 @@ def from_a1111(text: str, source: str = "a1111") -> ImageMetadata:
     if "Size" in p:
         width, _, height = p["Size"].partition("x")
         _size(fields, extras, width, height, "Size")
-    if "Denoising strength" in p:
+    _a1111_extras(p, fields, extras)
+    if "Denoising strength" in p and not fields["hires_fix"]:  # with hires fix it is the hires pass's
         strength = _float(p["Denoising strength"])
         _put(fields, extras, "strength", strength if strength and 0 < strength <= 1 else None,
              p["Denoising strength"], "Denoising strength")
@@ -340,6 +409,7 @@ def from_studio(text: str) -> ImageMetadata:
     }
     if request.mode is not Mode.TXT2IMG:
         fields["strength"] = request.strength
+    fields.update(extra_settings_from_request(request))
     extras = {"model": request.model, "mode": request.mode.value}
     return ImageMetadata(fields, "studio", extras, request=request)
 
@@ -567,7 +637,7 @@ def read_metadata(path: Path | str) -> ImageMetadata:
 
 # -- applying to Settings ------------------------------------------------------------------------
 RESTORE_GROUPS = {
-    "all": FIELD_NAMES,
+    "all": FIELD_NAMES + EXTRA_FIELD_NAMES,
     "seed": ("seed",),
     "prompt": ("prompt", "negative_prompt"),
     "size": ("width", "height"),
@@ -577,7 +647,7 @@ RESTORE_GROUPS = {
 def apply_fields(settings: Settings, fields: Mapping[str, Any], what: str = "all") -> Settings:
     """A new Settings with the recalled fields (`what`: all, seed, prompt, size). Restoring a
     seed turns the random seed off, or the recalled seed would be thrown away."""
-    wanted = RESTORE_GROUPS.get(what, FIELD_NAMES)
+    wanted = RESTORE_GROUPS.get(what, RESTORE_GROUPS["all"])
     names = {f.name: type(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
     changes: dict[str, Any] = {}
     for key in wanted:

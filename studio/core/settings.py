@@ -33,6 +33,12 @@ MAX_SETTINGS_BYTES = 1_000_000  # settings are ~1 KB; prompts are capped at 20,0
 DEVICE_NAMES = ("auto", "cuda", "mps", "cpu")  # the engine's choices (engine/devices.py)
 VAE_TILING_CHOICES = ("auto", "on", "off")  # engine/memory.py: "auto" tiles above 2048x2048
 MAX_MODEL_DIRS = 100  # a hand-edited list longer than this is someone's whole disk, not a library
+# Hires fix upscalers the engine runs (engine/hires.py): A1111's latent modes, then pixel resizes.
+HIRES_UPSCALERS = (
+    "Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)",
+    "Latent (nearest-exact)", "Lanczos", "Nearest", "None",
+)  # fmt: skip
+MAX_HIRES_SCALE = 4.0
 
 # Each number's valid range, as GenerationRequest.validated() checks it. Numbers read from any
 # file (settings, session, history, a model's studio.json, an image's metadata) are clamped
@@ -48,8 +54,17 @@ NUMBER_RANGES: dict[str, tuple[float, float]] = {
     "strength": (0.01, 1.0),  # above 0; the panel's smallest step
     "mask_blur": (0, 64),
     "inpaint_padding": (0, 256),
+    "clip_skip": (1, 12),
+    "hires_scale": (1.0, MAX_HIRES_SCALE),
+    "hires_steps": (0, MAX_STEPS),
+    "hires_denoise": (0.01, 1.0),  # above 0, as strength
+    "variation_seed": (0, MAX_SEED),
+    "variation_strength": (0.0, 1.0),
+    "seed_resize_width": (0, MAX_SIDE),  # 0 = off; otherwise MIN_SIDE..MAX_SIDE
+    "seed_resize_height": (0, MAX_SIDE),
 }
 _SIDES = ("width", "height")
+_OPTIONAL_SIDES = ("seed_resize_width", "seed_resize_height")
 
 
 @dataclass
@@ -77,6 +92,19 @@ class Settings:
     attention_slicing: bool = False
     vae_tiling: str = "auto"  # "auto", "on" or "off"
     cpu_offload: bool = False  # model CPU offload, for GPUs too small to hold the model
+    # A1111's extras. Hires fix and variations have their own switch, so turning them off keeps
+    # the numbers for next time (A1111's "Hires. fix" and "Extra" checkboxes).
+    clip_skip: int = 1
+    hires_fix: bool = False
+    hires_scale: float = 2.0
+    hires_steps: int = 0  # 0 = as many as the first pass
+    hires_denoise: float = 0.7
+    hires_upscaler: str = "Latent"
+    variation: bool = False
+    variation_seed: int = 0
+    variation_strength: float = 0.0
+    seed_resize_width: int = 0  # 0 = off
+    seed_resize_height: int = 0
 
 
 def clamp_number(name: str, value: Any) -> int | float | None:
@@ -95,6 +123,8 @@ def clamp_number(name: str, value: Any) -> int | float | None:
         value = round(value)
         if name in _SIDES:
             value = min(max(round(value / 8) * 8, MIN_SIDE), MAX_SIDE)
+        elif name in _OPTIONAL_SIDES and value:
+            value = max(value, MIN_SIDE)
         return int(value)
     return float(value)
 
@@ -148,6 +178,8 @@ def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
         settings.sampler = DEFAULT_SAMPLER
     if settings.vae_tiling not in VAE_TILING_CHOICES:
         settings.vae_tiling = Settings.vae_tiling
+    if settings.hires_upscaler not in HIRES_UPSCALERS:
+        settings.hires_upscaler = Settings.hires_upscaler
     if not all(isinstance(p, str) and 0 < len(p) <= MAX_PROMPT_CHARS for p in settings.model_dirs):
         settings.model_dirs = []
     settings.model_dirs = list(dict.fromkeys(settings.model_dirs))[:MAX_MODEL_DIRS]  # a fresh list, no repeats
@@ -232,6 +264,16 @@ def request_from_settings(
         inpaint_padding=settings.inpaint_padding,
         masked_content=content,
         vae=settings.vae,
+        clip_skip=settings.clip_skip,
+        # Turned off, the numbers stay in the settings but the request says "off".
+        hires_scale=settings.hires_scale if settings.hires_fix else 1.0,
+        hires_steps=settings.hires_steps,
+        hires_denoise=settings.hires_denoise,
+        hires_upscaler=settings.hires_upscaler,
+        variation_seed=settings.variation_seed,
+        variation_strength=settings.variation_strength if settings.variation else 0.0,
+        seed_resize_width=settings.seed_resize_width if settings.variation else 0,
+        seed_resize_height=settings.seed_resize_height if settings.variation else 0,
     )
 
 
@@ -257,7 +299,8 @@ def apply_model_defaults(settings: Settings, model: str) -> bool:
 
 
 def settings_from_request(settings: Settings, request: GenerationRequest) -> Settings:
-    """Settings that reproduce `request` exactly (fixed seed, same mode and inpaint options)."""
+    """Settings that reproduce `request` exactly (fixed seed, same mode and inpaint options,
+    hires fix and variations). What the request has switched off stays as it was, switched off."""
     from dataclasses import replace
 
     return replace(
@@ -278,4 +321,22 @@ def settings_from_request(settings: Settings, request: GenerationRequest) -> Set
         inpaint_area=request.inpaint_area.value,
         inpaint_padding=request.inpaint_padding,
         masked_content=request.masked_content.value,
+        **extra_settings_from_request(request),
     )
+
+
+def extra_settings_from_request(request: GenerationRequest) -> dict[str, Any]:
+    """The Settings values of a request's clip skip, hires fix and variations. What the request
+    has switched off is only switched off: its numbers are the artist's for next time."""
+    hires = request.hires_scale > 1.0
+    variation = request.variation_strength > 0 or bool(request.seed_resize_width and request.seed_resize_height)
+    extras: dict[str, Any] = {"clip_skip": request.clip_skip, "hires_fix": hires, "variation": variation}
+    if hires:
+        # An upscaler the studio lacks (a request written elsewhere) runs as Lanczos: say what runs.
+        upscaler = request.hires_upscaler if request.hires_upscaler in HIRES_UPSCALERS else "Lanczos"
+        extras.update(hires_scale=request.hires_scale, hires_steps=request.hires_steps,
+                      hires_denoise=request.hires_denoise, hires_upscaler=upscaler)
+    if variation:
+        extras.update(variation_seed=request.variation_seed, variation_strength=request.variation_strength,
+                      seed_resize_width=request.seed_resize_width, seed_resize_height=request.seed_resize_height)
+    return extras

@@ -38,8 +38,8 @@ from studio.engine.loader import load_pipeline, load_vae_file, move_to_device, p
 from studio.engine.lora import loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
-from studio.engine.hires import hires_pass, hires_steps
-from studio.engine.noise import initial_noise
+from studio.engine.hires import hires_pass, hires_steps, wants_hires
+from studio.engine.noise import image_request, initial_noise
 from studio.engine.prompt_encoding import prompt_arguments
 from studio.engine.schedulers import make_scheduler
 from studio.engine.vae import VaeDecoder
@@ -123,6 +123,8 @@ class Engine:
         self.device_choice = "auto"
         self.memory = MemoryOptions()
         self.model: LoadedModel | None = None
+        self.library_dirs: list[str] = []  # the artist's model folders: LoRA folders are found beside them
+        self.lora_dirs: list[str] = []  # LoRA folders named directly (studio generate --lora-dir)
 
     # -- models --------------------------------------------------------------------------
     def load(self, path: str, device_choice: str | None = None, vae: str = "") -> LoadedModel:
@@ -208,7 +210,7 @@ class Engine:
                 for index in range(request.batch_count):
                     if cancel.is_set():
                         raise GenerationCancelled
-                    single = request.for_image(index)
+                    single = image_request(request, index)  # A1111's seed numbering (variations keep the seed)
                     pixels, note = self._run_one(model, single, index, cancel)
                     single = replace(single, model_hash=model.model_hash())
                     path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
@@ -235,7 +237,7 @@ class Engine:
         progress = StepReporter(self, model, index, cancel, extra_steps=hires_steps(request, model))
         latents = self.denoise(model, pipe, request, inputs, progress)
         notes = []
-        if hires_steps(request, model):
+        if wants_hires(request):  # (an inpainting model skips it with a note)
             pipe, latents, note = hires_pass(self, model, request, latents, progress)
             notes.append(note)
         image, note = model.decoder.decode(pipe, latents)
@@ -254,7 +256,7 @@ class Engine:
             size = (request.height, request.width)
             inputs = {**inputs, "original_size": size, "target_size": size, "crops_coords_top_left": (0, 0)}
         if "image" not in inputs:  # txt2img: variation seeds and "resize seed from" shape the noise
-            noise = initial_noise(pipe, request)
+            noise = initial_noise(pipe, request, generator)
             if noise is not None:
                 inputs = {**inputs, "latents": noise}
         self.memory.apply_for_size(pipe, request.width * request.height)

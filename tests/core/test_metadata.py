@@ -90,8 +90,11 @@ def test_a1111_parameters(tmp_path):
     assert f["negative_prompt"] == "lowres, bad anatomy\nblurry"
     assert (f["steps"], f["guidance"], f["seed"]) == (28, 6.5, 3141592653)
     assert f["sampler"] == "DPM++ 2M Karras"  # Sampler + "Schedule type: Karras"
-    assert (f["width"], f["height"], f["strength"]) == (512, 768, 0.45)
-    assert meta.extras["Hires upscale"] == "2" and meta.extras["Lora hashes"] == "add_detail: 7c6bad76eb54"
+    assert (f["width"], f["height"]) == (512, 768)
+    # With hires fix, "Denoising strength" is the hires pass's (A1111's txt2img), not img2img's.
+    assert (f["hires_fix"], f["hires_scale"], f["hires_upscaler"], f["hires_denoise"]) == (True, 2.0, "Latent", 0.45)
+    assert "strength" not in f and "Hires upscale" not in meta.extras
+    assert "Lora hashes" not in meta.extras  # the LoRAs are in the prompt; the hashes only name files
     assert "Schedule type" not in meta.extras and "Steps" not in meta.extras
 
 
