@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from studio.core.request import MAX_BATCH, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
 from studio.core.samplers import SAMPLER_NAMES
 from studio.core.settings import Settings
+from studio.ui.lora_picker import LoraButton
 from studio.ui.token_counter import TokenCounter
 
 
@@ -155,7 +156,12 @@ class GenerationPanel(QWidget):
         buttons.addWidget(self.cancel_button, 1)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Prompt"))
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(QLabel("Prompt"))
+        prompt_row.addStretch(1)
+        self.lora_button = LoraButton(self.prompt)  # inserts <lora:NAME:1> at the prompt's cursor
+        prompt_row.addWidget(self.lora_button)
+        layout.addLayout(prompt_row)
         layout.addWidget(self.prompt, 2)
         self.token_counter = TokenCounter(self.prompt)  # A1111's "37/75"
         layout.addWidget(self.token_counter, 0, Qt.AlignmentFlag.AlignRight)

@@ -1,0 +1,114 @@
+"""The "LoRA…" button: lists the LoRA folders' files (scanned off the GUI thread) with their
+family, and inserts `<lora:NAME:1>` at the prompt's cursor."""
+
+import threading
+
+import pytest
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit, QToolButton
+
+from studio.core.settings import Settings, save_settings
+from studio.ui import lora_picker
+from studio.ui.generation_panel import GenerationPanel
+from studio.ui.lora_picker import LoraButton, insert_at_cursor
+from tests.lora_files import write_family_lora
+
+
+@pytest.fixture
+def webui(tmp_path, studio_home):
+    """An A1111 install with two LoRAs in models/Lora, and one in the studio's own folder."""
+    models = tmp_path / "webui" / "models"
+    (models / "Stable-diffusion").mkdir(parents=True)
+    write_family_lora(models / "Lora" / "Ink Wash.safetensors", "sd1")
+    write_family_lora(models / "Lora" / "xl" / "film grain.safetensors", "sdxl")
+    write_family_lora(studio_home / "models" / "loras" / "mine.safetensors", "sd2")
+    return str(models / "Stable-diffusion")
+
+
+def scanned(qtbot, button: LoraButton):
+    before = button.loras
+    button.refresh()
+    qtbot.waitUntil(lambda: button.loras is not None and button.loras is not before, timeout=5000)
+    return [a.text() for a in button.menu_.actions()]
+
+
+def test_lists_loras_beside_the_model_folders_with_their_family(qtbot, webui, monkeypatch):
+    threads = []
+    original = lora_picker.scan_loras
+
+    def spy(folders):
+        threads.append(threading.current_thread().name)
+        return original(folders)
+
+    monkeypatch.setattr(lora_picker, "scan_loras", spy)
+    prompt = QPlainTextEdit()
+    button = LoraButton(prompt, lambda: [webui])
+    qtbot.addWidget(button)
+    assert [a.text() for a in button.menu_.actions()] == ["Scanning the LoRA folders…"]
+    assert scanned(qtbot, button) == ["film grain  ·  SDXL", "Ink Wash  ·  SD 1.x", "mine  ·  SD 2.x"]
+    assert threads == [lora_picker.SCAN_THREAD_NAME]  # not the GUI thread
+
+
+def test_choosing_one_inserts_the_tag_at_the_cursor(qtbot, webui):
+    prompt = QPlainTextEdit()
+    prompt.setPlainText("a cat, forest")
+    cursor = prompt.textCursor()
+    cursor.setPosition(len("a cat,"))
+    prompt.setTextCursor(cursor)
+    button = LoraButton(prompt, lambda: [webui])
+    qtbot.addWidget(button)
+    scanned(qtbot, button)
+    ink = next(a for a in button.menu_.actions() if a.text().startswith("Ink Wash"))
+    with qtbot.waitSignal(button.inserted) as signal:
+        ink.trigger()
+    assert signal.args == ["<lora:Ink Wash:1>"]
+    assert prompt.toPlainText() == "a cat, <lora:Ink Wash:1> forest"
+    assert prompt.textCursor().position() == len("a cat, <lora:Ink Wash:1>")
+
+
+@pytest.mark.parametrize(
+    "text, position, expected",
+    [("", 0, "<lora:x:1>"), ("cat", 3, "cat <lora:x:1>"), ("cat ", 4, "cat <lora:x:1>"), ("cat", 0, "<lora:x:1>cat")],
+)
+def test_insert_spacing(qtbot, text, position, expected):
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    edit.setPlainText(text)
+    cursor = edit.textCursor()
+    cursor.setPosition(position)
+    edit.setTextCursor(cursor)
+    insert_at_cursor(edit, "<lora:x:1>")
+    assert edit.toPlainText() == expected
+
+
+def test_selection_is_replaced(qtbot):
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    edit.setPlainText("a dog sitting")
+    cursor = edit.textCursor()
+    cursor.setPosition(2)
+    cursor.setPosition(5, QTextCursor.MoveMode.KeepAnchor)
+    edit.setTextCursor(cursor)
+    insert_at_cursor(edit, "<lora:x:1>")
+    assert edit.toPlainText() == "a <lora:x:1> sitting"
+
+
+def test_empty_folders_say_where_loras_go(qtbot, studio_home):
+    button = LoraButton(QPlainTextEdit(), lambda: [])
+    qtbot.addWidget(button)
+    [text] = scanned(qtbot, button)
+    assert text.startswith("No LoRAs found")
+    assert str(studio_home / "models" / "loras") in button.menu_.actions()[0].toolTip()
+
+
+def test_panel_has_the_button_and_it_reads_the_saved_model_folders(qtbot, webui):
+    from studio.core.paths import settings_file
+
+    save_settings(Settings(model_dirs=[webui]), settings_file())
+    panel = GenerationPanel()
+    qtbot.addWidget(panel)
+    button = panel.findChild(QToolButton, "loraButton")
+    assert button is panel.lora_button and button.text() == "LoRA…"
+    assert "Ink Wash  ·  SD 1.x" in scanned(qtbot, button)
+    next(a for a in button.menu_.actions() if a.text().startswith("mine")).trigger()
+    assert "<lora:mine:1>" in panel.prompt.toPlainText()
