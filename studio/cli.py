@@ -36,7 +36,7 @@ def _threads(text: str) -> int:
     return value
 
 
-COMMANDS = ("generate", "bench")
+COMMANDS = ("generate", "bench", "soak")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # what a drop on the window accepts (studio/ui/drop.py)
 THREADS_HELP = "CPU threads for torch (default: all cores but one; also STUDIO_CPU_THREADS)"
 
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, help="output PNG (default: the studio's output folder); "
                                               "a batch adds FILE-2.png, FILE-3.png, ...")
     gen.add_argument("--overwrite", action="store_true", help="replace --out files that already exist")
+    gen.add_argument("--lora-dir", dest="lora_dirs", action="append", default=[], type=Path, metavar="FOLDER",
+                     help="a folder of LoRAs for <lora:NAME:WEIGHT> in the prompt, besides those found "
+                          "beside your model folders (repeatable)")
 
     bench = sub.add_parser("bench", help="measure overhead, GUI stalls, cancel latency and launch time")
     bench.add_argument("--model", dest="bench_model", help="checkpoint file or model folder (default: demo model, else a tiny one); also times its loading")
@@ -93,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--size", type=_size, default=None)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--json", type=Path, default=Path("bench.json"), help="where to write results")
+
+    soak = sub.add_parser("soak", help="many generations with cancels; prints memory, thread, file and None-reference growth")
+    soak.add_argument("--jobs", type=int, default=2000)
+    soak.add_argument("--cancel-every", type=int, default=5, help="cancel every Nth job (0: never)")
+    soak.add_argument("--model", dest="soak_model", help="model to use (default: a tiny random one, built offline)")
+    soak.add_argument("--device", dest="soak_device", choices=("auto", "cuda", "mps", "cpu"), help="default: cpu")
+    soak.add_argument("--threads", dest="soak_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
+    soak.add_argument("--steps", type=int, default=2)
+    soak.add_argument("--size", type=int, default=64, help="image side in pixels (multiple of 8)")
+    soak.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser
 
 
@@ -145,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         from studio.bench import run_bench
 
         return run_bench(args)
+    if args.command == "soak":
+        _use_threads(args.soak_threads if args.soak_threads is not None else args.threads)
+        from studio.soak import run_soak
+
+        return run_soak(args)
     _use_threads(args.threads)
     problem = _missing_image(args.files)
     if problem:
