@@ -89,6 +89,7 @@ def generate(args: Namespace) -> int:
 
     failures: list[StudioError] = []
     saved: list[Path] = []
+    notes: list[str] = []
     tty = sys.stderr.isatty()
 
     def on_event(event: Event) -> None:
@@ -102,11 +103,16 @@ def generate(args: Namespace) -> int:
         elif isinstance(event, ImageFinished):
             saved.append(event.path)
             print(("\n" if tty else "") + f"{event.path} (seed {event.request.seed})")
+            if event.note and event.note not in notes:  # e.g. a LoRA not found: said once, not per image
+                notes.append(event.note)
+                print(f"note: {event.note}", file=sys.stderr)
         elif isinstance(event, JobFailed):
             failures.append(event.error)
 
     writer = FileWriter(args.out, args.overwrite) if args.out else OutputWriter(outputs_dir())
     engine = Engine(writer, on_event, previews=False)
+    engine.library_dirs = list(load_settings(settings_file())[0].model_dirs)  # LoRAs beside the model folders
+    engine.lora_dirs = [str(p) for p in getattr(args, "lora_dirs", None) or []]
     try:
         engine.load(request.model, args.gen_device or args.device or "auto", vae=request.vae)
     except StudioError as exc:

@@ -118,7 +118,9 @@ class EngineWorker(QObject):
     @Slot(object, object)
     def _run_job(self, request: GenerationRequest, cancel: threading.Event) -> None:
         try:
-            self._engine_or_fail().generate(request, cancel)
+            engine = self._engine_or_fail()
+            engine.library_dirs = _saved_model_dirs()  # LoRA folders are found beside the model folders
+            engine.generate(request, cancel)
         except Exception as exc:  # noqa: BLE001
             self.jobFailed.emit(JobFailed(StudioError(ErrorKind.INTERNAL, f"Generation failed: {exc}"), request))
 
@@ -225,6 +227,16 @@ class EngineCloser(QObject):
         self.result = not self.engine.is_running()
         self.engine.keep_alive()
         self.done.emit(self.result)
+
+
+def _saved_model_dirs() -> list[str]:
+    """The artist's model folders as saved (the window saves settings before each job)."""
+    from studio.ui.lora_picker import saved_model_dirs
+
+    try:
+        return saved_model_dirs()
+    except Exception:  # noqa: BLE001 - unreadable settings: the studio's own LoRA folder still works
+        return []
 
 
 def real_engine_factory(emit):

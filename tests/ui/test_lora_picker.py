@@ -112,3 +112,22 @@ def test_panel_has_the_button_and_it_reads_the_saved_model_folders(qtbot, webui)
     assert "Ink Wash  ·  SD 1.x" in scanned(qtbot, button)
     next(a for a in button.menu_.actions() if a.text().startswith("mine")).trigger()
     assert "<lora:mine:1>" in panel.prompt.toPlainText()
+
+
+def test_the_worker_hands_the_saved_model_folders_to_the_engine(qtbot, webui):
+    from studio.core.paths import settings_file
+    from studio.core.request import GenerationRequest
+    from studio.ui.worker import EngineWorker
+
+    class Engine:
+        def generate(self, request, cancel):
+            self.seen = list(self.library_dirs)
+
+    engine = Engine()
+    worker = EngineWorker(lambda emit: engine)
+    save_settings(Settings(model_dirs=[webui]), settings_file())
+    worker._run_job(GenerationRequest(prompt="x <lora:Ink Wash:1>"), threading.Event())
+    assert engine.seen == [webui]
+    settings_file().write_text("{broken")  # unreadable settings: the job still runs
+    worker._run_job(GenerationRequest(prompt="x"), threading.Event())
+    assert engine.seen == []
