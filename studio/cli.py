@@ -87,9 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lora-dir", dest="lora_dirs", action="append", default=[], type=Path, metavar="FOLDER",
                      help="a folder of LoRAs for <lora:NAME:WEIGHT> in the prompt, besides those found "
                           "beside your model folders (repeatable)")
-    gen.add_argument("--lora-dir", dest="lora_dirs", action="append", default=[], type=Path, metavar="FOLDER",
-                     help="a folder of LoRAs for <lora:NAME:WEIGHT> in the prompt, besides those found "
-                          "beside your model folders (repeatable)")
 
     bench = sub.add_parser("bench", help="measure overhead, GUI stalls, cancel latency and launch time")
     bench.add_argument("--model", dest="bench_model", help="checkpoint file or model folder (default: demo model, else a tiny one); also times its loading")
