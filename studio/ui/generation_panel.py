@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.request import MAX_BATCH, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
 from studio.core.samplers import SAMPLER_NAMES
-from studio.core.settings import Settings
+from studio.core.settings import HIRES_UPSCALERS, MAX_HIRES_SCALE, Settings
 from studio.ui.lora_picker import LoraButton
 from studio.ui.token_counter import TokenCounter
 
@@ -168,6 +169,7 @@ class GenerationPanel(QWidget):
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)
         layout.addLayout(form)
+        self._build_a1111_extras(form, layout)
         layout.addLayout(buttons)
 
     def current_mode(self) -> str:
@@ -184,6 +186,8 @@ class GenerationPanel(QWidget):
         for widget in (self.mask_blur, self.inpaint_area, self.masked_content):
             self.form.setRowVisible(widget, inpaint)
         self.form.setRowVisible(self.padding, inpaint and self.inpaint_area.currentData() == "only_masked")
+        for group in (self.hires_group, self.variation_group):  # A1111: both are txt2img's only
+            group.setVisible(mode == "txt2img")
 
     def set_running(self, running: bool) -> None:
         self.generate_button.setEnabled(not running)
@@ -208,6 +212,7 @@ class GenerationPanel(QWidget):
         self.inpaint_area.setCurrentIndex(max(0, self.inpaint_area.findData(s.inpaint_area)))
         self.padding.setValue(s.inpaint_padding)
         self.masked_content.setCurrentIndex(max(0, self.masked_content.findData(s.masked_content)))
+        self._load_a1111_extras(s)
         self._mode_changed()
 
     def store(self, s: Settings) -> None:
@@ -227,3 +232,95 @@ class GenerationPanel(QWidget):
         s.inpaint_area = self.inpaint_area.currentData()
         s.inpaint_padding = self.padding.value()
         s.masked_content = self.masked_content.currentData()
+        self._store_a1111_extras(s)
+
+    # -- A1111's extras: clip skip, hires fix, variation seeds ------------------------------------
+    def _build_a1111_extras(self, form: QFormLayout, layout: QVBoxLayout) -> None:
+        self.clip_skip = _named(QSpinBox(), "clipSkipSpin", "Clip skip (text encoder layers to skip)")
+        self.clip_skip.setRange(1, 12)
+        form.insertRow(form.getWidgetPosition(self.guidance)[0] + 1, "Clip skip", self.clip_skip)
+
+        self.hires_group = _collapsible(_named(QGroupBox("Hires fix"), "hiresGroup", "Hires fix: upscale, then denoise again"))
+        self.hires_scale = _named(QDoubleSpinBox(), "hiresScaleSpin", "Hires fix: upscale by")
+        self.hires_scale.setRange(1.0, MAX_HIRES_SCALE)
+        self.hires_scale.setSingleStep(0.05)
+        self.hires_scale.setDecimals(2)
+        self.hires_scale.setSuffix(" ×")
+        self.hires_steps = _named(QSpinBox(), "hiresStepsSpin", "Hires fix: steps (0 = as many as Steps)")
+        self.hires_steps.setRange(0, MAX_STEPS)
+        self.hires_steps.setSpecialValueText("Same as Steps")
+        self.hires_denoise = _named(QDoubleSpinBox(), "hiresDenoiseSpin", "Hires fix: denoising strength")
+        self.hires_denoise.setRange(0.01, 1.0)  # 0 would change nothing (and is refused)
+        self.hires_denoise.setSingleStep(0.05)
+        self.hires_upscaler = _named(QComboBox(), "hiresUpscalerCombo", "Hires fix: upscaler")
+        self.hires_upscaler.addItems(HIRES_UPSCALERS)
+        hires_form = QFormLayout(self.hires_group.contents)
+        hires_form.addRow("Upscale by", self.hires_scale)
+        hires_form.addRow("Steps", self.hires_steps)
+        hires_form.addRow("Denoising", self.hires_denoise)
+        hires_form.addRow("Upscaler", self.hires_upscaler)
+
+        self.variation_group = _collapsible(_named(QGroupBox("Variation"), "variationGroup", "Variation seed and resize seed"))
+        self.variation_seed = _named(QDoubleSpinBox(), "variationSeedSpin", "Variation seed")
+        self.variation_seed.setDecimals(0)  # seeds go beyond QSpinBox's 2^31-1, as Seed
+        self.variation_seed.setRange(0, MAX_SEED)
+        self.variation_strength = _named(QDoubleSpinBox(), "variationStrengthSpin", "Variation strength")
+        self.variation_strength.setRange(0.0, 1.0)
+        self.variation_strength.setSingleStep(0.05)
+        self.seed_resize_width = _named(QSpinBox(), "seedResizeWidthSpin", "Resize seed from width")
+        self.seed_resize_height = _named(QSpinBox(), "seedResizeHeightSpin", "Resize seed from height")
+        for spin in (self.seed_resize_width, self.seed_resize_height):
+            spin.setRange(0, MAX_SIDE)
+            spin.setSingleStep(64)
+            spin.setSpecialValueText("Off")
+        resize_row = QHBoxLayout()
+        resize_row.addWidget(self.seed_resize_width)
+        resize_row.addWidget(QLabel("×"))
+        resize_row.addWidget(self.seed_resize_height)
+        variation_form = QFormLayout(self.variation_group.contents)
+        variation_form.addRow("Variation seed", self.variation_seed)
+        variation_form.addRow("Strength", self.variation_strength)
+        variation_form.addRow("Resize seed from", resize_row)
+        layout.addWidget(self.hires_group)
+        layout.addWidget(self.variation_group)
+
+    def _load_a1111_extras(self, s: Settings) -> None:
+        self.clip_skip.setValue(s.clip_skip)
+        self.hires_group.setChecked(s.hires_fix)
+        self.hires_scale.setValue(s.hires_scale)
+        self.hires_steps.setValue(s.hires_steps)
+        self.hires_denoise.setValue(s.hires_denoise)
+        self.hires_upscaler.setCurrentIndex(max(0, self.hires_upscaler.findText(s.hires_upscaler)))
+        self.variation_group.setChecked(s.variation)
+        self.variation_seed.setValue(s.variation_seed)
+        self.variation_strength.setValue(s.variation_strength)
+        self.seed_resize_width.setValue(s.seed_resize_width)
+        self.seed_resize_height.setValue(s.seed_resize_height)
+
+    def _store_a1111_extras(self, s: Settings) -> None:
+        s.clip_skip = self.clip_skip.value()
+        s.hires_fix = self.hires_group.isChecked()
+        s.hires_scale = round(self.hires_scale.value(), 2)
+        s.hires_steps = self.hires_steps.value()
+        s.hires_denoise = round(self.hires_denoise.value(), 2)
+        s.hires_upscaler = self.hires_upscaler.currentText()
+        s.variation = self.variation_group.isChecked()
+        s.variation_seed = int(self.variation_seed.value())
+        s.variation_strength = round(self.variation_strength.value(), 3)
+        # A side below the smallest size would be refused by Generate: "Off" (0) or at least MIN_SIDE.
+        for name, spin in (("seed_resize_width", self.seed_resize_width), ("seed_resize_height", self.seed_resize_height)):
+            setattr(s, name, 0 if spin.value() == 0 else max(MIN_SIDE, spin.value()))
+
+
+def _collapsible(group: QGroupBox) -> QGroupBox:
+    """A group whose check box switches its feature on and shows its fields; unchecked, it
+    folds to its title (the fields keep their values for next time)."""
+    group.setCheckable(True)
+    group.setChecked(False)
+    group.contents = QWidget(group)
+    group.contents.setVisible(False)
+    box = QVBoxLayout(group)
+    box.setContentsMargins(6, 2, 6, 2)
+    box.addWidget(group.contents)
+    group.toggled.connect(group.contents.setVisible)
+    return group

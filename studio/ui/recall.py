@@ -9,26 +9,113 @@ from __future__ import annotations
 import dataclasses
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget
 
 from studio.core.atomic import write_bytes_atomic
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.history import History
-from studio.core.metadata import apply_fields, read_metadata
+from studio.core.metadata import ImageMetadata, apply_fields, read_metadata
 from studio.core.paths import data_home, outputs_dir
 from studio.core.presets import PresetStore
-from studio.core.session import Session, clear_session, load_session, restore_session_images, save_session
+from studio.core.session import (
+    Session,
+    SessionImageError,
+    clear_session,
+    load_session,
+    read_session_image,
+    restore_session_images,
+    save_session,
+)
 from studio.core.settings import settings_from_request
 from studio.ui.drop import dropped_image_paths
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.preset_bar import PresetBar
 
 AUTOSAVE_DELAY_MS = 800
+
+
+def read_image_file(path: str | Path, mode: str = "RGB") -> np.ndarray:
+    """An image file's pixels, read as the session's images are (core/session.py): only a
+    regular file (a FIFO or device is refused without blocking), size-capped, fully decoded by
+    Pillow. Any path a file's metadata or the history names goes through here. Raises
+    SessionImageError, whose message starts with the file's name."""
+    name = Path(str(path).replace("\0", "")).name[:80] or "The image"
+    try:
+        return read_session_image(path, mode)
+    except SessionImageError as exc:
+        raise SessionImageError(f"{name}: {exc}") from exc
+    except (OSError, ValueError) as exc:  # a folder: os.fdopen refuses it before the checks run
+        raise SessionImageError(f"{name}: it is not a regular file") from exc
+
+
+@dataclass
+class DroppedImage:
+    """Everything a dropped image gives back, read and checked off the GUI thread; nothing of
+    the window changes until all of it is here."""
+
+    path: str
+    metadata: ImageMetadata
+    source: np.ndarray | None = None  # a studio image's input image (img2img, inpaint)
+    mask: np.ndarray | None = None
+    pixels: np.ndarray | None = None  # an image without settings: it becomes the input image
+    problems: list[str] = field(default_factory=list)  # sentences for the status line
+    missing_loras: list[str] = field(default_factory=list)
+
+
+def read_dropped_image(path: str, model_dirs: list[str] | tuple[str, ...] = ()) -> DroppedImage:
+    """Read a dropped image's settings and whatever files they point at. Never raises: a file
+    named in the metadata (a damaged or hostile image can name any path) that cannot be read
+    as an image is a problem to report, not an exception."""
+    metadata = read_metadata(path)
+    dropped = DroppedImage(path, metadata)
+    request = metadata.request
+    if request is not None and request.init_image:
+        try:
+            dropped.source = read_image_file(request.init_image, "RGB")
+            if request.mask:
+                dropped.mask = read_image_file(request.mask, "L")
+                if dropped.mask.shape != dropped.source.shape[:2]:
+                    dropped.mask = None
+                    dropped.problems.append("Its mask does not fit its input image and was left out.")
+        except SessionImageError as exc:
+            dropped.source = dropped.mask = None
+            dropped.problems.append(f"Its input image was not restored ({exc}).")
+    elif not metadata.ok:
+        try:
+            dropped.pixels = read_image_file(path, "RGB")
+        except SessionImageError as exc:
+            dropped.problems.append(f"{exc}.")
+    prompt = request.prompt if request is not None else metadata.fields.get("prompt", "")
+    dropped.missing_loras = _missing_loras(prompt, model_dirs, request.model if request is not None else "")
+    return dropped
+
+
+def _missing_loras(prompt: str, model_dirs, model: str) -> list[str]:
+    """LoRAs the prompt names that no LoRA folder holds ([] when the LoRA module is not there)."""
+    if "<" not in prompt:
+        return []
+    try:
+        from studio.core.lora_tags import missing_loras
+        from studio.core.model_library import lora_folders, model_folders
+    except ImportError:  # pragma: no cover - the LoRA module ships separately
+        return []
+    beside_model = [str(Path(model).parent)] if model else []
+    try:
+        return missing_loras(prompt, lora_folders(model_folders([*model_dirs, *beside_model])))
+    except (OSError, ValueError):
+        return []
+
+
+class _Finished(QObject):
+    """Carries "the background read is done" to the GUI thread (a queued signal)."""
+
+    done = Signal()
 
 
 class Recall(QObject):
@@ -42,6 +129,8 @@ class Recall(QObject):
         self.history = History()
         self.history_panel = HistoryPanel(self.history)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-io")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-read")
+        self._reading = False
         self._added_while_rebuilding: list | None = None
         # Connected before the rebuild starts: a rebuild that finishes first would emit into nothing.
         self.historyRebuilt.connect(self._history_rebuilt)
@@ -114,35 +203,68 @@ class Recall(QObject):
         self.window._status(f"Restored {'all settings' if what == 'all' else 'the ' + what} from history.")
 
     def view_result(self, path: str) -> None:
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB")).copy()
-        except OSError as exc:
-            self.window._status(f"Could not open {path}: {exc}")
+        try:  # a history entry can name any path (a FIFO, a device): only regular image files open
+            pixels = self._off_gui_thread(read_image_file, path, "RGB")
+        except SessionImageError as exc:
+            self.window._status(f"Could not open the result: {exc}.")
             return
         self.window.canvas.show_result(pixels, Path(path))
         self.window.canvas_toolbar.sync()
 
     # -- a dropped image's recipe ------------------------------------------------------------
+    def _off_gui_thread(self, function, *args):
+        """`function(*args)` run on the reader thread while the window keeps painting (input
+        waits until it is done); returns its result or raises its exception. The files it
+        reads are size-capped and never block (read_image_file), so the wait is short."""
+        future = self._reader.submit(function, *args)
+        if not future.done():
+            loop = QEventLoop()
+            relay = _Finished()
+            relay.done.connect(loop.quit)
+            future.add_done_callback(lambda _: relay.done.emit())  # queued to this thread
+            if not future.done():
+                loop.exec(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+        return future.result()
+
     def restore_from_image(self, path: str) -> None:
         """Fill the panels from an image's metadata (ours exactly; A1111, ComfyUI, InvokeAI and
-        Fooocus as far as they say). An image without a recipe becomes the input image."""
-        metadata = read_metadata(path)
-        name = Path(path).name
+        Fooocus as far as they say). An image without a recipe becomes the input image.
+
+        The image, and the input image and mask its settings name, are read and checked on the
+        reader thread first; the settings are replaced only once all of it is in hand."""
+        if self._reading:
+            self.window._status("Still reading the previous image…")
+            return
+        self._reading = True
+        try:
+            dropped = self._off_gui_thread(read_dropped_image, path, list(self.window.settings.model_dirs))
+        finally:
+            self._reading = False
+        self._apply_dropped(dropped)
+
+    def _apply_dropped(self, dropped: DroppedImage) -> None:
+        metadata, name = dropped.metadata, Path(dropped.path).name
+        notes = list(dropped.problems)
+        if dropped.missing_loras:
+            notes.append(f"LoRAs not found: {', '.join(dropped.missing_loras)} (put them in a LoRA folder; "
+                         "without them the picture comes out different).")
         if metadata.request is not None:
-            request = metadata.request
-            self._replace_settings(settings_from_request(self._current_settings(), request))
-            source, mask = request.init_image, request.mask
-            if source and Path(source).exists():  # img2img/inpaint: the input and mask come back too
-                mask_pixels = _gray(mask) if mask and Path(mask).exists() else None
-                self.window.canvas.set_document(_rgb(source), f"Restore {name}", mask_pixels)
-            self.window._status(f"Restored the exact settings of {name}; Generate makes it again.")
+            self._replace_settings(settings_from_request(self._current_settings(), metadata.request))
+            if dropped.source is not None:  # img2img/inpaint: the input and mask come back too
+                self.window.canvas.set_document(dropped.source, f"Restore {name}", dropped.mask)
+            text = f"Restored the exact settings of {name}; Generate makes it again."
         elif metadata.ok:
             self._replace_settings(apply_fields(self._current_settings(), metadata.fields, "all"))
             extra = f" (not used: {', '.join(sorted(metadata.extras))})" if metadata.extras else ""
-            self.window._status(f"Read {metadata.source} settings from {name}{extra}.")
-        elif self.window.load_image_file(path):
-            self.window._status(f"{name} has no generation settings; it is now the input image.")
+            text = f"Read {metadata.source} settings from {name}{extra}."
+        elif dropped.pixels is not None:
+            self.window.set_input_image(dropped.pixels, f"Open {name}")
+            text = f"{name} has no generation settings; it is now the input image."
+        else:
+            self.window.banner.show_error(StudioError(ErrorKind.BAD_INPUT, f"Could not open {name}: {' '.join(notes)}",
+                                                      "Open a PNG, JPEG or WebP image."))
+            return
+        self.window._status(" ".join([text, *notes]))
 
     def handle_drop(self, mime) -> bool:
         paths = dropped_image_paths(mime)
@@ -157,10 +279,14 @@ class Recall(QObject):
         for signal in (panel.prompt.textChanged, panel.negative.textChanged):
             signal.connect(self._autosave.start)
         for spin in (panel.steps, panel.guidance, panel.seed, panel.width_spin, panel.height_spin, panel.batch,
-                     panel.strength, panel.mask_blur, panel.padding):
+                     panel.strength, panel.mask_blur, panel.padding, panel.clip_skip, panel.hires_scale,
+                     panel.hires_steps, panel.hires_denoise, panel.variation_seed, panel.variation_strength,
+                     panel.seed_resize_width, panel.seed_resize_height):
             spin.valueChanged.connect(self._autosave.start)
-        for combo in (panel.sampler, panel.mode, panel.inpaint_area, panel.masked_content):
+        for combo in (panel.sampler, panel.mode, panel.inpaint_area, panel.masked_content, panel.hires_upscaler):
             combo.currentIndexChanged.connect(self._autosave.start)
+        for group in (panel.hires_group, panel.variation_group):
+            group.toggled.connect(self._autosave.start)
         self.window.canvas.documentChanged.connect(self._canvas_changed)
         self.window.canvas.undo_stack.listeners.append(self._canvas_changed)
 
@@ -207,6 +333,7 @@ class Recall(QObject):
     def end_session(self) -> None:
         """A clean exit: settings.json holds the state; the crash-recovery copy can go."""
         self._autosave.stop()
+        self._reader.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)
         if self._added_while_rebuilding is not None:  # the rebuild finished after the last event
             self._history_rebuilt()
@@ -220,16 +347,6 @@ def _write_session(session: Session, images: tuple) -> None:
         save_session(session)
     except OSError as exc:  # autosave is best effort; the next change tries again
         logging.getLogger(__name__).warning("could not autosave the session: %s", exc)
-
-
-def _rgb(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB")).copy()
-
-
-def _gray(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L")).copy()
 
 
 def _png(pixels: np.ndarray) -> bytes:
