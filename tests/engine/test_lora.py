@@ -196,3 +196,10 @@ def test_sdxl_lora_reaches_the_unet_and_both_text_encoders(engine, tiny_family_d
         assert list(part.peft_config) == ["studio_lora_1"]
     after, _ = run(engine, folder, prompt, [])
     assert not np.array_equal(before, with_lora) and np.array_equal(before, after)
+
+
+def test_bench_lora_times_apply_and_remove():
+    from studio.bench_lora import bench_lora
+
+    result = bench_lora(repeats=1)
+    assert 0 < result["warm_s"] < result["cold_s"] and result["goal_s"] == 0.5 and result["loras"] == 2
