@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio import __version__
 from studio.core.samplers import DEFAULT_SAMPLER
+from studio.core.settings import HIRES_UPSCALERS
 
 DEVICE_HELP = "auto (default: CUDA, else Apple MPS, else CPU), cuda, mps or cpu"
 
@@ -80,7 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None, help="default: random (the seed used is printed)")
     gen.add_argument("--size", type=_size, default=None, help="WxH, multiples of 8 (default: the model's, else 512x512)")
     gen.add_argument("--sampler", default=None, help=f"A1111 name, e.g. 'Euler a' (default: {DEFAULT_SAMPLER})")
-    gen.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...)")
+    gen.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...; with a "
+                                                          "variation strength the variation seed counts up instead)")
+    gen.add_argument("--clip-skip", type=int, default=1, metavar="N", help="A1111's clip skip, 1-12 (default 1)")
+    gen.add_argument("--hires-scale", type=float, default=1.0, metavar="X",
+                     help="hires fix: upscale by X (1-4) and denoise again (default 1: off; txt2img)")
+    gen.add_argument("--hires-steps", type=int, default=0, metavar="N", help="hires fix steps (default 0: as --steps)")
+    gen.add_argument("--denoise", type=float, default=0.7, metavar="D",
+                     help="hires fix denoising strength, above 0 and at most 1 (default 0.7)")
+    gen.add_argument("--hires-upscaler", default="Latent", choices=HIRES_UPSCALERS, metavar="NAME",
+                     help=f"hires fix upscaler: {', '.join(HIRES_UPSCALERS)} (default Latent)")
+    gen.add_argument("--variation-seed", type=int, default=None, metavar="N",
+                     help="variation seed (default: random when --variation-strength is given)")
+    gen.add_argument("--variation-strength", type=float, default=0.0, metavar="S",
+                     help="how far towards the variation seed's picture, 0-1 (default 0: none)")
+    gen.add_argument("--seed-resize-from", type=_size, default=None, metavar="WxH",
+                     help="draw the noise as for this size, so a picture keeps its composition at another size")
     gen.add_argument("--out", type=Path, help="output PNG (default: the studio's output folder); "
                                               "a batch adds FILE-2.png, FILE-3.png, ...")
     gen.add_argument("--overwrite", action="store_true", help="replace --out files that already exist")

@@ -69,7 +69,27 @@ def build_request(args: Namespace) -> GenerationRequest:
         batch_count=args.batch,
         model=str(Path(model).expanduser().resolve()),
         vae=str(Path(args.vae).expanduser().resolve()) if getattr(args, "vae", "") else "",
+        **_a1111_extras(args),
     ).validated()
+
+
+def _a1111_extras(args: Namespace) -> dict:
+    """Clip skip, hires fix and variation options (absent ones keep the request's defaults)."""
+    extras: dict = {}
+    for option, name in (("clip_skip", "clip_skip"), ("hires_scale", "hires_scale"), ("hires_steps", "hires_steps"),
+                         ("denoise", "hires_denoise"), ("hires_upscaler", "hires_upscaler"),
+                         ("variation_strength", "variation_strength")):
+        if getattr(args, option, None) is not None:
+            extras[name] = getattr(args, option)
+    variation_seed = getattr(args, "variation_seed", None)
+    if variation_seed is None and extras.get("variation_strength"):
+        variation_seed = random_seed()  # as A1111 does for a variation seed of -1; the PNG records it
+    if variation_seed is not None:
+        extras["variation_seed"] = variation_seed
+    resize = getattr(args, "seed_resize_from", None)
+    if resize:
+        extras["seed_resize_width"], extras["seed_resize_height"] = resize
+    return extras
 
 
 def generate(args: Namespace) -> int:
@@ -102,7 +122,8 @@ def generate(args: Namespace) -> int:
             print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
         elif isinstance(event, ImageFinished):
             saved.append(event.path)
-            print(("\n" if tty else "") + f"{event.path} (seed {event.request.seed})")
+            variation = f", variation seed {event.request.variation_seed}" if event.request.variation_strength else ""
+            print(("\n" if tty else "") + f"{event.path} (seed {event.request.seed}{variation})")
             if event.note and event.note not in notes:  # e.g. a LoRA not found: said once, not per image
                 notes.append(event.note)
                 print(f"note: {event.note}", file=sys.stderr)
