@@ -40,7 +40,7 @@ from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
 from studio.engine.hires import hires_pass, hires_steps, wants_hires
 from studio.engine.noise import image_request, initial_noise
-from studio.engine.prompt_encoding import prompt_arguments
+from studio.engine.prompt_encoding import prompt_arguments, prompt_notes
 from studio.engine.schedulers import make_scheduler
 from studio.engine.vae import VaeDecoder
 
@@ -236,7 +236,7 @@ class Engine:
         pipe, inputs, inpaint = self._mode_inputs(model, request)
         progress = StepReporter(self, model, index, cancel, extra_steps=hires_steps(request, model))
         latents = self.denoise(model, pipe, request, inputs, progress)
-        notes = []
+        notes = prompt_notes(model, request)  # embeddings left out, and why
         if wants_hires(request):  # (an inpainting model skips it with a note)
             pipe, latents, note = hires_pass(self, model, request, latents, progress)
             notes.append(note)

@@ -274,3 +274,12 @@ def test_embedding_changes_the_pixels_and_its_removal_restores_them(engine, tiny
     assert not np.array_equal(before, with_it)
     path.unlink()
     assert np.array_equal(before, _pixels(engine, model, prompt="a glowstyle circle"))
+
+
+def test_a_left_out_embedding_is_a_note_on_the_image(engine, tiny_family_dir):
+    model = tiny_family_dir("sd1")
+    _write_embedding(data_home() / "models" / "embeddings", "xlonly", clip_l=torch.randn(1, 32), clip_g=torch.randn(1, 64))
+    before = len(engine.events)
+    _pixels(engine, model, prompt="a xlonly circle")
+    (finished,) = [e for e in engine.events[before:] if isinstance(e, ImageFinished)]
+    assert "Embedding xlonly is for SDXL, not SD 1.x; it was left out." in finished.note
