@@ -162,7 +162,8 @@ class GenerationRequest:
             try:
                 kwargs[key] = _coerce(key, value)
             except (TypeError, ValueError) as exc:
-                raise InvalidRequest(f"Bad value for {key}: {value!r}") from exc
+                shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."  # never a megabyte message
+                raise InvalidRequest(f"Bad value for {key}: {shown}") from exc
         if "prompt" not in kwargs:
             raise InvalidRequest("The request has no prompt.")
         return cls(**kwargs)
