@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lora-dir", dest="lora_dirs", action="append", default=[], type=Path, metavar="FOLDER",
                      help="a folder of LoRAs for <lora:NAME:WEIGHT> in the prompt, besides those found "
                           "beside your model folders (repeatable)")
+    gen.add_argument("--offload", action="store_true", help="model CPU offload: for GPUs too small for the model")
+    gen.add_argument("--attention-slicing", action="store_true", help="attention in slices: less memory, a little slower")
+    gen.add_argument("--vae-tiling", choices=("auto", "on", "off"), default="auto",
+                     help="decode in tiles (auto: above 2048x2048)")
 
     bench = sub.add_parser("bench", help="measure overhead, GUI stalls, cancel latency and launch time")
     bench.add_argument("--model", dest="bench_model", help="checkpoint file or model folder (default: demo model, else a tiny one); also times its loading")

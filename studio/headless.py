@@ -103,6 +103,7 @@ def generate(args: Namespace) -> int:
             more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
             return _fail(f"{taken[0]}{more} already exists; pass --overwrite to replace it, or choose another --out.")
     from studio.engine.engine import Engine
+    from studio.engine.memory import MemoryOptions
     from studio.engine.threads import apply_cpu_threads, cpu_threads
 
     apply_cpu_threads(cpu_threads())  # all cores but one unless --threads / STUDIO_CPU_THREADS say otherwise
@@ -134,6 +135,11 @@ def generate(args: Namespace) -> int:
     engine = Engine(writer, on_event, previews=False)
     engine.library_dirs = list(load_settings(settings_file())[0].model_dirs)  # LoRAs beside the model folders
     engine.lora_dirs = [str(p) for p in getattr(args, "lora_dirs", None) or []]
+    engine.memory = MemoryOptions(
+        attention_slicing=getattr(args, "attention_slicing", False),
+        vae_tiling=getattr(args, "vae_tiling", "auto"),
+        cpu_offload=getattr(args, "offload", False),
+    )
     try:
         engine.load(request.model, args.gen_device or args.device or "auto", vae=request.vae)
     except StudioError as exc:

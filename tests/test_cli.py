@@ -156,3 +156,19 @@ def test_generate_refuses_a_lora_given_as_the_model(tmp_path, studio_home):
     lora = write_kohya_lora(tmp_path / "style.safetensors")
     result = _run("generate", "--prompt", "x", "--model", str(lora), env_home=studio_home)
     assert result.returncode != 0 and "is a LoRA" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_memory_flags_reach_the_engine(tiny_model_dir, tmp_path, studio_home):
+    """--vae-tiling on decodes in tiles (the tiny VAE's tiles are 32 px): other pixels than off."""
+    import numpy as np
+    from PIL import Image
+
+    outs = {}
+    for tiling in ("off", "on"):
+        out = tmp_path / f"{tiling}.png"
+        result = _run("generate", "--prompt", "a red circle", "--model", str(tiny_model_dir), "--steps", "2",
+                      "--size", "64x64", "--seed", "1", "--vae-tiling", tiling, "--attention-slicing",
+                      "--out", str(out), env_home=studio_home)
+        assert result.returncode == 0, result.stderr
+        outs[tiling] = np.asarray(Image.open(out))
+    assert not np.array_equal(outs["off"], outs["on"])
