@@ -47,9 +47,9 @@ ATTENTION = re.compile(
     | [^\\()\[\]:]+                        # plain text
     | :                                    # a colon that is not a weight
     """,
-    re.X,
+    re.VERBOSE,
 )
-BREAK_WORD = re.compile(r"\s*\bBREAK\b\s*", re.S)  # A1111's re_break
+BREAK_WORD = re.compile(r"\s*\bBREAK\b\s*", re.DOTALL)  # A1111's re_break
 ROUND = 1.1  # (x)
 SQUARE = 1 / 1.1  # [x]
 BREAK = ("BREAK", -1.0)  # the marker A1111 puts between chunks

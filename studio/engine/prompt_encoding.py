@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 import torch
 
 from studio.core.model_detect import Family
-from studio.core.prompt_syntax import CHUNK_LENGTH, PromptChunk, extract_extra_networks, make_chunks, parse_prompt_attention
+from studio.core.prompt_syntax import (
+    CHUNK_LENGTH,
+    PromptChunk,
+    extract_extra_networks,
+    make_chunks,
+    parse_prompt_attention,
+)
 from studio.engine.embeddings import SD_KEY, Embedding, EmbeddingLookup, embedding_files
 
 PLACEHOLDER_ID = 0  # the token under an embedding's vectors (A1111 uses 0 too); replaced before use

@@ -18,7 +18,12 @@ import threading
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWidget
 
-from studio.core.prompt_syntax import extract_extra_networks, make_chunks, parse_prompt_attention, target_token_count
+from studio.core.prompt_syntax import (
+    extract_extra_networks,
+    make_chunks,
+    parse_prompt_attention,
+    target_token_count,
+)
 
 DEBOUNCE_MS = 150
 THREAD_NAME = "token-counter"
@@ -30,7 +35,8 @@ _tokenizer = None
 def _shared_tokenizer():
     global _tokenizer
     if _tokenizer is None:
-        from studio.engine.clip_tokenizers import clip_tokenizer  # transformers, not torch
+        # transformers, not torch: still a second or two to import, hence this thread
+        from studio.engine.clip_tokenizers import clip_tokenizer
 
         _tokenizer = clip_tokenizer()
     return _tokenizer

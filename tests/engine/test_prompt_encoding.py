@@ -21,7 +21,7 @@ from studio.engine.prompt_encoding import encode_request, prompt_notes
 from studio.engine.tiny_model import build_tiny_family
 
 # 12 words that are one CLIP token each, to build prompts of a known token count.
-WORDS = "red green blue circle square left right cat dog tree house sky".split()
+WORDS = ["red", "green", "blue", "circle", "square", "left", "right", "cat", "dog", "tree", "house", "sky"]
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +55,12 @@ def test_every_word_is_one_token(pipes):
     assert all(len(i) == 1 for i in ids)
 
 
+@pytest.mark.parametrize("negative", ["blue square", ""])
 @pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
-def test_plain_prompt_equals_the_pipelines_encode_prompt(pipes, family):
+def test_plain_prompt_equals_the_pipelines_encode_prompt(pipes, family, negative):
     pipe = pipes[family]
-    ours = _encode(pipe, family, "a red circle, on the left", "blue square").arguments
-    reference = _reference(pipe, family, "a red circle, on the left", "blue square")
+    ours = _encode(pipe, family, "a red circle, on the left", negative).arguments
+    reference = _reference(pipe, family, "a red circle, on the left", negative)
     names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
     for name, expected in zip(names, reference):
         assert ours[name].shape == expected.shape

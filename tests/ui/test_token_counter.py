@@ -9,7 +9,7 @@ from studio.ui import token_counter
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.token_counter import TokenCounter, count_tokens
 
-WORDS = "red green blue circle square left right cat dog tree house sky".split()
+WORDS = ["red", "green", "blue", "circle", "square", "left", "right", "cat", "dog", "tree", "house", "sky"]
 
 
 def _words(n):
