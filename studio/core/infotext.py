@@ -10,11 +10,13 @@ Values holding ',', ':' or a newline are JSON-quoted.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio import __version__
+from studio.core.prompt_syntax import extract_extra_networks
 from studio.core.request import GenerationRequest, InpaintArea, Mode
 
 # A1111's own pattern (modules/infotext_utils.py) is
@@ -34,10 +36,13 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False) if any(c in value for c in ",\n:") else value
 
 
-def format_infotext(request: GenerationRequest, lora_folders: list[Path] | None = None) -> str:
+def format_infotext(
+    request: GenerationRequest, lora_folders: list[Path] | None = None, embedding_folders: list[Path] | None = None
+) -> str:
     """A1111's text for `request`, with A1111's keys in A1111's order (create_infotext).
-    `lora_folders`: where the prompt's LoRAs are found for `Lora hashes` (default: the studio's
-    own LoRA folder and those beside the model's folder)."""
+    `lora_folders` / `embedding_folders`: where the prompt's LoRAs and embeddings are found for
+    `Lora hashes` and `TI hashes` (default: the studio's own folders and those beside the
+    model's folder)."""
     hires = request.mode is Mode.TXT2IMG and request.hires_scale > 1.0
     params: dict[str, str] = {
         "Steps": str(request.steps),
@@ -80,6 +85,9 @@ def format_infotext(request: GenerationRequest, lora_folders: list[Path] | None 
     hashes = lora_hashes(request, lora_folders)
     if hashes:
         params["Lora hashes"] = hashes
+    hashes = ti_hashes(request, embedding_folders)
+    if hashes:
+        params["TI hashes"] = hashes
     params["Version"] = f"DiffusionStudio {__version__}"
     negative = f"\n{_NEGATIVE} {request.negative_prompt}" if request.negative_prompt else ""
     last = ", ".join(f"{key}: {_quote(value)}" for key, value in params.items())
@@ -93,8 +101,71 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> hash
 def _default_lora_folders(request: GenerationRequest) -> list[Path]:
     from studio.core.model_library import lora_folders, model_folders
 
-    model = Path(request.model).expanduser() if request.model else None
-    return lora_folders(model_folders([str(model.parent)] if model is not None else []))
+    return lora_folders(model_folders([str(f) for f in _model_folders(request)]))
+
+
+def _short_hash(path: Path, full_hash) -> str | None:
+    """The first 12 characters of `full_hash(path)`, remembered while the file is unchanged."""
+    try:
+        info = path.stat()
+        key = (str(path), info.st_size, info.st_mtime_ns)
+        if key not in _HASH_CACHE:
+            _HASH_CACHE[key] = full_hash(path)[:12]
+    except (OSError, ValueError):
+        return None
+    return _HASH_CACHE[key]
+
+
+def _model_folders(request: GenerationRequest) -> list[Path]:
+    """The folder of the request's model file and, for an A1111 model in a subfolder of
+    models/Stable-diffusion, that folder too: extra-network folders sit beside them."""
+    if not request.model:
+        return []
+    start = Path(request.model).expanduser().parent
+    return [start, *(p for p in list(start.parents)[:3] if p.name.lower() in ("stable-diffusion", "checkpoints"))]
+
+
+def ti_hashes(request: GenerationRequest, folders: list[Path] | None = None) -> str:
+    """A1111's `TI hashes` value for the textual-inversion embeddings the prompt or negative
+    prompt names (a `.safetensors` file's name written as a word, as A1111 matches it), each
+    with the first 12 characters of the file's SHA-256; "" when none."""
+    from studio.core.model_hash import file_sha256
+    from studio.core.model_library import embedding_folders, model_folders
+
+    # Extra-network tags (<lora:name:1>) are not words of the prompt: A1111 takes them out first.
+    text = "\n".join(extract_extra_networks(t)[0] for t in (request.prompt, request.negative_prompt))
+    if folders is None:
+        folders = embedding_folders(model_folders([str(f) for f in _model_folders(request)]))
+    names: dict[str, Path] = {}
+    for folder in folders:
+        for path in _safetensors_under(Path(folder)):
+            names.setdefault(path.stem, path)
+    found: list[tuple[int, str, str]] = []  # (where the name first appears, name, hash)
+    for name, path in names.items():
+        match = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE)
+        short = _short_hash(path, file_sha256) if match else None
+        if short:
+            found.append((match.start(), name, short))
+    # A1111's order: the prompt's embeddings as they appear, then the negative prompt's.
+    return ", ".join(f"{name}: {short}" for _, name, short in sorted(found))
+
+
+def _safetensors_under(folder: Path, depth: int = 0):
+    """.safetensors files in a folder and its subfolders (3 levels, hidden entries skipped)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir() and depth < 3:
+                yield from _safetensors_under(Path(entry.path), depth + 1)
+            elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
+                yield Path(entry.path)
+        except OSError:
+            continue
 
 
 def lora_hashes(request: GenerationRequest, folders: list[Path] | None = None) -> str:
@@ -112,16 +183,9 @@ def lora_hashes(request: GenerationRequest, folders: list[Path] | None = None) -
     found: dict[str, str] = {}
     for tag in tags:
         path = find_lora(tag.name, folders)
-        if path is None:
-            continue
-        try:
-            info = path.stat()
-            key = (str(path), info.st_size, info.st_mtime_ns)
-            if key not in _HASH_CACHE:
-                _HASH_CACHE[key] = lora_hash(path)[:12]
-        except (OSError, ValueError):
-            continue
-        found[tag.name.translate(_LORA_NAME_SYMBOLS)] = _HASH_CACHE[key]
+        short = _short_hash(path, lora_hash) if path is not None else None
+        if short:
+            found[tag.name.translate(_LORA_NAME_SYMBOLS)] = short
     return ", ".join(f"{name}: {short}" for name, short in found.items())
 
 

@@ -140,3 +140,21 @@ def test_lora_hashes_default_to_the_folder_beside_the_model(tmp_path):
     _write_lora(models / "Lora" / "detail.safetensors", np.arange(8, dtype=np.uint8).tobytes())
     request = replace(BASE, model=str(models / "Stable-diffusion" / "m.safetensors"))
     assert 'Lora hashes: "detail: ' in format_infotext(request)
+
+
+def test_ti_hashes_name_the_embeddings_the_prompts_use(tmp_path):
+    from studio.core.model_hash import file_sha256
+
+    folder = tmp_path / "embeddings"
+    (folder / "neg").mkdir(parents=True)
+    _write_lora(folder / "fancy-style.safetensors", b"\x03" * 8)
+    _write_lora(folder / "neg" / "badhands.safetensors", b"\x04" * 8)
+    _write_lora(folder / "unused.safetensors", b"\x05" * 8)
+    request = replace(BASE, prompt="a fox, (fancy-style:1.2), <lora:unused:1>", negative_prompt="BadHands, blurry")
+    text = format_infotext(request, lora_folders=[], embedding_folders=[folder])
+    short = {name: file_sha256(path)[:12] for name, path in
+             (("fancy-style", folder / "fancy-style.safetensors"), ("badhands", folder / "neg" / "badhands.safetensors"))}
+    assert f'TI hashes: "fancy-style: {short["fancy-style"]}, badhands: {short["badhands"]}"' in text  # prompt, then negative
+    assert "unused" not in text.split("\n")[-1]  # a LoRA tag's name is not a word of the prompt
+    assert "TI hashes" not in format_infotext(replace(BASE, prompt="fancy-styles everywhere"), embedding_folders=[folder])
+    assert "TI hashes" not in from_a1111(text).extras
