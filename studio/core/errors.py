@@ -15,7 +15,9 @@ class ErrorKind(str, enum.Enum):
     INTERNAL = "internal"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: Python sets __traceback__ on an exception as it passes through a
+# context manager (contextlib's generators), and a frozen dataclass refuses that, replacing the
+# artist's message with "cannot assign to field '__traceback__'". eq=False keeps identity hashing.
 class StudioError(Exception):
     kind: ErrorKind
     message: str

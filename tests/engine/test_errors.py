@@ -51,3 +51,20 @@ def test_engine_frees_memory_after_cpu_out_of_memory(tmp_path, monkeypatch, exc)
     failed = [e for e in events if isinstance(e, JobFailed)]
     assert len(failed) == 1 and failed[0].error.kind is ErrorKind.OUT_OF_MEMORY
     assert freed == [True]
+
+
+def test_a_studio_error_keeps_its_message_through_a_context_manager():
+    """Jobs run inside context managers (LoRAs); the error the artist sees must be the real one."""
+    from contextlib import contextmanager
+
+    import pytest
+
+    from studio.core.errors import ErrorKind, StudioError
+
+    @contextmanager
+    def around():
+        yield
+
+    with pytest.raises(StudioError, match="The mask is empty"):
+        with around():
+            raise StudioError(ErrorKind.BAD_INPUT, "The mask is empty.")
