@@ -37,7 +37,13 @@ from studio.core.infotext import parse_infotext
 from studio.core.outputs import PARAMETERS_KEY, REQUEST_KEY
 from studio.core.request import MAX_SEED, GenerationRequest, InvalidRequest, Mode
 from studio.core.samplers import SAMPLER_NAMES
-from studio.core.settings import HIRES_UPSCALERS, Settings, clamp_number, extra_settings_from_request, request_in_range
+from studio.core.settings import (
+    HIRES_UPSCALERS,
+    Settings,
+    clamp_number,
+    extra_settings_from_request,
+    request_in_range,
+)
 
 EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286

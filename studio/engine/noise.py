@@ -71,8 +71,7 @@ def paste_centred(noise: torch.Tensor, into: torch.Tensor) -> torch.Tensor:
     dy = (x.shape[1] - noise.shape[1]) // 2
     w = noise.shape[2] if dx >= 0 else noise.shape[2] + 2 * dx
     h = noise.shape[1] if dy >= 0 else noise.shape[1] + 2 * dy
-    tx = 0 if dx < 0 else dx
-    ty = 0 if dy < 0 else dy
+    tx, ty = max(dx, 0), max(dy, 0)
     dx = max(-dx, 0)
     dy = max(-dy, 0)
     x[:, ty:ty + h, tx:tx + w] = noise[:, dy:dy + h, dx:dx + w]

@@ -1,6 +1,7 @@
 """A1111's hires fix on tiny random SD 1.x and SDXL models (CPU, real diffusers code)."""
 
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -28,8 +29,8 @@ def engine(tmp_path, tiny_model_dir):
 
 
 def _request(engine, **changes):
-    base = dict(prompt="a red circle", steps=3, width=64, height=64, seed=11, sampler="Euler",
-                model=engine.model.path, hires_scale=1.5, hires_denoise=0.5)
+    base = {"prompt": "a red circle", "steps": 3, "width": 64, "height": 64, "seed": 11, "sampler": "Euler",
+            "model": engine.model.path, "hires_scale": 1.5, "hires_denoise": 0.5}
     return GenerationRequest(**{**base, **changes})
 
 
@@ -57,7 +58,7 @@ def test_latent_hires_upscales_with_previews_of_both_passes_on_one_count(engine)
 def test_hires_steps_default_to_the_first_pass_steps():
     class Model:
         inpaint_only = False
-        base_scheduler_config = {"num_train_timesteps": 1000}
+        base_scheduler_config: ClassVar[dict] = {"num_train_timesteps": 1000}
 
     for denoise in (0.05, 0.3, 0.7, 1.0):
         request = GenerationRequest("x", steps=20, hires_scale=2, hires_denoise=denoise)
@@ -69,7 +70,7 @@ def test_hires_steps_default_to_the_first_pass_steps():
 
 
 def test_pixel_upscalers_decode_resize_and_encode(engine):
-    fast = dict(steps=2, hires_steps=1)
+    fast = {"steps": 2, "hires_steps": 1}
     latent = _run(engine, _request(engine, **fast))[0].image
     lanczos = _run(engine, _request(engine, hires_upscaler="Lanczos", **fast))[0].image
     nearest = _run(engine, _request(engine, hires_upscaler="Nearest", **fast))[0].image

@@ -11,7 +11,14 @@ from studio.core.events import ImageFinished
 from studio.core.outputs import OutputWriter
 from studio.core.request import GenerationRequest
 from studio.engine.engine import Engine
-from studio.engine.noise import draw, image_request, initial_noise, latent_shape, paste_centred, slerp
+from studio.engine.noise import (
+    draw,
+    image_request,
+    initial_noise,
+    latent_shape,
+    paste_centred,
+    slerp,
+)
 
 
 @pytest.fixture
@@ -24,7 +31,8 @@ def engine(tmp_path, tiny_model_dir):
 
 
 def _request(engine, **changes):
-    base = dict(prompt="a red circle", steps=3, width=64, height=64, seed=7, sampler="Euler", model=engine.model.path)
+    base = {"prompt": "a red circle", "steps": 3, "width": 64, "height": 64, "seed": 7, "sampler": "Euler",
+            "model": engine.model.path}
     return GenerationRequest(**{**base, **changes})
 
 

@@ -4,7 +4,6 @@ history entries that name hostile files (issue 9, item 6)."""
 import json
 import os
 import time
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -147,7 +146,7 @@ def test_the_window_keeps_painting_while_a_drop_is_read(qtbot, make_window, tmp_
     """The read runs on the reader thread; the GUI thread only waits in an event loop."""
     import threading
 
-    import studio.ui.recall as recall
+    from studio.ui import recall
 
     window = make_window()
     seen = []
