@@ -139,3 +139,138 @@ def _shift_inside(lo: int, hi: int, limit: int) -> tuple[int, int]:
     if hi > limit:
         return lo - (hi - limit), limit
     return lo, hi
+
+
+# -- the default brush ------------------------------------------------------------------------
+def default_brush_size(width: int, height: int, low: int = 1, high: int = 256) -> int:
+    """A brush a tenth of the image's shorter side: 48 px covered three quarters of a 64 px
+    image, and is a pin-prick on a 2048 px one."""
+    return int(min(high, max(low, round(min(width, height) / 10))))
+
+
+# -- inpaint previews ---------------------------------------------------------------------------
+def feathered_alpha(mask: np.ndarray, blur: int) -> np.ndarray:
+    """The mask blurred exactly as the engine blurs it for its final composite (Pillow's
+    GaussianBlur, engine/image_inputs.feather), as float32 alpha in [0, 1]."""
+    from PIL import Image, ImageFilter
+
+    image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))
+    if blur > 0:
+        image = image.filter(ImageFilter.GaussianBlur(blur))
+    return np.asarray(image, np.float32) / 255.0
+
+
+class PreviewCompositor:
+    """Puts each step preview of an inpaint job onto the part that is kept, as the engine puts
+    the finished image: the input where the (blurred) mask is 0, the preview where it is 1.
+
+    Built once per job (the blur is the slow part); each call costs a resize and a blend."""
+
+    def __init__(self, source: np.ndarray, mask: np.ndarray, blur: int, size: tuple[int, int],
+                 only_masked: bool = False, padding: int = 0):
+        from PIL import Image
+
+        width, height = size
+        source = np.ascontiguousarray(source[..., :3], dtype=np.uint8)
+        if not only_masked and source.shape[:2] != (height, width):  # the engine's "just resize"
+            source = np.asarray(Image.fromarray(source).resize((width, height), Image.Resampling.LANCZOS))
+            mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.BILINEAR))
+        self.source = source
+        self.box = crop_for_mask(mask, padding, width / height) if only_masked else Rect(0, 0, width, height)
+        self.alpha = feathered_alpha(mask, blur)[self.box.slices()][..., None]
+        self.base = source.astype(np.float32)[self.box.slices()]
+
+    def __call__(self, preview: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        box = self.box
+        if preview.shape[:2] != (box.h, box.w):
+            preview = np.asarray(Image.fromarray(np.ascontiguousarray(preview[..., :3])).resize((box.w, box.h), Image.Resampling.BILINEAR))
+        blended = self.base + (preview.astype(np.float32) - self.base) * self.alpha
+        out = self.source.copy()
+        out[box.slices()] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+
+# -- outpainting --------------------------------------------------------------------------------
+SIDES = ("left", "top", "right", "bottom")
+OUTPAINT_FILLS = ("stretch", "noise")
+
+
+@dataclass(frozen=True)
+class Extension:
+    """How many pixels to add on each side of the image."""
+
+    left: int = 0
+    top: int = 0
+    right: int = 0
+    bottom: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.left or self.top or self.right or self.bottom)
+
+
+def snap_extension(width: int, height: int, ext: Extension, multiple: int = 8) -> Extension:
+    """Grow the extended sides so that the new width and height are multiples of 8 (what the
+    models take); an axis that is not extended is left alone."""
+
+    def snap(size: int, lo: int, hi: int) -> tuple[int, int]:
+        lo, hi = max(0, int(lo)), max(0, int(hi))
+        if lo == 0 and hi == 0:
+            return 0, 0
+        extra = -(size + lo + hi) % multiple
+        return (lo, hi + extra) if hi else (lo + extra, hi)
+
+    left, right = snap(width, ext.left, ext.right)
+    top, bottom = snap(height, ext.top, ext.bottom)
+    return Extension(left, top, right, bottom)
+
+
+def extend_image(pixels: np.ndarray, mask: np.ndarray | None, ext: Extension, fill: str = "stretch",
+                 overlap: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Outpainting's set-up (A1111's "outpainting mk2", simplified): the image grown by `ext`,
+    the new area filled, and a mask that repaints the new area plus `overlap` pixels of the old
+    image, ramping down inside it so the seam is feathered. An existing mask is kept.
+
+    fill: "stretch" repeats the edge pixels outwards; "noise" adds strong noise to them, so the
+    model invents more and copies less."""
+    if fill not in OUTPAINT_FILLS:
+        raise ValueError(f"Unknown outpainting fill {fill!r}: choose one of {', '.join(OUTPAINT_FILLS)}.")
+    height, width = pixels.shape[:2]
+    pad = ((ext.top, ext.bottom), (ext.left, ext.right))
+    grown = np.pad(np.ascontiguousarray(pixels[..., :3], dtype=np.uint8), pad + ((0, 0),), mode="edge")
+    new = np.ones(grown.shape[:2], bool)
+    new[ext.top : ext.top + height, ext.left : ext.left + width] = False
+    if fill == "noise":
+        rng = np.random.default_rng(seed)
+        noise = rng.normal(0.0, 64.0, (int(new.sum()), 3))
+        grown[new] = np.clip(grown[new].astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    out_mask = np.zeros(grown.shape[:2], np.uint8)
+    if mask is not None:
+        out_mask[ext.top : ext.top + height, ext.left : ext.left + width] = mask
+    # Distance (in pixels) from each old pixel to the nearest extended side: 0 at the border.
+    ys, xs = np.arange(height)[:, None], np.arange(width)[None, :]
+    far = np.full((height, width), np.inf, np.float32)
+    for amount, distance in ((ext.left, xs), (ext.right, width - 1 - xs), (ext.top, ys), (ext.bottom, height - 1 - ys)):
+        if amount:
+            far = np.minimum(far, np.broadcast_to(distance, (height, width)))
+    ramp = np.clip(1.0 - far / max(overlap, 1), 0.0, 1.0) if overlap > 0 else np.zeros_like(far)
+    inner = out_mask[ext.top : ext.top + height, ext.left : ext.left + width]
+    np.maximum(inner, np.round(ramp * 255).astype(np.uint8), out=inner)
+    out_mask[new] = 255
+    return grown, out_mask
+
+
+def mask_edges(mask: np.ndarray, threshold: int = 127) -> np.ndarray:
+    """Pixels on either side of the mask's edge (4-neighbours differ), bool: where the outline
+    ("marching ants") is drawn, so the mask reads over any colour, its own tint included."""
+    inside = mask > threshold
+    edge = np.zeros_like(inside)
+    horizontal = inside[:, 1:] != inside[:, :-1]
+    vertical = inside[1:, :] != inside[:-1, :]
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    edge[1:, :] |= vertical
+    edge[:-1, :] |= vertical
+    return edge

@@ -105,6 +105,7 @@ class Settings:
     variation_strength: float = 0.0
     seed_resize_width: int = 0  # 0 = off
     seed_resize_height: int = 0
+    mask_color: str = "#ff3060"  # the mask's stripes on the canvas (a colour that reads on this artist's images)
 
 
 def clamp_number(name: str, value: Any) -> int | float | None:

@@ -1,4 +1,5 @@
-"""One undo/redo stack for strokes, mask operations and results applied to the canvas.
+"""One undo/redo stack for strokes, mask operations, canvas extensions and results shown on
+the canvas: each is one step, undone and redone in the order it happened.
 
 Bounded in memory: each command reports its size, and the oldest commands are dropped when
 the total passes the budget (InvokeAI's canvas lagged on unbounded history; PR #6102).
@@ -72,6 +73,27 @@ class SwapCommand(Command):
     @property
     def nbytes(self) -> int:
         return self.size
+
+
+@dataclass
+class GroupCommand(Command):
+    """Several commands as one undo step: a stroke that also brought the input image back
+    into view, a result shown over the input. Undone in reverse order, redone in order."""
+
+    commands: list[Command]
+    label: str = ""
+
+    def undo(self) -> None:
+        for command in reversed(self.commands):
+            command.undo()
+
+    def redo(self) -> None:
+        for command in self.commands:
+            command.redo()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(command.nbytes for command in self.commands)
 
 
 class UndoStack:

@@ -1,12 +1,28 @@
-"""Canvas tools: images in and out, mask brush and eraser, mask operations, undo, zoom."""
+"""Canvas tools: images in and out, mask brush and eraser, mask colour and operations,
+extending the canvas (outpainting), undo, zoom."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QSlider, QSpinBox, QToolBar
+from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QToolBar,
+    QToolButton,
+)
 
+from studio.core.mask_ops import Extension
+from studio.core.request import MAX_SIDE
 from studio.ui.canvas import MAX_BRUSH, MIN_BRUSH, CanvasView
+
+FILL_LABELS = (("Stretch the edges", "stretch"), ("Edges with noise", "noise"))
 
 
 def _action(bar: QToolBar, text: str, shortcut=None, slot=None, tip: str = "", canvas_only=None) -> QAction:
@@ -70,9 +86,22 @@ class CanvasToolbar(QToolBar):
         _action(self, "Clear", "Ctrl+Shift+Backspace", c.clear_mask, "Clear the mask")
         _action(self, "Invert", "Ctrl+I", c.invert_mask, "Invert the mask")
         _action(self, "Fill", None, c.fill_mask, "Mask everything")
+        self.mask_color_button = QToolButton()
+        self.mask_color_button.setObjectName("maskColorButton")
+        self.mask_color_button.setAccessibleName("Mask colour")
+        self.mask_color_button.setToolTip("Mask colour")
+        self.mask_color_button.clicked.connect(lambda: self.choose_mask_color())
+        self.addWidget(self.mask_color_button)
         self.addSeparator()
-        self.undo_action = _action(self, "Undo", QKeySequence.StandardKey.Undo, c.undo_stack.undo)
-        self.redo_action = _action(self, "Redo", "Ctrl+Shift+Z", c.undo_stack.redo)
+        self.extend_action = _action(self, "Extend…", None, lambda: self.extend_canvas(),
+                                     "Extend the canvas for outpainting (or drag a border of the image outwards)")
+        self.addSeparator()
+        # The window's Edit menu holds these same actions (one QAction per shortcut: two would
+        # make Ctrl+Z ambiguous, and Qt then fires neither). A focused text field keeps its own
+        # Ctrl+Z (Qt gives it the key first); the menu items always act on the canvas.
+        self.undo_action = _action(self, "Undo", QKeySequence.StandardKey.Undo, c.undo, "Undo on the canvas")
+        self.redo_action = _action(self, "Redo", "Ctrl+Shift+Z", c.redo, "Redo on the canvas")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         _action(self, "Fit", "Ctrl+0", c.fit, "Fit to window")
         _action(self, "100%", "Ctrl+1", c.actual_size, "Actual pixels")
 
@@ -84,6 +113,27 @@ class CanvasToolbar(QToolBar):
         c.undo_stack.listeners.append(self.sync)
         c.documentChanged.connect(self.sync)
         self.sync()
+
+    def choose_mask_color(self, color: str | None = None) -> None:
+        """The mask's colour (a colour dialog unless `color` is given); saved by the window."""
+        if color is None:
+            picked = QColorDialog.getColor(QColor(self.canvas.mask_color), self, "Mask colour")
+            if not picked.isValid():
+                return
+            color = picked.name()
+        self.canvas.set_mask_color(color, chosen=True)
+        self.sync()
+
+    def extend_canvas(self, ext: Extension | None = None, fill: str | None = None) -> bool:
+        """Outpainting: add pixels on any side (a dialog unless `ext` is given)."""
+        if ext is None:
+            dialog = ExtendDialog(self.canvas.outpaint_fill, self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return False
+            ext, fill = dialog.extension(), dialog.fill()
+        if fill:
+            self.canvas.outpaint_fill = fill
+        return self.canvas.extend(ext, fill)
 
     def _spin(self, name: str, accessible: str, prefix: str) -> QSpinBox:
         spin = QSpinBox()
@@ -114,3 +164,44 @@ class CanvasToolbar(QToolBar):
         self.undo_action.setEnabled(c.undo_stack.can_undo)
         self.redo_action.setEnabled(c.undo_stack.can_redo)
         self.use_result_action.setEnabled(c.result is not None)
+        self.extend_action.setEnabled(c.shown_image() is not None)
+        swatch = QPixmap(16, 16)
+        swatch.fill(QColor(c.mask_color))
+        self.mask_color_button.setIcon(QIcon(swatch))
+
+
+class ExtendDialog(QDialog):
+    """Pixels to add on each side and what fills them; the size is rounded up to multiples of 8."""
+
+    def __init__(self, fill: str = "stretch", parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Extend canvas")
+        self.setObjectName("extendDialog")
+        form = QFormLayout(self)
+        self.spins: dict[str, QSpinBox] = {}
+        for side in ("left", "top", "right", "bottom"):
+            spin = QSpinBox()
+            spin.setObjectName(f"extend_{side}")
+            spin.setAccessibleName(f"Extend {side}")
+            spin.setRange(0, MAX_SIDE)
+            spin.setSingleStep(64)
+            spin.setSuffix(" px")
+            self.spins[side] = spin
+            form.addRow(side.capitalize(), spin)
+        self.fill_combo = QComboBox()
+        self.fill_combo.setObjectName("extendFillCombo")
+        self.fill_combo.setAccessibleName("Fill the new area with")
+        for label, value in FILL_LABELS:
+            self.fill_combo.addItem(label, value)
+        self.fill_combo.setCurrentIndex(max(0, self.fill_combo.findData(fill)))
+        form.addRow("Fill", self.fill_combo)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def extension(self) -> Extension:
+        return Extension(**{side: spin.value() for side, spin in self.spins.items()})
+
+    def fill(self) -> str:
+        return self.fill_combo.currentData()

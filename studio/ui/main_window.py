@@ -41,6 +41,7 @@ from studio.core.events import (
     ModelLoaded,
     ModelLoading,
 )
+from studio.core.mask_ops import PreviewCompositor
 from studio.core.metadata import export_image
 from studio.core.outputs import save_input
 from studio.core.paths import inputs_dir
@@ -117,6 +118,7 @@ class MainWindow(QMainWindow):
         self._clock = ProgressClock()
         self._load_note = ""  # what ModelLoading said about memory; kept if the load fails
         self._job_notes: list[str] = []  # ImageFinished notes of the running job
+        self._previews: PreviewCompositor | None = None  # inpaint previews onto the kept area
 
         self.panel = GenerationPanel()
         self.panel.load(settings)
@@ -126,6 +128,8 @@ class MainWindow(QMainWindow):
         self.addToolBarBreak()
         self.canvas_toolbar = CanvasToolbar(self.canvas, self)
         self.addToolBar(self.canvas_toolbar)
+        self.canvas.set_mask_color(settings.mask_color)
+        self._build_edit_menu()
         self._build_layout()
         self._build_status()
         self.recall = Recall(self)
@@ -159,6 +163,16 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Device: "))
         bar.addWidget(self.device_combo)
         self.addToolBar(bar)
+
+    def _build_edit_menu(self) -> None:
+        """Undo/Redo act on the canvas wherever the focus is; a focused prompt box still takes
+        Ctrl+Z for its own text (Qt offers the key to it first), the menu items never do."""
+        self.edit_menu = self.menuBar().addMenu("&Edit")
+        self.edit_menu.setObjectName("editMenu")
+        self.edit_menu.addAction(self.canvas_toolbar.undo_action)
+        self.edit_menu.addAction(self.canvas_toolbar.redo_action)
+        self.edit_menu.addSeparator()
+        self.edit_menu.addAction(self.canvas_toolbar.extend_action)
 
     def _build_layout(self) -> None:
         left = QWidget()
@@ -199,6 +213,8 @@ class MainWindow(QMainWindow):
             QShortcut(QKeySequence(keys), self, self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
         self.canvas.imagesDropped.connect(lambda paths: self.load_image_file(paths[0]))
+        self.canvas.maskColorChanged.connect(self._mask_color_chosen)
+        self.canvas.extended.connect(self._canvas_extended)
         self.picker.modelChosen.connect(self.set_model)
         self.picker.message.connect(self._status)
         self.picker.problem.connect(self.banner.show_error)
@@ -313,6 +329,11 @@ class MainWindow(QMainWindow):
         self._save_settings()
         self.running = True
         self._request = request
+        self._previews = self._preview_compositor(request)
+        if self.panel.generate_button.hasFocus():
+            # The button is about to be disabled and Qt would pass the focus on to a text box,
+            # which would then take Ctrl+Z: the canvas takes it, so Undo acts on the result.
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
         self.panel.set_running(True)
         self.progress.setRange(0, 0)  # busy until the first step reports its total
         self._clock.reset()
@@ -348,7 +369,10 @@ class MainWindow(QMainWindow):
             return
         request = self._request
         if step.preview is not None:
-            self.canvas.show_pixels(step.preview, (request.width, request.height))
+            if self._previews is not None:  # inpainting: only the masked part is being made
+                self.canvas.show_pixels(self._previews(step.preview))
+            else:
+                self.canvas.show_pixels(step.preview, (request.width, request.height))
         self._clock.add(step.seconds_per_step)
         total = step.total * request.batch_count
         done = step.image_index * step.total + step.step
@@ -359,8 +383,17 @@ class MainWindow(QMainWindow):
             label = f"Image {step.image_index + 1}/{request.batch_count} · {label}"
         self._status(label)
 
+    def _preview_compositor(self, request) -> PreviewCompositor | None:
+        """Inpaint previews go onto the kept part of the input, blurred as the engine blends the
+        final image; whatever the artist paints meanwhile, the job's own input and mask are used."""
+        canvas = self.canvas
+        if request.mode.value != "inpaint" or canvas.document is None or canvas.mask is None:
+            return None
+        return PreviewCompositor(canvas.document, canvas.mask.copy(), request.mask_blur, (request.width, request.height),
+                                 request.inpaint_area.value == "only_masked", request.inpaint_padding)
+
     def _image_finished(self, event: ImageFinished) -> None:
-        self.canvas.show_result(event.image, event.path)
+        self.canvas.show_result(event.image, event.path)  # one undo step per image
         self.canvas_toolbar.sync()
         self.last_image_path = event.path
         if event.note and event.note not in self._job_notes:
@@ -388,10 +421,8 @@ class MainWindow(QMainWindow):
 
     def _end_job(self) -> None:
         if self.canvas.showing == "preview":  # cancelled or failed: back to what was there
-            if self.canvas.document is not None:
-                self.canvas.show_document()
-            elif self.canvas.result is not None:
-                self.canvas.show_result(self.canvas.result, self.canvas.result_path)
+            self.canvas.show_current()
+        self._previews = None
         self.running = False
         self.panel.set_running(False)
         self.progress.setRange(0, 1)
@@ -441,6 +472,18 @@ class MainWindow(QMainWindow):
         if self.panel.current_mode() == "txt2img":
             self.panel.set_mode("img2img")
         self.banner.hide()
+
+    def _mask_color_chosen(self, color: str) -> None:
+        self.settings.mask_color = color
+        self._save_settings()
+
+    def _canvas_extended(self) -> None:
+        """The canvas grew for outpainting: its size becomes the size, and Generate inpaints
+        the new area."""
+        self._adopt_input_size(self.canvas.document)
+        self.panel.set_mode("inpaint")
+        self._status(f"Canvas extended to {self.canvas.document.shape[1]}×{self.canvas.document.shape[0]}: "
+                     "Generate paints the new area (Inpaint).")
 
     def export_image(self) -> None:
         canvas = self.canvas

@@ -82,9 +82,11 @@ def test_clear_fill_and_apply_result_are_undoable(qtbot, canvas):
     assert canvas.showing == "result"
     assert canvas.use_result_as_input()
     assert np.array_equal(canvas.document, result)
-    canvas.undo_stack.undo()
-    assert np.array_equal(canvas.document, before)
-    canvas.undo_stack.undo()
+    canvas.undo()
+    assert np.array_equal(canvas.document, before) and canvas.showing == "result"  # the result is back in view
+    canvas.undo()
+    assert canvas.showing == "document" and canvas.result is None  # showing the result was a step too
+    canvas.undo()
     assert canvas.mask.min() == 255
 
 
