@@ -155,13 +155,15 @@ def make_chunks(
     find_embedding: EmbeddingFinder | None = None,
     placeholder_id: int = 0,
     backtrack: int = COMMA_BACKTRACK,
+    length: int = CHUNK_LENGTH,
 ) -> tuple[list[PromptChunk], int]:
     """(chunks, token count) of a parsed prompt whose fragments tokenized to `token_lists`.
 
     A chunk that would overflow ends after its last comma when that comma is within the final
     `backtrack` tokens (the words after it move to the next chunk); BREAK ends a chunk early.
     The token count is A1111's: every finished chunk counts 75, the last one its real length
-    (so "92/150" reads as 75 tokens in chunk one and 17 in chunk two).
+    (so "92/150" reads as 75 tokens in chunk one and 17 in chunk two). `length` is smaller for
+    a text encoder with fewer than 77 positions (the bundled demo model has 32).
     """
     chunks: list[PromptChunk] = []
     tokens: list[int] = []
@@ -172,8 +174,8 @@ def make_chunks(
 
     def finish(is_last: bool = False) -> None:
         nonlocal tokens, weights, fixes, count, last_comma
-        count += len(tokens) if is_last else CHUNK_LENGTH
-        missing = CHUNK_LENGTH - len(tokens)
+        count += len(tokens) if is_last else length
+        missing = length - len(tokens)
         chunks.append(PromptChunk(tokens + [end_id] * missing, weights + [1.0] * missing, fixes))
         tokens, weights, fixes, last_comma = [], [], [], -1
 
@@ -187,13 +189,13 @@ def make_chunks(
             token = ids[position]
             if token == comma_id:
                 last_comma = len(tokens)
-            elif backtrack and len(tokens) == CHUNK_LENGTH and last_comma != -1 and len(tokens) - last_comma <= backtrack:
+            elif backtrack and len(tokens) == length and last_comma != -1 and len(tokens) - last_comma <= backtrack:
                 cut = last_comma + 1
                 moved = tokens[cut:], weights[cut:], [(o - cut, e) for o, e in fixes if o >= cut]
                 tokens, weights, fixes = tokens[:cut], weights[:cut], [(o, e) for o, e in fixes if o < cut]
                 finish()
                 tokens, weights, fixes = list(moved[0]), list(moved[1]), moved[2]
-            if len(tokens) == CHUNK_LENGTH:
+            if len(tokens) == length:
                 finish()
             found = find_embedding(ids, position) if find_embedding else None
             if found is None:
@@ -202,7 +204,7 @@ def make_chunks(
                 position += 1
                 continue
             embedding, name_length, vectors = found
-            if len(tokens) + vectors > CHUNK_LENGTH:
+            if len(tokens) + vectors > length:
                 finish()
             fixes.append((len(tokens), embedding))
             tokens += [placeholder_id] * vectors

@@ -134,8 +134,16 @@ def _chunks(text: str, encoder: TextEncoder, lookup: EmbeddingLookup) -> list[Pr
     tokenizer = encoder.tokenizer
     token_lists = tokenizer([piece for piece, _ in fragments], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     comma = _comma_id(tokenizer)
-    chunks, _ = make_chunks(fragments, token_lists, comma, tokenizer.eos_token_id, lookup, PLACEHOLDER_ID)
+    chunks, _ = make_chunks(
+        fragments, token_lists, comma, tokenizer.eos_token_id, lookup, PLACEHOLDER_ID, length=chunk_length(encoder)
+    )
     return chunks
+
+
+def chunk_length(encoder: TextEncoder) -> int:
+    """Prompt tokens per chunk: 75 for CLIP's 77 positions, fewer for a smaller text encoder."""
+    positions = encoder.encoder.config.max_position_embeddings
+    return min(CHUNK_LENGTH, positions - 2, encoder.tokenizer.model_max_length - 2)
 
 
 def _comma_id(tokenizer) -> int | None:
@@ -149,7 +157,8 @@ def _encode_text(per_encoder: list[list[PromptChunk]], encoders: list[TextEncode
     hidden, pooled = [], None
     for chunks, encoder in zip(per_encoder, encoders):
         end = encoder.tokenizer.eos_token_id
-        chunks = chunks + [PromptChunk([end] * CHUNK_LENGTH, [1.0] * CHUNK_LENGTH, []) for _ in range(count - len(chunks))]
+        length = chunk_length(encoder)
+        chunks = chunks + [PromptChunk([end] * length, [1.0] * length, []) for _ in range(count - len(chunks))]
         z, chunk_pooled = _encode_chunks(chunks, encoder, clip_skip, device)
         hidden.append(z.reshape(1, -1, z.shape[-1]))
         if encoder.pooled:

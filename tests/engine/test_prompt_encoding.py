@@ -284,3 +284,23 @@ def test_a_left_out_embedding_is_a_note_on_the_image(engine, tiny_family_dir):
     _pixels(engine, model, prompt="a xlonly circle")
     (finished,) = [e for e in engine.events[before:] if isinstance(e, ImageFinished)]
     assert "Embedding xlonly is for SDXL, not SD 1.x; it was left out." in finished.note
+
+
+def test_a_text_encoder_with_fewer_positions_gets_shorter_chunks(tmp_path):
+    """The bundled demo model's text encoder has 32 positions: its chunks are 30 tokens, and a
+    job on it runs (77-token chunks made it fail outright)."""
+    import threading
+
+    from studio.core.events import ImageFinished, JobFailed
+    from studio.core.outputs import OutputWriter
+    from studio.core.paths import demo_model_dir
+    from studio.core.request import GenerationRequest
+    from studio.engine.engine import Engine
+
+    events = []
+    engine = Engine(OutputWriter(tmp_path / "out"), events.append)
+    request = GenerationRequest("a (large:1.2) red circle on the left, blue background", steps=2, width=64, height=64,
+                                model=str(demo_model_dir()))
+    engine.generate(request, threading.Event())
+    assert not [e for e in events if isinstance(e, JobFailed)]
+    assert [e for e in events if isinstance(e, ImageFinished)]
