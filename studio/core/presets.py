@@ -1,8 +1,9 @@
 """Presets: named subsets of generation settings, built-in (presets/*.json) or the user's own.
 
 A preset file is versioned JSON: {"format": 1, "name": "...", "prompt": "{prompt}, 35mm", ...}.
-Only the fields it names are applied; `{prompt}` in its prompt or negative stands for the
-user's own text (A1111 styles and Krita/Fooocus do the same).
+Only the fields it names are applied; its prompt and negative prompt are a style that wraps
+the user's own text at generation time, `{prompt}` standing for it (A1111 styles and
+Krita/Fooocus do the same).
 
 Reliability rules (research A6): a damaged file never stops the others from loading; a user
 file that cannot be read is set aside as `<file>.invalid-<timestamp>` and reported once; its
@@ -226,29 +227,73 @@ def summarize_warnings(warnings: list[str], limit: int = MAX_MESSAGE_WARNINGS) -
 
 
 # -- applying and capturing ------------------------------------------------------------------
-def _merge_text(template: str, user_text: str) -> str:
-    """A1111 style semantics: `{prompt}` is replaced; otherwise the template is appended."""
+# A preset's prompt and negative prompt are a *style* (A1111's styles.csv): they wrap the
+# artist's own text when a request is built, and are never pasted into the prompt box, so
+# applying "Cinematic" twice cannot give "cinematic still of cinematic still of …". The other
+# fields (steps, sampler, size…) are plain settings, applied to the panel at once.
+STYLE_FIELDS = ("prompt", "negative_prompt")
+
+
+@dataclass(frozen=True)
+class Style:
+    """The prompt parts of a preset: templates with `{prompt}` standing for the artist's text.
+    An empty template leaves that text as it is (a style without a negative adds none)."""
+
+    name: str
+    prompt: str = ""
+    negative_prompt: str = ""
+
+
+def style_of(preset: Preset) -> Style | None:
+    """The preset's style, or None for a preset that only sets numbers (Fast draft)."""
+    values = preset.values
+    if not any(key in values for key in STYLE_FIELDS):
+        return None
+    return Style(preset.name, values.get("prompt", ""), values.get("negative_prompt", ""))
+
+
+def wrap_prompt(template: str, user_text: str) -> str:
+    """A1111 style semantics: `{prompt}` is replaced by the artist's text; a template without
+    it is appended. Text the template already wraps (restored from an image made with the
+    style) is returned as it is, so wrapping twice equals wrapping once."""
+    if not template:
+        return user_text
+    if _already_wrapped(template, user_text):
+        return user_text
     if PLACEHOLDER in template:
         merged = template.replace(PLACEHOLDER, user_text)
         # "{prompt}, photo" with an empty prompt should give "photo", not ", photo".
         return merged if user_text else merged.strip(" ,")
     if not user_text:
         return template
-    if not template:
-        return user_text
     return f"{user_text}, {template}"
 
 
+def _already_wrapped(template: str, text: str) -> bool:
+    if not text:
+        return False
+    if text == template.replace(PLACEHOLDER, "").strip(" ,"):
+        return True
+    if PLACEHOLDER not in template:
+        return text == template or text.endswith(f", {template}")
+    pattern = "(.*)".join(re.escape(part) for part in template.split(PLACEHOLDER))
+    return re.fullmatch(pattern, text, re.DOTALL) is not None
+
+
+def apply_style(style: Style | None, prompt: str, negative_prompt: str) -> tuple[str, str]:
+    """The final prompt and negative prompt a request carries (and its image's metadata)."""
+    if style is None:
+        return prompt, negative_prompt
+    return wrap_prompt(style.prompt, prompt), wrap_prompt(style.negative_prompt, negative_prompt)
+
+
 def apply_preset(preset: Preset, settings: Settings) -> Settings:
-    """A new Settings with the preset's fields applied; the argument is not changed. Fields the
-    Settings has no slot for (e.g. strength before img2img lands) are skipped."""
+    """A new Settings with the preset's setting fields applied; the argument is not changed.
+    Its prompt and negative prompt are not pasted in: they are the preset's style (style_of),
+    applied when the request is built. Fields the Settings has no slot for are skipped."""
     values = preset.values
     names = {f.name for f in dataclasses.fields(settings)}
     changes: dict[str, Any] = {}
-    if "prompt" in values:
-        changes["prompt"] = _merge_text(values["prompt"], settings.prompt)
-    if "negative_prompt" in values:
-        changes["negative_prompt"] = _merge_text(values["negative_prompt"], settings.negative_prompt)
     for key in ("guidance", "steps", "sampler", "width", "height", "strength", "model"):
         if key in values and key in names:
             changes[key] = values[key]

@@ -22,6 +22,7 @@ from studio.core.request import MAX_BATCH, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SI
 from studio.core.samplers import SAMPLER_NAMES
 from studio.core.settings import HIRES_UPSCALERS, MAX_HIRES_SCALE, Settings
 from studio.ui.lora_picker import LoraButton
+from studio.ui.preset_bar import StyleChip
 from studio.ui.token_counter import TokenCounter
 
 
@@ -159,6 +160,8 @@ class GenerationPanel(QWidget):
         layout = QVBoxLayout(self)
         prompt_row = QHBoxLayout()
         prompt_row.addWidget(QLabel("Prompt"))
+        self.style_chip = StyleChip()  # the preset style wrapping the prompt at Generate
+        prompt_row.addWidget(self.style_chip)
         prompt_row.addStretch(1)
         self.lora_button = LoraButton(self.prompt)  # inserts <lora:NAME:1> at the prompt's cursor
         prompt_row.addWidget(self.lora_button)

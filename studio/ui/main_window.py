@@ -44,6 +44,7 @@ from studio.core.events import (
 from studio.core.mask_ops import PreviewCompositor
 from studio.core.metadata import export_image
 from studio.core.outputs import save_input
+from studio.core.presets import apply_style
 from studio.core.paths import inputs_dir
 from studio.core.request import InvalidRequest
 from studio.core.settings import (
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.recall = Recall(self)
         self._left_column.insertWidget(0, self.recall.preset_bar)
+        self.recall.preset_bar.styleApplied.connect(self.panel.style_chip.set_style)
         self._connect()
         self._show_model_state()
         self.setAcceptDrops(True)
@@ -321,7 +323,11 @@ class MainWindow(QMainWindow):
                                                "Choose one in the Model list above."))
             return
         try:
-            request = request_from_settings(self.settings, model, *self._save_inputs()).validated()
+            request = request_from_settings(self.settings, model, *self._save_inputs())
+            # The style on the chip wraps the prompts here, so the image's metadata holds the
+            # final prompt (as A1111 writes it) while the prompt box keeps the artist's words.
+            prompt, negative = apply_style(self.panel.style_chip.style, request.prompt, request.negative_prompt)
+            request = dataclasses.replace(request, prompt=prompt, negative_prompt=negative).validated()
         except InvalidRequest as exc:
             self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, str(exc)))
             return

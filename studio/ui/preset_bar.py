@@ -1,7 +1,9 @@
 """The preset bar: pick a preset and apply it; save, rename, delete, import and export presets.
 
 The bar never edits Settings itself: it emits `applyRequested(Preset)` and the window applies
-it (PresetStore.apply) and reloads the panel. Dialogs can be bypassed by passing the answer,
+it (PresetStore.apply) and reloads the panel. A preset's prompt and negative prompt are its
+style: `styleApplied(Style)` puts it on the chip beside the prompt box (StyleChip), and the
+window wraps the prompts with it when it builds a request. Dialogs can be bypassed by passing the answer,
 which is how tests (and scripts) drive it.
 """
 
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QInputDialog,
+    QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
@@ -32,7 +35,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.presets import PRESET_FIELDS, PreparedImport, Preset, PresetError, PresetStore, summarize_warnings
+from studio.core.presets import (
+    PRESET_FIELDS,
+    PreparedImport,
+    Preset,
+    PresetError,
+    PresetStore,
+    Style,
+    style_of,
+    summarize_warnings,
+)
 from studio.core.settings import Settings
 
 # What "Save preset" ticks by default: the look, not this picture's prompt or seed.
@@ -113,8 +125,44 @@ class _ImportRelay(QObject):
         self.loop.quit()
 
 
+class StyleChip(QWidget):
+    """The style in use, as a small removable label near the prompt box: the prompt box holds
+    only the artist's own words; the style wraps them when Generate builds the request."""
+
+    styleChanged = Signal(object)  # Style or None
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("styleChip")
+        self.setAccessibleName("Style")
+        self.style: Style | None = None
+        self.setStyleSheet("#styleChip { background: palette(midlight); border-radius: 9px; }")
+        self.label = QLabel()
+        self.label.setObjectName("styleChipLabel")
+        self.remove_button = _named(QToolButton(), "styleChipRemove", "Remove the style")
+        self.remove_button.setText("✕")
+        self.remove_button.setAutoRaise(True)
+        self.remove_button.clicked.connect(lambda: self.set_style(None))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 0, 2, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.label)
+        layout.addWidget(self.remove_button)
+        self.hide()
+
+    def set_style(self, style: Style | None) -> None:
+        self.style = style
+        if style is not None:
+            self.label.setText(f"Style: {style.name}")
+            parts = [f"Prompt: {style.prompt}" if style.prompt else "", f"Negative: {style.negative_prompt}" if style.negative_prompt else ""]
+            self.setToolTip("\n".join(p for p in parts if p) + "\n({prompt} is your prompt; applied when you generate)")
+        self.setVisible(style is not None)
+        self.styleChanged.emit(style)
+
+
 class PresetBar(QWidget):
     applyRequested = Signal(object)  # Preset
+    styleApplied = Signal(object)  # the preset's Style, for the chip (presets without one leave it)
     presetsChanged = Signal()
     message = Signal(str)  # a sentence for the status bar (warnings, errors, confirmations)
 
@@ -192,6 +240,9 @@ class PresetBar(QWidget):
     def apply_current(self) -> None:
         preset = self.current_preset()
         if preset is not None:
+            style = style_of(preset)
+            if style is not None:
+                self.styleApplied.emit(style)
             self.applyRequested.emit(preset)
 
     def save_preset(self, name: str | None = None, fields: Iterable[str] | None = None) -> Preset | None:

@@ -16,10 +16,13 @@ from studio.core.presets import (
     PresetError,
     PresetStore,
     apply_preset,
+    apply_style,
     builtin_presets_dir,
     parse_preset_file,
     preset_from_dict,
     safe_file_stem,
+    style_of,
+    wrap_prompt,
 )
 from studio.core.samplers import SAMPLER_NAMES
 from studio.core.settings import Settings
@@ -54,23 +57,38 @@ def test_builtin_names_and_tuning(store):
     assert store.is_builtin("Photographic")
 
 
-def test_apply_substitutes_prompt_placeholder_and_keeps_other_fields():
+def test_apply_sets_fields_and_leaves_the_prompts_to_the_style():
     preset = Preset("P", {"prompt": "photo of {prompt}, 35mm", "negative_prompt": "{prompt}, blurry", "steps": 9,
                           "sampler": "Euler a", "seed_mode": "fixed", "seed": 77})
     before = Settings(prompt="a cat", negative_prompt="dog", steps=20, width=768, batch_count=3)
     after = apply_preset(preset, before)
-    assert after.prompt == "photo of a cat, 35mm"
-    assert after.negative_prompt == "dog, blurry"
+    assert (after.prompt, after.negative_prompt) == ("a cat", "dog")  # never pasted into the prompt box
     assert (after.steps, after.sampler, after.seed, after.random_seed) == (9, "Euler a", 77, False)
     assert (after.width, after.batch_count) == (768, 3)  # not in the preset: untouched
     assert before.prompt == "a cat" and before.steps == 20  # the input is not mutated
+    style = style_of(preset)
+    assert apply_style(style, "a cat", "dog") == ("photo of a cat, 35mm", "dog, blurry")
 
 
-def test_apply_without_placeholder_appends_and_empty_negative_is_clean():
-    preset = Preset("P", {"prompt": "oil painting", "negative_prompt": "{prompt}, blurry"})
-    after = apply_preset(preset, Settings(prompt="a cat", negative_prompt=""))
-    assert after.prompt == "a cat, oil painting"
-    assert after.negative_prompt == "blurry"
+def test_style_without_placeholder_appends_and_empty_negative_is_clean():
+    style = style_of(Preset("P", {"prompt": "oil painting", "negative_prompt": "{prompt}, blurry"}))
+    assert apply_style(style, "a cat", "") == ("a cat, oil painting", "blurry")
+
+
+def test_wrapping_twice_is_wrapping_once():
+    cinematic = "cinematic still of {prompt}, dramatic lighting"
+    once = wrap_prompt(cinematic, "a cat")
+    assert once == "cinematic still of a cat, dramatic lighting"
+    assert wrap_prompt(cinematic, once) == once  # a prompt restored from a styled image
+    assert wrap_prompt("oil painting", wrap_prompt("oil painting", "a cat")) == "a cat, oil painting"
+    assert wrap_prompt("{prompt}, photo", wrap_prompt("{prompt}, photo", "")) == "photo"
+    assert wrap_prompt("", "a cat") == "a cat"
+
+
+def test_a_style_with_an_empty_negative_adds_none():
+    style = style_of(Preset("Only prompt", {"prompt": "{prompt}, watercolor", "negative_prompt": ""}))
+    assert apply_style(style, "a cat", "blurry") == ("a cat, watercolor", "blurry")
+    assert style_of(Preset("Fast", {"steps": 12})) is None  # settings only: no style
 
 
 def test_seed_mode_random_turns_random_on():
@@ -231,8 +249,8 @@ def test_import_fooocus_style_list(store, tmp_path):
     imported, warnings = store.import_file(path)
     assert {p.name for p in imported} == {"Fooocus Sharp", "Fooocus Masterpiece"}
     assert len(warnings) == 1
-    after = store.apply("Fooocus Sharp", Settings(prompt="a cat"))
-    assert after.prompt == "cinematic still a cat . emotional, harmonious"
+    prompt, _ = apply_style(style_of(store.get("Fooocus Sharp")), "a cat", "")
+    assert prompt == "cinematic still a cat . emotional, harmonious"
 
 
 def test_export_then_import_round_trip(store, tmp_path):
