@@ -110,10 +110,11 @@ def read_session_image(path: str | Path, mode: str) -> np.ndarray:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except (OSError, ValueError) as exc:
         raise SessionImageError(f"it cannot be opened ({exc.strerror if isinstance(exc, OSError) else exc})") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # before fdopen, which raises IsADirectoryError for a folder
+        os.close(fd)
+        raise SessionImageError("it is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SessionImageError("it is not a regular file")
         if info.st_size == 0:
             raise SessionImageError("it is empty")
         if info.st_size > MAX_SESSION_IMAGE_BYTES:

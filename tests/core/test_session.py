@@ -98,3 +98,12 @@ def test_session_numbers_too_big_for_qt_are_clamped(tmp_path):
     s = loaded.settings
     assert (s.steps, s.seed, s.width, s.guidance, s.batch_count, s.mask_blur) == (150, 2**32 - 1, 4096, 50.0, 1, 64)
     assert loaded.saved_at == 0.0
+
+
+def test_a_folder_given_as_a_session_image_is_refused_clearly(tmp_path):
+    import pytest
+
+    from studio.core.session import SessionImageError, read_session_image
+
+    with pytest.raises(SessionImageError, match="not a regular file"):
+        read_session_image(tmp_path, "RGB")
