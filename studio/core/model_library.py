@@ -164,3 +164,21 @@ def find_by_hash_or_name(models: list[LibraryModel], short_hash: str, name: str)
             if model.name == name or Path(model.path).name == name:
                 return model
     return None
+
+
+def model_of_image(metadata, extra_dirs: list[str] | tuple[str, ...] = ()) -> tuple[LibraryModel | None, str]:
+    """(the library model a dropped image was made with, its name as the image gives it).
+
+    A studio image names its model's path and hash; an A1111/Forge image its `Model` stem and
+    `Model hash`. The library is matched by hash first (cached hashes only: nothing is hashed
+    here), then by name. Reads file headers: call it off the GUI thread."""
+    request = getattr(metadata, "request", None)
+    if request is not None:
+        name, short = (Path(request.model).stem if request.model else ""), request.model_hash
+    else:
+        extras = getattr(metadata, "extras", {}) or {}
+        name, short = str(extras.get("Model", "") or ""), str(extras.get("Model hash", "") or "")
+    if not name and not short:
+        return None, ""
+    models, _ = scan_models(model_folders(extra_dirs))
+    return find_by_hash_or_name(models, short, name), name or short

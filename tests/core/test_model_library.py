@@ -43,3 +43,18 @@ def test_dropped_image_finds_its_model_by_hash_then_name(tmp_path):
     assert find_by_hash_or_name(models, "0123456789", "other") is None
     short = file_sha256(path)[:10]  # hashed once (and cached), as the engine does on load
     assert find_by_hash_or_name(models, short, "renamed-elsewhere").path == str(path)
+
+
+def test_a_dropped_a1111_image_names_its_model_by_hash_or_name(tmp_path, studio_home):
+    from studio.core.metadata import from_a1111
+    from studio.core.model_library import model_of_image
+
+    folder = tmp_path / "Stable-diffusion"
+    path = files.write_single_file(build_tiny_family("sd1"), folder / "dreamy_v3.safetensors", dtype=torch.float16)
+    short = file_sha256(path)[:10]
+    by_hash = from_a1111(f"a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: {short}, Model: renamed")
+    by_name = from_a1111("a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Model: dreamy_v3")
+    missing = from_a1111("a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 0123456789, Model: other")
+    assert model_of_image(by_hash, [str(folder)])[0].path == str(path)
+    assert model_of_image(by_name, [str(folder)])[0].path == str(path)
+    assert model_of_image(missing, [str(folder)]) == (None, "other")
