@@ -177,8 +177,12 @@ class PreviewCompositor:
             mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.BILINEAR))
         self.source = source
         self.box = crop_for_mask(mask, padding, width / height) if only_masked else Rect(0, 0, width, height)
-        self.alpha = feathered_alpha(mask, blur)[self.box.slices()][..., None]
-        self.base = source.astype(np.float32)[self.box.slices()]
+        alpha = feathered_alpha(mask, blur)[self.box.slices()]
+        # Blend only where the alpha is not 0: beyond it every pixel is the input's.
+        touched = bounding_box(alpha > 0)
+        self.blend = Rect(touched.x, touched.y, touched.w, touched.h)
+        self.alpha = alpha[self.blend.slices()][..., None]
+        self.base = source[self.box.slices()][self.blend.slices()].astype(np.float32)
 
     def __call__(self, preview: np.ndarray) -> np.ndarray:
         from PIL import Image
@@ -186,9 +190,11 @@ class PreviewCompositor:
         box = self.box
         if preview.shape[:2] != (box.h, box.w):
             preview = np.asarray(Image.fromarray(np.ascontiguousarray(preview[..., :3])).resize((box.w, box.h), Image.Resampling.BILINEAR))
-        blended = self.base + (preview.astype(np.float32) - self.base) * self.alpha
         out = self.source.copy()
-        out[box.slices()] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        if self.blend.empty:
+            return out
+        blended = self.base + (preview[self.blend.slices()].astype(np.float32) - self.base) * self.alpha
+        out[box.slices()][self.blend.slices()] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out
 
 

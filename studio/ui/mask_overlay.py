@@ -69,27 +69,50 @@ class MaskOverlayItem(QGraphicsItem):
             return
         self._mask = mask
         height, width = mask.shape
-        f = self.factor
         x0, y0 = max(rect.x - 1, 0), max(rect.y - 1, 0)
         x1, y1 = min(rect.x + rect.w + 1, width), min(rect.y + rect.h + 1, height)
+        f = self.factor
+        self._pixels[y0 * f : y1 * f, x0 * f : x1 * f] = 0
+        # Only the part holding mask pixels (and its ring) needs colouring: a full refresh of a
+        # 2048 px canvas with a small mask stays cheap.
+        rows = np.flatnonzero(mask[y0:y1, x0:x1].any(axis=1))
+        if rows.size:
+            cols = np.flatnonzero(mask[y0 + rows[0] : y0 + rows[-1] + 1, x0:x1].any(axis=0))
+            self._paint(mask, max(x0, x0 + cols[0] - 1), max(y0, y0 + rows[0] - 1),
+                        min(x1, x0 + cols[-1] + 2), min(y1, y0 + rows[-1] + 2))
+        self.update(QRectF(x0 * f, y0 * f, (x1 - x0) * f, (y1 - y0) * f))
+
+    def _paint(self, mask: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
+        height, width = mask.shape
+        f = self.factor
         rx0, ry0, rx1, ry1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, width), min(y1 + 1, height)
         window = mask[ry0:ry1, rx0:rx1]
         if f > 1:
             window = np.repeat(np.repeat(window, f, axis=0), f, axis=1)
         inner = (slice((y0 - ry0) * f, (y1 - ry0) * f), slice((x0 - rx0) * f, (x1 - rx0) * f))
         edges = mask_edges(window)[inner]
-        values = window[inner].astype(np.uint32)
-        yy, xx = np.ogrid[y0 * f : y1 * f, x0 * f : x1 * f]
-        stripe = ((xx + yy) // self.period) % 2 == 0
-        tint = (values * int(TINT_ALPHA * 256)) >> 8
-        contrast = (values * int(CONTRAST_ALPHA * 256)) >> 8
-        color = (self.color.red(), self.color.green(), self.color.blue())
-        out = np.where(stripe, _premultiplied(tint, color), _premultiplied(contrast, _contrast_for(self.color)))
-        ants = ((xx - yy) // max(2, self.period)) % 2 == 0
-        out = np.where(edges & ants, np.uint32(0xFF000000), out)
-        out = np.where(edges & ~ants, np.uint32(0xFFFFFFFF), out)
+        values = window[inner]
+        ys = np.arange(y0 * f, y1 * f, dtype=np.int32)[:, None]
+        xs = np.arange(x0 * f, x1 * f, dtype=np.int32)[None, :]
+        stripe = (xs + ys) % (2 * self.period) < self.period
+        tint, contrast = self._luts()
+        out = np.where(stripe, tint[values], contrast[values])
+        ant = max(2, self.period)
+        black = (xs - ys) % (2 * ant) < ant
+        out[edges & black] = 0xFF000000
+        out[edges & ~black] = 0xFFFFFFFF
         self._pixels[y0 * f : y1 * f, x0 * f : x1 * f] = out
-        self.update(QRectF(x0 * f, y0 * f, (x1 - x0) * f, (y1 - y0) * f))
+
+    def _luts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Premultiplied ARGB for each mask value (0..255), for the stripes of each colour."""
+        key = self.color.rgb()
+        if getattr(self, "_lut_key", None) != key:
+            values = np.arange(256, dtype=np.uint32)
+            color = (self.color.red(), self.color.green(), self.color.blue())
+            self._lut = (_premultiplied((values * int(TINT_ALPHA * 256)) >> 8, color),
+                         _premultiplied((values * int(CONTRAST_ALPHA * 256)) >> 8, _contrast_for(self.color)))
+            self._lut_key = key
+        return self._lut
 
     def boundingRect(self) -> QRectF:
         return QRectF(0, 0, self._image.width(), self._image.height())
