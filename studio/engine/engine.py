@@ -67,7 +67,8 @@ class StepReporter:
             preview = self.model.previewer.to_rgb(latents)
         self._this_pass = pipeline.num_timesteps
         total = self.done + pipeline.num_timesteps + self.extra_steps
-        self.engine.emit(StepProgress(self.index, self.done + step_index + 1, total, preview, now - self.last))
+        self.engine.emit(StepProgress(self.index, self.done + step_index + 1, total, preview, now - self.last,
+                                      job_id=self.engine.job_id))
         self.last = now
         return tensors
 
@@ -125,6 +126,7 @@ class Engine:
         self.model: LoadedModel | None = None
         self.library_dirs: list[str] = []  # the artist's model folders: LoRA folders are found beside them
         self.lora_dirs: list[str] = []  # LoRA folders named directly (studio generate --lora-dir)
+        self.job_id = ""  # the running job's id, stamped on its events
 
     # -- models --------------------------------------------------------------------------
     def load(self, path: str, device_choice: str | None = None, vae: str = "") -> LoadedModel:
@@ -198,13 +200,18 @@ class Engine:
             free_device_memory()
 
     # -- jobs ----------------------------------------------------------------------------
-    def generate(self, request: GenerationRequest, cancel: threading.Event) -> None:
-        """Run one job to the end. Never raises: failures become JobFailed events."""
+    def generate(self, request: GenerationRequest, cancel: threading.Event, job_id: str = "",
+                 save_images: bool = True) -> None:
+        """Run one job to the end. Never raises: failures become JobFailed events. Its events
+        carry `job_id`. With `save_images` (the default) each image is on disk before its
+        ImageFinished; without, ImageFinished comes at once with path None and the caller
+        writes the image (studio.core.image_writer), so the next image denoises meanwhile."""
         paths: list[Path] = []
+        self.job_id = job_id
         try:
             request = request.validated()
             model = self.load(request.model, vae=request.vae)
-            self.emit(JobStarted(request))
+            self.emit(JobStarted(request, job_id=job_id))
             started = time.perf_counter()
             with loras_for_job(self, model, request) as lora_note:  # applied for this job only
                 for index in range(request.batch_count):
@@ -213,16 +220,19 @@ class Engine:
                     single = image_request(request, index)  # A1111's seed numbering (variations keep the seed)
                     pixels, note = self._run_one(model, single, index, cancel)
                     single = replace(single, model_hash=model.model_hash())
-                    path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
-                    paths.append(path)
-                    self.emit(ImageFinished(index, single, path, pixels, " ".join(n for n in (lora_note, note) if n)))
-            self.emit(JobFinished(request, tuple(paths), time.perf_counter() - started))
+                    path: Path | None = None
+                    if save_images:
+                        path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown
+                        paths.append(path)
+                    note = " ".join(n for n in (lora_note, note) if n)
+                    self.emit(ImageFinished(index, single, path, pixels, note, job_id=job_id))
+            self.emit(JobFinished(request, tuple(paths), time.perf_counter() - started, job_id=job_id))
         except GenerationCancelled:
-            self.emit(JobCancelled(request, tuple(paths)))
+            self.emit(JobCancelled(request, tuple(paths), job_id=job_id))
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - every failure reaches the user
             if is_out_of_memory(exc):
                 free_device_memory()
-            self.emit(JobFailed(to_studio_error(exc), request))
+            self.emit(JobFailed(to_studio_error(exc), request, job_id=job_id))
             if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
                 raise  # Ctrl+C in a terminal still stops `studio generate`
         finally:

@@ -50,7 +50,7 @@ class EngineWorker(QObject):
     jobCancelled = Signal(object)
     jobFailed = Signal(object)  # JobFailed
 
-    _generateRequested = Signal(object, object)  # (request, cancel event), to the worker thread
+    _generateRequested = Signal(object, object, str, bool)  # (request, cancel event, job id, save), to the worker thread
     _loadRequested = Signal(str, str, str)  # path, device, VAE ("" = the model's own)
     _memoryRequested = Signal(object)  # a dict of MemoryOptions' fields
 
@@ -67,9 +67,12 @@ class EngineWorker(QObject):
         self._memoryRequested.connect(self._set_memory)
 
     # -- GUI thread API -------------------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> None:
+    def generate(self, request: GenerationRequest, job_id: str = "", save_images: bool = True) -> threading.Event:
+        """Queue a job; its events carry `job_id`. Without `save_images` the engine emits each
+        image unsaved (path None) for the caller to write. Returns the job's own cancel event."""
         self._cancel = threading.Event()  # one per job: a late cancel can't hit the next job
-        self._generateRequested.emit(request, self._cancel)
+        self._generateRequested.emit(request, self._cancel, job_id, save_images)
+        return self._cancel
 
     def cancel(self) -> None:
         """Takes effect at the next denoising step (read in the step callback)."""
@@ -115,14 +118,19 @@ class EngineWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - the thread must survive anything
             self.modelFailed.emit(StudioError(ErrorKind.INTERNAL, f"The memory options could not be applied: {exc}"))
 
-    @Slot(object, object)
-    def _run_job(self, request: GenerationRequest, cancel: threading.Event) -> None:
+    @Slot(object, object, str, bool)
+    def _run_job(self, request: GenerationRequest, cancel: threading.Event, job_id: str, save_images: bool) -> None:
         try:
             engine = self._engine_or_fail()
             engine.library_dirs = _saved_model_dirs()  # LoRA folders are found beside the model folders
-            engine.generate(request, cancel)
+            # Only asked-for options are passed: engines written before job ids still work.
+            options: dict[str, object] = {"job_id": job_id} if job_id else {}
+            if not save_images:
+                options["save_images"] = False
+            engine.generate(request, cancel, **options)
         except Exception as exc:  # noqa: BLE001
-            self.jobFailed.emit(JobFailed(StudioError(ErrorKind.INTERNAL, f"Generation failed: {exc}"), request))
+            error = StudioError(ErrorKind.INTERNAL, f"Generation failed: {exc}")
+            self.jobFailed.emit(JobFailed(error, request, job_id=job_id))
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, StepProgress):
@@ -240,10 +248,10 @@ def _saved_model_dirs() -> list[str]:
 
 
 def real_engine_factory(emit):
-    from studio.core.outputs import OutputWriter
-    from studio.core.paths import outputs_dir
+    from studio.core.output_folder import KeepingWriter
     from studio.engine.engine import Engine
     from studio.engine.threads import apply_cpu_threads, cpu_threads
 
     apply_cpu_threads(cpu_threads())  # runs in the engine thread: leave the GUI and other programs a core
-    return Engine(OutputWriter(outputs_dir()), emit)
+    # The output folder the settings name at each save; a failed write keeps the image (UnsavedImage).
+    return Engine(KeepingWriter(), emit)
