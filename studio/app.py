@@ -64,8 +64,11 @@ def build_main_window(worker, model: str | None = None, device: str | None = Non
 
     startup_cleanup()  # temp files a killed save left behind, before anything is written
 
-    first_run = not settings_file().exists()
     settings, warning = load_settings(settings_file())
+    # No settings file now: a first run, or a damaged one was set aside (load_settings). Either
+    # way the size, steps and guidance come from the model, never from Settings' own defaults
+    # (512x512 at guidance 7 draws noise for minutes on the 64 px demo model).
+    fresh = not settings_file().exists()
     remembered = settings.model
     missing_model = None
     if model:
@@ -74,13 +77,16 @@ def build_main_window(worker, model: str | None = None, device: str | None = Non
         missing_model, settings.model = settings.model, ""  # "" is the demo model
     if device:
         settings.device = device
-    if first_run or model or missing_model:
+    if fresh or model or missing_model:
         apply_model_defaults(settings, effective_model(settings))
+    from studio.ui.theme import apply_theme
+
+    settings.theme = apply_theme(settings.theme)  # before the window exists: every widget starts themed
     window = MainWindow(settings, settings_file(), worker)
     window.remembered_model = remembered
     window.show()
     if warning:
-        window.status_label.setText(warning)
+        window.notify(warning)  # kept in front of the "Loading…" that follows at once
     if missing_model:
         window.banner.show_error(_missing_model_error(missing_model, bool(effective_model(settings))))
     return window

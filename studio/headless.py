@@ -8,10 +8,18 @@ from argparse import Namespace
 from pathlib import Path
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.events import Event, ImageFinished, JobFailed, ModelLoaded, ModelLoading, StepProgress
+from studio.core.events import (
+    Event,
+    ImageFinished,
+    JobFailed,
+    ModelLoaded,
+    ModelLoading,
+    StepProgress,
+)
 from studio.core.model_info import model_defaults
+from studio.core.output_folder import saved_output_folder
 from studio.core.outputs import OutputWriter, png_bytes
-from studio.core.paths import outputs_dir, settings_file
+from studio.core.paths import settings_file
 from studio.core.request import GenerationRequest, InvalidRequest, random_seed
 from studio.core.samplers import DEFAULT_SAMPLER
 from studio.core.settings import effective_model, load_settings
@@ -131,7 +139,7 @@ def generate(args: Namespace) -> int:
         elif isinstance(event, JobFailed):
             failures.append(event.error)
 
-    writer = FileWriter(args.out, args.overwrite) if args.out else OutputWriter(outputs_dir())
+    writer = FileWriter(args.out, args.overwrite) if args.out else OutputWriter(saved_output_folder())
     engine = Engine(writer, on_event, previews=False)
     engine.library_dirs = list(load_settings(settings_file())[0].model_dirs)  # LoRAs beside the model folders
     engine.lora_dirs = [str(p) for p in getattr(args, "lora_dirs", None) or []]

@@ -40,6 +40,9 @@ def open_window(qtbot, tmp_path):
         engine.start()
         threads.append(engine)
         window = MainWindow(settings, tmp_path / "settings.json", engine.worker)
+        # A scripted artist: an image with settings dropped or opened restores its settings
+        # (the menu would wait for a click); tests of the other choices answer otherwise.
+        window.recall.ask_drop_action = lambda name: "settings"
         qtbot.addWidget(window)
         window.show()
         window.start()

@@ -20,7 +20,11 @@ from studio.core.atomic import write_text_atomic
 from studio.core.metadata import read_metadata
 from studio.core.paths import data_home
 from studio.core.request import GenerationRequest, Mode
-from studio.core.settings import clamp_number, request_in_range
+from studio.core.settings import (
+    clamp_number,
+    extra_settings_from_request,
+    request_in_range,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # An entry is a few KB (two prompts of at most 20,000 characters, escaped, plus the request);
@@ -55,6 +59,16 @@ class HistoryEntry:
         if not isinstance(data, dict) or not isinstance(data.get("path"), str):
             raise ValueError("not a history entry")
         return cls(**_valid_entry_fields(data))
+
+    def restorable_fields(self) -> dict[str, Any]:
+        """What "Restore all settings" applies (metadata.apply_fields): the entry's fields plus
+        clip skip, hires fix and variation read from its stored request (entries written before
+        those fields were recorded hold them only there)."""
+        fields = dict(self.fields)
+        request = self.generation_request()
+        if request is not None:
+            fields.update(extra_settings_from_request(request))
+        return fields
 
     def generation_request(self) -> GenerationRequest | None:
         """The stored request, numbers clamped into range; None when it cannot be read."""
@@ -94,6 +108,7 @@ def entry_for(path: Path, request: GenerationRequest, when: float | None = None)
     fields = {k: data[k] for k in ("prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "sampler")}
     if request.mode is not Mode.TXT2IMG:
         fields["strength"] = request.strength  # img2img/inpaint: restoring it matters
+    fields.update(extra_settings_from_request(request))  # clip skip, hires fix, variation
     return HistoryEntry(str(path), request.prompt, request.negative_prompt, request.seed, request.width,
                         request.height, time.time() if when is None else when, fields, data)
 
@@ -162,7 +177,10 @@ class History:
         return warnings
 
     def entries(self) -> list[HistoryEntry]:
-        return list(reversed(self._entries.values()))
+        """Newest first by the time each image was made (the index may hold entries out of
+        order: a rebuild appends what finished meanwhile, images copied in keep their time)."""
+        newest_first = list(reversed(self._entries.values()))
+        return sorted(newest_first, key=lambda e: e.time, reverse=True)  # stable: ties stay newest-added first
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,7 +1,7 @@
-"""The working session (prompt, settings, canvas and mask paths) for crash recovery.
+"""The working session (prompt, settings, canvas and mask paths, brush size) for the next start.
 
-The window saves it as things change (debouncing is the UI's job); after a crash or a restart
-`load_session` brings it back. Saves are atomic; a damaged file is set aside and never fatal.
+The window saves it as things change (debouncing is the UI's job) and once more when it closes;
+after a crash or a normal quit `load_session` brings it back. Saves are atomic; a damaged file is set aside and never fatal.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SESSION_FORMAT = 1
 MAX_SESSION_IMAGE_BYTES = 512 * 1024 * 1024
 MAX_SESSION_IMAGE_SIDE = 16384
 MAX_SESSION_IMAGE_PIXELS = 64 * 1024 * 1024
+MAX_BRUSH_SIZE = 1024  # the canvas's largest brush (ui/canvas.py MAX_BRUSH)
 
 
 def session_file() -> Path:
@@ -46,6 +47,7 @@ class Session:
     canvas_image: str | None = None  # path of the image on the canvas (img2img / inpaint source)
     mask: str | None = None  # path of the painted mask
     saved_at: float = 0.0
+    brush_size: int = 0  # the mask brush's size in image pixels; 0 = the canvas's default for the image
 
 
 def save_session(session: Session, path: Path | None = None) -> None:
@@ -55,6 +57,7 @@ def save_session(session: Session, path: Path | None = None) -> None:
         "settings": dataclasses.asdict(session.settings),
         "canvas_image": session.canvas_image,
         "mask": session.mask,
+        "brush_size": session.brush_size,
     }
     write_text_atomic(path or session_file(), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -88,7 +91,9 @@ def load_session(path: Path | None = None) -> tuple[Session | None, str | None]:
     paths = {k: data.get(k) if isinstance(data.get(k), str) else None for k in ("canvas_image", "mask")}
     saved_at = data.get("saved_at")
     saved_at = float(saved_at) if type(saved_at) is float or (type(saved_at) is int and abs(saved_at) < 2**53) else 0.0
-    return Session(_settings_from(data.get("settings")), paths["canvas_image"], paths["mask"], saved_at), None
+    brush = data.get("brush_size")
+    brush = min(max(brush, 0), MAX_BRUSH_SIZE) if type(brush) is int else 0
+    return Session(_settings_from(data.get("settings")), paths["canvas_image"], paths["mask"], saved_at, brush), None
 
 
 def clear_session(path: Path | None = None) -> None:

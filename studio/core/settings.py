@@ -32,6 +32,7 @@ SETTINGS_FORMAT = 1
 MAX_SETTINGS_BYTES = 1_000_000  # settings are ~1 KB; prompts are capped at 20,000 characters each
 DEVICE_NAMES = ("auto", "cuda", "mps", "cpu")  # the engine's choices (engine/devices.py)
 VAE_TILING_CHOICES = ("auto", "on", "off")  # engine/memory.py: "auto" tiles above 2048x2048
+THEMES = ("dark", "light")  # ui/theme.py
 MAX_MODEL_DIRS = 100  # a hand-edited list longer than this is someone's whole disk, not a library
 # Hires fix upscalers the engine runs (engine/hires.py): A1111's latent modes, then pixel resizes.
 HIRES_UPSCALERS = (
@@ -106,6 +107,10 @@ class Settings:
     seed_resize_width: int = 0  # 0 = off
     seed_resize_height: int = 0
     mask_color: str = "#ff3060"  # the mask's stripes on the canvas (a colour that reads on this artist's images)
+    outputs_dir: str = ""  # where finished images go; "" = outputs/ in the data folder (core/output_folder.py)
+    theme: str = "dark"  # "dark" (the default, as in Krita, InvokeAI, ComfyUI) or "light"
+    window_state: str = ""  # QMainWindow.saveState() as base64: toolbars and dock widths
+    window_geometry: str = ""  # QMainWindow.saveGeometry() as base64
 
 
 def clamp_number(name: str, value: Any) -> int | float | None:
@@ -181,6 +186,10 @@ def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
         settings.vae_tiling = Settings.vae_tiling
     if settings.hires_upscaler not in HIRES_UPSCALERS:
         settings.hires_upscaler = Settings.hires_upscaler
+    if settings.theme not in THEMES:
+        settings.theme = Settings.theme
+    if "\0" in settings.outputs_dir:  # not a path any system opens
+        settings.outputs_dir = ""
     if not all(isinstance(p, str) and 0 < len(p) <= MAX_PROMPT_CHARS for p in settings.model_dirs):
         settings.model_dirs = []
     settings.model_dirs = list(dict.fromkeys(settings.model_dirs))[:MAX_MODEL_DIRS]  # a fresh list, no repeats

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Any
 
 from diffusers import (
@@ -40,6 +42,24 @@ SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
 }
 assert set(SCHEDULERS) == set(SAMPLER_NAMES), "every sampler the UI offers needs a scheduler"
 
+# torchsde's Brownian tree (DPM++ SDE's noise) checks each query against its interval's ends;
+# diffusers builds the interval from float32 sigmas and queries with float64 ones, so the first
+# and last steps are off by ~1e-4 and it warns ("Should have tb<=t1 but got tb=25.1461 and
+# t1=25.146"), then clamps to the end, which is exactly right. Silenced only around this
+# scheduler's own steps, only these messages: a real problem of torchsde still shows.
+_SDE_ROUNDING = r"Should have (ta|tb)(<=t1|>=t0) but got"
+
+
+def _quiet_rounding(step):
+    @functools.wraps(step)
+    def quiet_step(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_SDE_ROUNDING, category=UserWarning, module=r"torchsde\.")
+            return step(*args, **kwargs)
+
+    return quiet_step
+
+
 # Options a model's own scheduler config may carry that make no sense for another sampler.
 _NOT_INHERITED = ("use_karras_sigmas", "algorithm_type", "solver_order")
 
@@ -59,4 +79,7 @@ def make_scheduler(name: str, base_config: dict[str, Any], seed: int | None = No
         config.setdefault("set_alpha_to_one", False)
     if cls is DPMSolverSDEScheduler and seed is not None:
         options = {**options, "noise_sampler_seed": seed}
-    return cls.from_config(config, **options)
+    scheduler = cls.from_config(config, **options)
+    if cls is DPMSolverSDEScheduler:
+        scheduler.step = _quiet_rounding(scheduler.step)
+    return scheduler

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
 from studio.core.request import MAX_BATCH, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
 from studio.core.samplers import SAMPLER_NAMES
 from studio.core.settings import HIRES_UPSCALERS, MAX_HIRES_SCALE, Settings
+from studio.ui.drop import has_dropped_images
 from studio.ui.lora_picker import LoraButton
 from studio.ui.preset_bar import StyleChip
 from studio.ui.token_counter import TokenCounter
-
 
 MODES = (("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint"))
 
@@ -60,6 +60,26 @@ class PromptEdit(QPlainTextEdit):
             return
         super().keyPressEvent(event)
 
+    # An image file dragged here is for the window (restore its settings or use it as input),
+    # never text: ignored, the drag goes on to the window (QApplication offers it to the parents).
+    def dragEnterEvent(self, event):
+        if has_dropped_images(event.mimeData()):
+            event.ignore()
+            return
+        super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event):
+        if has_dropped_images(event.mimeData()):
+            event.ignore()
+            return
+        super().dragMoveEvent(event)
+
+    def dropEvent(self, event):
+        if has_dropped_images(event.mimeData()):
+            event.ignore()
+            return
+        super().dropEvent(event)
+
 
 class GenerationPanel(QWidget):
     generateClicked = Signal()
@@ -85,6 +105,13 @@ class GenerationPanel(QWidget):
         self.seed.setRange(0, MAX_SEED)
         self.random_seed = _named(QCheckBox("Random"), "randomSeedCheck", "Random seed each run")
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        # Said next to the seed after a restore: a restored seed unticks Random, and every
+        # later run would silently reuse it.
+        self.seed_hint = QLabel("")
+        self.seed_hint.setObjectName("seedHint")
+        self.seed_hint.setWordWrap(True)
+        self.seed_hint.hide()
+        self.random_seed.toggled.connect(self._random_toggled)
         self.width_spin = _named(QSpinBox(), "widthSpin", "Width")
         self.height_spin = _named(QSpinBox(), "heightSpin", "Height")
         for spin in (self.width_spin, self.height_spin):
@@ -150,6 +177,7 @@ class GenerationPanel(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
         form.addRow("Seed", seed_row)
+        form.addRow("", self.seed_hint)
         form.addRow("", self.last_seed)
         form.addRow("Size", size_row)
         form.addRow("Batch", self.batch)
@@ -174,6 +202,19 @@ class GenerationPanel(QWidget):
         layout.addLayout(form)
         self._build_a1111_extras(form, layout)
         layout.addLayout(buttons)
+
+    def show_restored_seed(self) -> None:
+        """After a restore with a fixed seed: say so next to the seed, until Random is ticked."""
+        if self.random_seed.isChecked():
+            self.seed_hint.hide()
+            return
+        self.seed_hint.setText(f"Seed {int(self.seed.value())} restored: Random is off, so every run uses it. "
+                               "Tick Random for a new seed each run.")
+        self.seed_hint.show()
+
+    def _random_toggled(self, on: bool) -> None:
+        if on:
+            self.seed_hint.hide()
 
     def current_mode(self) -> str:
         return self.mode.currentData()

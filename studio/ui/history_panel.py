@@ -7,6 +7,7 @@ history of thousands of images opens instantly and the window never stalls.
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QMessageBox,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -43,6 +45,36 @@ def load_thumbnail(path: str, size: int = THUMB_SIZE) -> QPixmap | None:
         reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     return None if image.isNull() else QPixmap.fromImage(image)
+
+
+def made_at(when: float, now: float | None = None) -> str:
+    """"14:03" today, "Mar 3 14:03" this year, "2024-03-03" before; "" when unknown."""
+    if not when:
+        return ""
+    moment = _dt.datetime.fromtimestamp(when)
+    today = _dt.datetime.fromtimestamp(time.time() if now is None else now)
+    if moment.date() == today.date():
+        return moment.strftime("%H:%M")
+    if moment.year == today.year:
+        return f"{moment.strftime('%b')} {moment.day} {moment.strftime('%H:%M')}"
+    return moment.strftime("%Y-%m-%d")
+
+
+def recipe(entry: HistoryEntry) -> str:
+    """One entry's recipe in a line or two, for the status line and the tooltip."""
+    request = entry.request or {}
+    parts = [f"Seed {entry.seed}" if entry.seed is not None else ""]
+    if entry.width and entry.height:
+        parts.append(f"{entry.width}×{entry.height}")
+    for key, label in (("steps", "steps"), ("sampler", ""), ("guidance", "CFG")):
+        value = entry.fields.get(key, request.get(key))
+        if value is not None:
+            parts.append(f"{label} {value}".strip() if key != "steps" else f"{value} {label}")
+    if entry.time:
+        parts.append(made_at(entry.time))
+    prompt = " ".join(entry.prompt.split())
+    prompt = prompt if len(prompt) <= 200 else prompt[:199] + "…"
+    return f"{prompt or Path(entry.path).name}\n{', '.join(p for p in parts if p)}"
 
 
 class HistoryModel(QAbstractListModel):
@@ -74,14 +106,15 @@ class HistoryModel(QAbstractListModel):
             return None
         entry = self.entries[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return entry.prompt.splitlines()[0] if entry.prompt else Path(entry.path).name
+            # Thumbnails of one prompt all look alike: the seed and the time tell them apart.
+            seed = "no seed" if entry.seed is None else str(entry.seed)
+            return f"{seed}\n{made_at(entry.time)}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(entry.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            size = f"{entry.width}×{entry.height}" if entry.width else ""
-            return f"{entry.prompt}\nSeed {entry.seed}  {size}\n{entry.path}"
+            return f"{recipe(entry)}\n{entry.path}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{entry.prompt}, seed {entry.seed}"
+            return f"{entry.prompt}, seed {entry.seed}, made {made_at(entry.time)}"
         if role == EntryRole:
             return entry
         return None
@@ -148,7 +181,7 @@ class HistoryPanel(QWidget):
         self.view.setAccessibleName("History")
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
-        self.view.setGridSize(QSize(THUMB_SIZE + 16, THUMB_SIZE + 28))
+        self.view.setGridSize(QSize(THUMB_SIZE + 16, THUMB_SIZE + 44))  # two lines: seed, time
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setUniformItemSizes(True)
@@ -181,20 +214,38 @@ class HistoryPanel(QWidget):
         delete = QToolButton()
         delete.setObjectName("historyDeleteButton")
         delete.setDefaultAction(self.delete_action)
+        delete.setText("Delete…")  # the menu and the tooltip say "Delete image…"
+        delete.setToolTip("Delete the selected image from the disk (Del)")
+        self.restore_button, self.delete_button = restore, delete
 
-        top = QHBoxLayout()
-        top.addWidget(self.search, 1)
-        top.addWidget(restore)
-        top.addWidget(delete)
+        # The search gets a row of its own: beside two buttons in a 250 px dock it was 25 px wide.
+        # Ignored: its hint (which grows with the clear button once text is typed) must not
+        # widen the dock.
+        self.search.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.search.setMinimumWidth(120)
+        buttons = QHBoxLayout()
+        buttons.addWidget(restore)
+        buttons.addWidget(delete)
+        buttons.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.search)
+        layout.addLayout(buttons)
         layout.addWidget(self.view, 1)
+        self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
 
         self.search.textChanged.connect(lambda _: self.refresh())
+        # One click selects and says what the image is; a double click (or Enter) opens it.
         self.view.activated.connect(lambda index: self.viewRequested.emit(index.data(EntryRole).path))
+        self.view.clicked.connect(self._clicked)
         self.view.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
         self.refresh()
+
+    def _clicked(self, index) -> None:
+        entry = index.data(EntryRole) if index.isValid() else None
+        if entry is not None:
+            self.view.setCurrentIndex(index)
+            self.message.emit(" — ".join(recipe(entry).split("\n")))
 
     def _action(self, text: str, name: str, slot) -> QAction:
         action = QAction(text, self)
@@ -248,7 +299,7 @@ class HistoryPanel(QWidget):
     def restore_selected(self, what: str = "all") -> None:
         entry = self.selected_entry()
         if entry is not None:
-            self.restoreRequested.emit(dict(entry.fields), what)
+            self.restoreRequested.emit(entry.restorable_fields(), what)
 
     def delete_selected(self, confirm: bool = True) -> bool:
         entry = self.selected_entry()

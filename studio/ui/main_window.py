@@ -6,14 +6,15 @@ hands it to the engine worker. Only this thread touches widgets or makes pixmaps
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import html
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QMimeData, Qt, QUrl, Signal
-from PySide6.QtGui import QGuiApplication, QImage, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, QEvent, QMimeData, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QActionGroup, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -43,9 +45,10 @@ from studio.core.events import (
 )
 from studio.core.mask_ops import PreviewCompositor
 from studio.core.metadata import export_image
-from studio.core.outputs import save_input
-from studio.core.presets import apply_style
+from studio.core.output_folder import UnsavedImage, check_output_folder, output_folder
+from studio.core.outputs import png_bytes, save_input
 from studio.core.paths import inputs_dir
+from studio.core.presets import apply_style
 from studio.core.request import InvalidRequest
 from studio.core.settings import (
     Settings,
@@ -56,11 +59,13 @@ from studio.core.settings import (
 )
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_toolbar import CanvasToolbar
+from studio.ui.drop import has_dropped_images
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.images import rgb_from_qimage
 from studio.ui.model_picker import MemoryButton, ModelPicker, memory_options
 from studio.ui.progress import ProgressClock
 from studio.ui.recall import Recall
+from studio.ui.theme import THEMES, apply_theme, canvas_background, current_theme
 from studio.ui.worker import EngineWorker
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -71,6 +76,14 @@ NO_MODEL_TEXT = (
     "model in a folder you keep them in, such as A1111's models/Stable-diffusion or ComfyUI's "
     "models/checkpoints."
 )
+# What the empty canvas says once a model is ready: in the modes that need an input image,
+# typing a prompt is not the next step.
+READY_TEXT = {
+    "txt2img": "Type a prompt and press Generate (Ctrl+Enter).",
+    "img2img": "Image to image needs an input image: open one (Ctrl+O), paste it (Ctrl+V) or drop it here.",
+    "inpaint": "Inpainting needs an input image: open one (Ctrl+O), paste it (Ctrl+V) or drop it here, "
+               "then paint over the part to change.",
+}
 
 
 class ErrorBanner(QFrame):
@@ -86,15 +99,38 @@ class ErrorBanner(QFrame):
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         close = QPushButton("Dismiss")
         close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
+        self._layout = layout = QHBoxLayout(self)
         layout.addWidget(self.label, 1)
         layout.addWidget(close)
+        self.action_buttons: list[QPushButton] = []
         self.hide()
 
-    def show_error(self, error: StudioError) -> None:
+    def show_error(self, error: StudioError, actions: tuple = ()) -> None:
+        """`actions`: (button text, callable) pairs offered beside the message, e.g. "Save as…"."""
         hint = f"<br>{html.escape(error.hint)}" if error.hint else ""
         self.label.setText(f"<b>{html.escape(error.message)}</b>{hint}")
+        for button in self.action_buttons:
+            button.deleteLater()
+        self.action_buttons = []
+        for position, (text, slot) in enumerate(actions, start=1):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            self._layout.insertWidget(position, button)
+            self.action_buttons.append(button)
         self.show()
+
+    def button(self, text: str) -> QPushButton | None:
+        return next((b for b in self.action_buttons if b.text() == text), None)
+
+
+class _DragLeaveBalancer(QObject):
+    """Eats drag-leave events on the canvas viewport. CanvasView accepts drags in its own
+    dragEnterEvent without QGraphicsView's, which would have recorded the drag; so each time a
+    drag left the canvas (or one it refused passed over it), QGraphicsView.dragLeaveEvent
+    printed "drag leave received before drag enter". Nothing on the canvas needs the leave."""
+
+    def eventFilter(self, watched, event) -> bool:
+        return event.type() == QEvent.Type.DragLeave
 
 
 class MainWindow(QMainWindow):
@@ -120,6 +156,8 @@ class MainWindow(QMainWindow):
         self._load_note = ""  # what ModelLoading said about memory; kept if the load fails
         self._job_notes: list[str] = []  # ImageFinished notes of the running job
         self._previews: PreviewCompositor | None = None  # inpaint previews onto the kept area
+        self._notice = ""  # a startup message kept in front of the loading status until the model is ready
+        self.unsaved: UnsavedImage | None = None  # a finished image whose file could not be written
 
         self.panel = GenerationPanel()
         self.panel.load(settings)
@@ -137,8 +175,12 @@ class MainWindow(QMainWindow):
         self._left_column.insertWidget(0, self.recall.preset_bar)
         self.recall.preset_bar.styleApplied.connect(self.panel.style_chip.set_style)
         self._connect()
+        self._build_file_and_view_menus()
         self._show_model_state()
         self.setAcceptDrops(True)
+        self._drag_leave_balancer = _DragLeaveBalancer(self)
+        self.canvas.viewport().installEventFilter(self._drag_leave_balancer)
+        self._restore_window_state()
 
     # -- construction ---------------------------------------------------------------------
     def _build_toolbar(self) -> None:
@@ -175,6 +217,57 @@ class MainWindow(QMainWindow):
         self.edit_menu.addAction(self.canvas_toolbar.redo_action)
         self.edit_menu.addSeparator()
         self.edit_menu.addAction(self.canvas_toolbar.extend_action)
+
+    def _build_file_and_view_menus(self) -> None:
+        """File (open, output folder) before Edit; View with the theme."""
+        self.file_menu = QMenu("&File", self)
+        self.file_menu.setObjectName("fileMenu")
+        self.menuBar().insertMenu(self.edit_menu.menuAction(), self.file_menu)
+        self.file_menu.addAction(self.canvas_toolbar.open_action)
+        self.file_menu.addAction(self.canvas_toolbar.export_action)
+        self.file_menu.addSeparator()
+        self.output_folder_action = self.file_menu.addAction("Output folder…", self.choose_output_folder)
+        self.output_folder_action.setObjectName("outputFolderAction")
+        self.output_folder_action.setToolTip("Choose the folder finished images are saved in")
+        self.view_menu = self.menuBar().addMenu("&View")
+        self.view_menu.setObjectName("viewMenu")
+        themes = QActionGroup(self)
+        self.theme_actions = {}
+        for name in THEMES:
+            action = self.view_menu.addAction(f"{name.capitalize()} theme")
+            action.setObjectName(f"{name}ThemeAction")
+            action.setCheckable(True)
+            action.setChecked(name == self.settings.theme)
+            action.triggered.connect(lambda _=False, theme=name: self.set_theme(theme))
+            themes.addAction(action)
+            self.theme_actions[name] = action
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.recall.dock.toggleViewAction())
+        self._sync_canvas_background()
+
+    def set_theme(self, name: str) -> None:
+        """Switch the whole application's look now and remember it."""
+        self.settings.theme = apply_theme(name)
+        self.theme_actions[self.settings.theme].setChecked(True)
+        self._sync_canvas_background()
+        self._save_settings()
+
+    def _sync_canvas_background(self) -> None:
+        self.canvas.setBackgroundBrush(canvas_background(current_theme() or self.settings.theme))
+
+    def _restore_window_state(self) -> None:
+        """Dock widths, toolbars and the window's size as the last quit left them."""
+        for text, restore in ((self.settings.window_geometry, self.restoreGeometry),
+                              (self.settings.window_state, self.restoreState)):
+            if text:
+                try:
+                    restore(QByteArray(base64.b64decode(text.encode("ascii"), validate=True)))
+                except (ValueError, UnicodeEncodeError):
+                    pass  # a hand-edited value: the default layout
+
+    def _store_window_state(self) -> None:
+        self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode("ascii")
+        self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii")
 
     def _build_layout(self) -> None:
         left = QWidget()
@@ -214,7 +307,8 @@ class MainWindow(QMainWindow):
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
-        self.canvas.imagesDropped.connect(lambda paths: self.load_image_file(paths[0]))
+        self.canvas.imagesDropped.connect(self._canvas_drop)
+        self.panel.mode.currentIndexChanged.connect(self._show_ready_text)
         self.canvas.maskColorChanged.connect(self._mask_color_chosen)
         self.canvas.extended.connect(self._canvas_extended)
         self.picker.modelChosen.connect(self.set_model)
@@ -249,11 +343,23 @@ class MainWindow(QMainWindow):
             self.canvas.show_message(NO_MODEL_TEXT)
             self._status("Choose a model to start.")
 
+    def _show_ready_text(self) -> None:
+        """The empty canvas says what the chosen mode needs next."""
+        if self.model_ready and self.canvas.image_size is None and self.canvas.document is None:
+            self.canvas.show_message(READY_TEXT.get(self.panel.current_mode(), READY_TEXT["txt2img"]))
+
+    def notify(self, text: str) -> None:
+        """A startup message (a restored session, settings set aside) that the model's loading
+        and ready lines that follow at once must not wipe out: they are said after it."""
+        self._notice = " ".join(t for t in (self._notice, text) if t)
+        self._status(self._notice)
+
     def start(self) -> None:
         """Called once the window is on screen: bring back an unsaved session, start
         autosaving, and warm the model up in the background."""
         if self.recall.restore_session():
-            self._status("Restored your last session.")
+            self.notify("Restored your last session.")
+        self.check_output_folder()
         self.recall.watch()
         self.picker.sync()  # a restored session may name another VAE or memory options
         self.memory_button.sync()
@@ -294,7 +400,7 @@ class MainWindow(QMainWindow):
 
     def _model_loading(self, event: ModelLoading) -> None:
         self._load_note = event.note
-        self._status(_with_note(f"Loading {Path(event.model).name} on {event.device}…", event.note))
+        self._status(_with_note(f"{self._notice} Loading {Path(event.model).name} on {event.device}…".strip(), event.note))
 
     def _model_loaded(self, event: ModelLoaded) -> None:
         self.model_ready = True
@@ -302,15 +408,17 @@ class MainWindow(QMainWindow):
         if Path(event.model) == Path(self.model_path()).expanduser().resolve() and self.remembered_model != self.settings.model:
             self.remembered_model = self.settings.model
             self._save_settings()
-        self._status(f"Ready: {Path(event.model).name} on {event.device} ({event.dtype}), loaded in {event.seconds:.1f} s")
-        if self.canvas.image_size is None:
-            self.canvas.show_message("Type a prompt and press Generate (Ctrl+Enter).")
+        ready = f"Ready: {Path(event.model).name} on {event.device} ({event.dtype}), loaded in {event.seconds:.1f} s."
+        self._status(f"{self._notice} {ready}".strip())
+        self._notice = ""
+        self._show_ready_text()
 
     def _model_failed(self, error: StudioError) -> None:
         self.model_ready = False
         self.banner.show_error(error)
-        self._status(_with_note("The model could not be loaded.", self._load_note))
+        self._status(_with_note(f"{self._notice} The model could not be loaded.".strip(), self._load_note))
         self._load_note = ""
+        self._notice = ""
 
     # -- jobs -----------------------------------------------------------------------------
     def generate(self) -> None:
@@ -331,7 +439,11 @@ class MainWindow(QMainWindow):
         except InvalidRequest as exc:
             self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, str(exc)))
             return
+        if not self.check_output_folder():
+            return
         self.banner.hide()
+        self.unsaved = None
+        self._notice = ""
         self._save_settings()
         self.running = True
         self._request = request
@@ -408,6 +520,7 @@ class MainWindow(QMainWindow):
 
     def _job_finished(self, event: JobFinished) -> None:
         self._end_job()
+        self.banner.hide()  # an error from an earlier job is history now
         self.progress.setValue(self.progress.maximum())
         saved = f"Saved {event.paths[-1]}" if event.paths else ""
         self._status(_with_note(f"Done in {event.seconds:.1f} s. {saved}", " ".join(self._job_notes)))
@@ -420,10 +533,76 @@ class MainWindow(QMainWindow):
         self.jobEnded.emit("cancelled")
 
     def _job_failed(self, event: JobFailed) -> None:
+        error = event.error
+        if isinstance(error, UnsavedImage):
+            # The image is made but its file could not be written: it stays on the canvas, to
+            # be saved elsewhere, and nothing is lost.
+            self.unsaved = error
+            self._end_job()
+            self.canvas.show_result(error.image, None, "Unsaved result")  # Export and "Use as input" work on it too
+            self.canvas_toolbar.sync()
+            self.banner.show_error(error, (("Save as…", self.save_unsaved_as),
+                                           ("Choose output folder…", self.choose_output_folder)))
+            self._status("The image was made but not saved: “Save as…” keeps it.")
+            self.jobEnded.emit("failed")
+            return
         self._end_job()
-        self.banner.show_error(event.error)
+        self.banner.show_error(error)
         self._status("Generation failed.")
         self.jobEnded.emit("failed")
+
+    # -- the output folder ----------------------------------------------------------------
+    def output_folder(self) -> Path:
+        return output_folder(self.settings.outputs_dir)
+
+    def check_output_folder(self) -> bool:
+        """At start and before each job: a folder images cannot be written to is said now,
+        with a way out, not after a whole run."""
+        problem = check_output_folder(self.output_folder())
+        if problem is None:
+            return True
+        self.banner.show_error(problem, (("Choose output folder…", self.choose_output_folder),))
+        self._status("Images cannot be saved in the output folder.")
+        return False
+
+    def choose_output_folder(self, folder: str | None = None) -> bool:
+        """Ask for (or take) a folder, check it, and use it from the next image on."""
+        if not folder:
+            folder = QFileDialog.getExistingDirectory(self, "Save images in", str(self.output_folder()))
+        if not folder:
+            return False
+        problem = check_output_folder(Path(folder))
+        if problem is not None:
+            self.banner.show_error(problem, (("Choose output folder…", self.choose_output_folder),))
+            return False
+        self.settings.outputs_dir = str(Path(folder).expanduser())
+        self._save_settings()
+        if self.unsaved is None:
+            self.banner.hide()
+        self._status(f"Images are saved in {self.settings.outputs_dir} from now on.")
+        return True
+
+    def save_unsaved_as(self, path: str | None = None) -> bool:
+        """Write the image whose save failed (with its full metadata) where the artist says."""
+        unsaved = self.unsaved
+        if unsaved is None:
+            return False
+        if not path:
+            start = Path.home() / f"{unsaved.request.seed}.png"
+            path, _ = QFileDialog.getSaveFileName(self, "Save the image as", str(start), "PNG image (*.png)")
+        if not path:
+            return False
+        try:
+            Path(path).write_bytes(png_bytes(Image.fromarray(unsaved.image), unsaved.request))
+        except OSError as exc:
+            self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, f"Could not save {path}: {exc.strerror or exc}",
+                                               "Choose another folder."),
+                                   (("Save as…", self.save_unsaved_as),))
+            return False
+        self.unsaved = None
+        self.banner.hide()
+        self._status(f"Saved {path}")
+        return True
 
     def _end_job(self) -> None:
         if self.canvas.showing == "preview":  # cancelled or failed: back to what was there
@@ -436,9 +615,13 @@ class MainWindow(QMainWindow):
 
     # -- images in and out ----------------------------------------------------------------
     def open_image(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image", str(Path.home()), IMAGE_FILTER)
-        if path:
-            self.load_image_file(path)
+        """Open… is a drop of the chosen file: a studio image offers its settings too. The
+        dialog starts where the results are."""
+        start = self.output_folder()
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", str(start if start.is_dir() else Path.home()),
+                                              IMAGE_FILTER)
+        if path and not self.open_files([path]):
+            self.load_image_file(path)  # not an image the drop takes: say why it cannot be opened
 
     def load_image_file(self, path: str) -> bool:
         try:
@@ -462,7 +645,11 @@ class MainWindow(QMainWindow):
             self._status("The clipboard holds no image.")
 
     def set_input_image(self, pixels: np.ndarray, label: str) -> None:
-        self.canvas.set_document(pixels, label)
+        """A new input image (opened, dropped, pasted) starts clean: an empty mask, and Image to
+        image rather than an Inpaint mode left from the last picture (one undo step)."""
+        self.canvas.set_document(pixels, label, np.zeros(pixels.shape[:2], np.uint8))
+        if self.panel.current_mode() == "inpaint":
+            self.panel.set_mode("img2img")
         self._adopt_input_size(pixels)
 
     def use_result_as_input(self) -> None:
@@ -525,13 +712,24 @@ class MainWindow(QMainWindow):
             self._status(f"Could not save settings: {exc}")
 
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
+        if has_dropped_images(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        if has_dropped_images(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        """Dropped on the window (not the canvas): restore the image's settings."""
-        if self.recall.handle_drop(event.mimeData()):
+        """An image dropped anywhere (the prompt boxes pass theirs on): its settings, or the
+        image as input, or both, as the artist picks (Recall.restore_from_image)."""
+        if has_dropped_images(event.mimeData()):
             event.acceptProposedAction()
+            self.recall.handle_drop(event.mimeData())
+
+    def _canvas_drop(self, paths: list[str]) -> None:
+        """Dropped on the canvas: the same as anywhere else on the window."""
+        if not self.open_files(paths):
+            self.load_image_file(paths[0])  # not an image the drop takes: say why it cannot be opened
 
     def open_files(self, paths: list[str]) -> bool:
         """Open image files as a drop on the window does (`studio FILE...`, the desktop entry)."""
@@ -546,6 +744,7 @@ class MainWindow(QMainWindow):
         closer = getattr(self, "_closer", None)
         if closer is None:
             self.panel.store(self.settings)
+            self._store_window_state()
             self._save_settings()
             self.recall.end_session()
             self.closing.emit()

@@ -15,18 +15,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QDockWidget, QMenu
 
 from studio.core.atomic import write_bytes_atomic
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.history import History
 from studio.core.metadata import ImageMetadata, apply_fields, read_metadata
-from studio.core.paths import data_home, outputs_dir
+from studio.core.output_folder import output_folder
+from studio.core.paths import data_home
 from studio.core.presets import PresetStore
 from studio.core.session import (
     Session,
     SessionImageError,
-    clear_session,
     load_session,
     read_session_image,
     restore_session_images,
@@ -38,6 +39,9 @@ from studio.ui.history_panel import HistoryPanel
 from studio.ui.preset_bar import PresetBar
 
 AUTOSAVE_DELAY_MS = 800
+# What a dropped or opened image with settings is for; the artist picks (ask_drop_action).
+DROP_CHOICES = (("Restore settings", "settings"), ("Use as input", "input"),
+                ("Both: restore settings and use as input", "both"))
 
 
 def read_image_file(path: str | Path, mode: str = "RGB") -> np.ndarray:
@@ -63,7 +67,7 @@ class DroppedImage:
     metadata: ImageMetadata
     source: np.ndarray | None = None  # a studio image's input image (img2img, inpaint)
     mask: np.ndarray | None = None
-    pixels: np.ndarray | None = None  # an image without settings: it becomes the input image
+    pixels: np.ndarray | None = None  # the image itself, for "Use as input"
     problems: list[str] = field(default_factory=list)  # sentences for the status line
     missing_loras: list[str] = field(default_factory=list)
 
@@ -86,10 +90,10 @@ def read_dropped_image(path: str, model_dirs: list[str] | tuple[str, ...] = ()) 
         except SessionImageError as exc:
             dropped.source = dropped.mask = None
             dropped.problems.append(f"Its input image was not restored ({exc}).")
-    elif not metadata.ok:
-        try:
-            dropped.pixels = read_image_file(path, "RGB")
-        except SessionImageError as exc:
+    try:  # read for every image: one with settings may be wanted as the input too
+        dropped.pixels = read_image_file(path, "RGB")
+    except SessionImageError as exc:
+        if request is None and not metadata.ok:
             dropped.problems.append(f"{exc}.")
     prompt = request.prompt if request is not None else metadata.fields.get("prompt", "")
     dropped.missing_loras = _missing_loras(prompt, model_dirs, request.model if request is not None else "")
@@ -170,7 +174,8 @@ class Recall(QObject):
             return warnings
         self._added_while_rebuilding = []
         fresh = History(self.history.index_path)
-        self._writer.submit(fresh.rebuild, outputs_dir()).add_done_callback(lambda _: self.historyRebuilt.emit())
+        folder = output_folder(self.window.settings.outputs_dir)
+        self._writer.submit(fresh.rebuild, folder).add_done_callback(lambda _: self.historyRebuilt.emit())
         return ["The history index is missing or damaged; rebuilding it from your images…"] if warnings else []
 
     def _history_rebuilt(self) -> None:
@@ -189,18 +194,25 @@ class Recall(QObject):
         self.window.panel.store(self.window.settings)
         return self.window.settings
 
-    def _replace_settings(self, settings) -> None:
+    def _replace_settings(self, settings) -> str:
+        """Put `settings` in the panel; returns what to say about the seed: a restored seed
+        turns Random off, which must be visible (or every later run silently reuses it)."""
+        before = self.window.settings
         self.window.settings = settings
         self.window.panel.load(settings)
         self.window._save_settings()
+        if settings.random_seed or (not before.random_seed and before.seed == settings.seed):
+            return ""
+        self.window.panel.show_restored_seed()
+        return f" Seed {settings.seed} restored: Random is off."
 
     def apply_preset(self, preset) -> None:
-        self._replace_settings(self.presets.apply(preset, self._current_settings()))
-        self.window._status(f"Applied preset “{preset.name}”.")
+        seed = self._replace_settings(self.presets.apply(preset, self._current_settings()))
+        self.window._status(f"Applied preset “{preset.name}”.{seed}")
 
     def restore_fields(self, fields, what: str) -> None:
-        self._replace_settings(apply_fields(self._current_settings(), fields, what))
-        self.window._status(f"Restored {'all settings' if what == 'all' else 'the ' + what} from history.")
+        seed = self._replace_settings(apply_fields(self._current_settings(), fields, what))
+        self.window._status(f"Restored {'all settings' if what == 'all' else 'the ' + what} from history.{seed}")
 
     def view_result(self, path: str) -> None:
         try:  # a history entry can name any path (a FIFO, a device): only regular image files open
@@ -226,9 +238,22 @@ class Recall(QObject):
                 loop.exec(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
         return future.result()
 
+    def ask_drop_action(self, name: str) -> str | None:
+        """Ask what an image with settings is for: "settings", "input" or "both" (None: the
+        artist closed the menu). A small menu at the pointer, as file managers ask on a drop."""
+        menu = QMenu(self.window)
+        menu.setObjectName("dropMenu")
+        menu.addSection(name[:60])
+        for label, choice in DROP_CHOICES:
+            menu.addAction(label).setData(choice)
+        chosen = menu.exec(QCursor.pos())
+        menu.deleteLater()
+        return chosen.data() if chosen is not None else None
+
     def restore_from_image(self, path: str) -> None:
         """Fill the panels from an image's metadata (ours exactly; A1111, ComfyUI, InvokeAI and
-        Fooocus as far as they say). An image without a recipe becomes the input image.
+        Fooocus as far as they say) and/or use the image as the input, as the artist chooses;
+        an image without a recipe becomes the input image.
 
         The image, and the input image and mask its settings name, are read and checked on the
         reader thread first; the settings are replaced only once all of it is in hand."""
@@ -245,28 +270,41 @@ class Recall(QObject):
     def _apply_dropped(self, dropped: DroppedImage) -> None:
         metadata, name = dropped.metadata, Path(dropped.path).name
         notes = list(dropped.problems)
-        if dropped.missing_loras:
-            notes.append(f"LoRAs not found: {', '.join(dropped.missing_loras)} (put them in a LoRA folder; "
-                         "without them the picture comes out different).")
-        if metadata.request is not None:
-            self._replace_settings(settings_from_request(self._current_settings(), metadata.request))
-            if dropped.source is not None:  # img2img/inpaint: the input and mask come back too
-                self.window.canvas.set_document(dropped.source, f"Restore {name}", dropped.mask)
-            text = f"Restored the exact settings of {name}; Generate makes it again."
-        elif metadata.ok:
-            self._replace_settings(apply_fields(self._current_settings(), metadata.fields, "all"))
-            extra = f" (not used: {', '.join(sorted(metadata.extras))})" if metadata.extras else ""
-            text = f"Read {metadata.source} settings from {name}{extra}."
-        elif dropped.pixels is not None:
+        has_settings = metadata.request is not None or metadata.ok
+        if not has_settings:
+            if dropped.pixels is None:
+                self.window.banner.show_error(StudioError(ErrorKind.BAD_INPUT, f"Could not open {name}: {' '.join(notes)}",
+                                                          "Open a PNG, JPEG or WebP image."))
+                return
             self.window.set_input_image(dropped.pixels, f"Open {name}")
-            text = f"{name} has no generation settings; it is now the input image."
-        else:
-            self.window.banner.show_error(StudioError(ErrorKind.BAD_INPUT, f"Could not open {name}: {' '.join(notes)}",
-                                                      "Open a PNG, JPEG or WebP image."))
+            text = f"{name} has no generation settings; it is now the input image (Image to image)."
+            self.window._status(" ".join([text, *notes]))
             return
-        self.window._status(" ".join([text, *notes]))
+        choice = self.ask_drop_action(name) if dropped.pixels is not None else "settings"
+        if choice not in ("settings", "input", "both"):
+            self.window._status(f"Nothing was taken from {name}.")
+            return
+        texts: list[str] = []
+        if choice in ("settings", "both"):
+            if dropped.missing_loras:
+                notes.append(f"LoRAs not found: {', '.join(dropped.missing_loras)} (put them in a LoRA folder; "
+                             "without them the picture comes out different).")
+            if metadata.request is not None:
+                seed = self._replace_settings(settings_from_request(self._current_settings(), metadata.request))
+                if dropped.source is not None and choice == "settings":  # img2img/inpaint: the input and mask too
+                    self.window.canvas.set_document(dropped.source, f"Restore {name}", dropped.mask)
+                texts.append(f"Restored the exact settings of {name}; Generate makes it again.{seed}")
+            else:
+                seed = self._replace_settings(apply_fields(self._current_settings(), metadata.fields, "all"))
+                extra = f" (not used: {', '.join(sorted(metadata.extras))})" if metadata.extras else ""
+                texts.append(f"Read {metadata.source} settings from {name}{extra}.{seed}")
+        if choice in ("input", "both"):
+            self.window.set_input_image(dropped.pixels, f"Open {name}")
+            texts.append(f"{name} is now the input image (Image to image).")
+        self.window._status(" ".join([*texts, *notes]))
 
     def handle_drop(self, mime) -> bool:
+        """A drop anywhere on the window, Open… and `studio FILE` all come here."""
         paths = dropped_image_paths(mime)
         if paths:
             self.restore_from_image(str(paths[0]))
@@ -306,7 +344,8 @@ class Recall(QObject):
             if self._saved_canvas_version != self._canvas_version:
                 images = ((image_path, canvas.document), (mask_path, canvas.mask.copy()))  # document is never mutated
                 self._saved_canvas_version = self._canvas_version
-        session = Session(dataclasses.replace(self._current_settings()), _str(image_path), _str(mask_path))
+        session = Session(dataclasses.replace(self._current_settings()), _str(image_path), _str(mask_path),
+                          brush_size=canvas.brush.size)
         return self._writer.submit(_write_session, session, images)
 
     def restore_session(self) -> bool:
@@ -325,19 +364,25 @@ class Recall(QObject):
         if canvas is not None:
             self.window.canvas.set_document(canvas, "Restore session", mask)
             self.window.canvas.undo_stack.clear()
+        if session.brush_size:
+            self.window.canvas.set_brush(size=session.brush_size)
         if problems:
             self.window.banner.show_error(StudioError(ErrorKind.BAD_INPUT, " ".join(problems),
                                                       "Your settings and prompt were restored."))
         return True
 
     def end_session(self) -> None:
-        """A clean exit: settings.json holds the state; the crash-recovery copy can go."""
+        """A normal quit: the session (input image, mask, brush) is saved once more and kept,
+        so the next start brings it back as it would after a crash."""
         self._autosave.stop()
         self._reader.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.save_session_now()
+        except RuntimeError:  # closed before: the writer is already shut down
+            pass
         self._writer.shutdown(wait=True)
         if self._added_while_rebuilding is not None:  # the rebuild finished after the last event
             self._history_rebuilt()
-        clear_session()
 
 
 def _write_session(session: Session, images: tuple) -> None:

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from studio.core.settings import Settings
@@ -18,3 +20,12 @@ def make_window(open_window, tmp_path, script):
         return open_window(settings, lambda emit: FakeEngine(emit, script, tmp_path / "outputs"))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def native_look_after_each_test():
+    """A test that applied the dark or light theme leaves the shared QApplication as it was."""
+    yield
+    theme = sys.modules.get("studio.ui.theme")
+    if theme is not None:
+        theme.restore_native()
