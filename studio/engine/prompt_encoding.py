@@ -107,7 +107,11 @@ def encode_request(model, pipe, request) -> EncodedPrompt:
     count = max(len(chunks) for per_text in chunked for chunks in per_text)
     device = _execution_device(pipe)
     with torch.no_grad():
-        encoded = [_encode_text(per_text, encoders, count, request.clip_skip, device) for per_text in chunked]
+        # A1111 applies clip skip to SD 1.x only: its SD 2.x encoder ignores it, and on SDXL it is
+        # off by default (sdxl_clip_l_skip), so pasted SDXL infotexts with "Clip skip: 2" (Pony,
+        # Illustrious) render as in A1111.
+        clip_skip = request.clip_skip if family is Family.SD1 else 1
+        encoded = [_encode_text(per_text, encoders, count, clip_skip, device) for per_text in chunked]
     embeds, pooled = encoded[0]
     arguments = {"prompt_embeds": embeds}
     if family is Family.SDXL:
