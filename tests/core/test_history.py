@@ -188,3 +188,29 @@ def test_a_fifo_index_does_not_block(tmp_path):
     os.mkfifo(tmp_path / "history.jsonl")
     history = History(tmp_path / "history.jsonl")
     assert "could not be read" in history.load()[0]
+
+
+def test_entries_are_newest_first_by_the_time_they_were_made(tmp_path):
+    from studio.core.history import History, HistoryEntry
+
+    history = History(tmp_path / "h.jsonl")
+    for name, when in (("b", 200.0), ("a", 100.0), ("c", 300.0)):  # the index order is not the time order
+        history._entries[name] = HistoryEntry(name, time=when)
+    assert [e.path for e in history.entries()] == ["c", "b", "a"]
+
+
+def test_restore_all_brings_back_clip_skip_hires_and_variation(tmp_path):
+    from studio.core.history import HistoryEntry, entry_for
+    from studio.core.metadata import apply_fields
+    from studio.core.request import GenerationRequest
+    from studio.core.settings import Settings
+
+    request = GenerationRequest(prompt="p", seed=1, width=64, height=64, clip_skip=2, hires_scale=1.5,
+                                variation_seed=3, variation_strength=0.25)
+    entry = entry_for(tmp_path / "x.png", request)
+    old = HistoryEntry(entry.path, fields={k: v for k, v in entry.fields.items() if k in ("prompt", "seed")},
+                       request=entry.request)  # written before the extras were recorded in fields
+    for e in (entry, old):
+        settings = apply_fields(Settings(), e.restorable_fields(), "all")
+        assert (settings.clip_skip, settings.hires_fix, settings.hires_scale) == (2, True, 1.5)
+        assert (settings.variation, settings.variation_seed, settings.variation_strength) == (True, 3, 0.25)

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent, QPalette
+from PySide6.QtGui import (
+    QDragEnterEvent,
+    QDragLeaveEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QPalette,
+)
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from studio.core.errors import StudioError
