@@ -100,7 +100,7 @@ def read_embedding(name: str, path: Path) -> Embedding:
     return Embedding(name, path, vectors)
 
 
-def fit_note(embedding: Embedding, family: Family, widths: dict[str, int]) -> str:
+def fit_note(embedding: Embedding, family: Family, widths: dict[str, int], chunk_length: int = CHUNK_LENGTH) -> str:
     """Why the embedding cannot be used with this model ("" if it can). `widths` maps the
     keys this model's encoders read ("emb_params", or "clip_l" and "clip_g") to their widths."""
     name, keys = embedding.name, set(embedding.vectors)
@@ -114,8 +114,8 @@ def fit_note(embedding: Embedding, family: Family, widths: dict[str, int]) -> st
         if got != width:
             made_for = _WIDTH_FAMILY.get(got, "another model")
             return f"Embedding {name} is for {made_for} ({got}-wide vectors; this model takes {width}); it was left out."
-    if embedding.count > CHUNK_LENGTH:
-        return f"Embedding {name} has {embedding.count} vectors, more than the {CHUNK_LENGTH} a prompt chunk holds; it was left out."
+    if embedding.count > chunk_length:
+        return f"Embedding {name} has {embedding.count} vectors, more than the {chunk_length} a prompt chunk holds; it was left out."
     return ""
 
 
@@ -129,6 +129,7 @@ class EmbeddingLookup:
     tokenizer: object
     family: Family
     widths: dict[str, int]
+    chunk_length: int = CHUNK_LENGTH  # fewer for a text encoder with under 77 positions (the demo model)
     notes: list[str] = field(default_factory=list)
     used: dict[str, Embedding] = field(default_factory=dict)
     _by_first: dict[int, list[tuple[list[int], str]]] | None = None
@@ -154,7 +155,7 @@ class EmbeddingLookup:
             except Exception as exc:  # noqa: BLE001 - a broken file is skipped with a note, never fatal
                 self.notes.append(f"Embedding {name} could not be read ({exc}); it was left out.")
             else:
-                note = fit_note(embedding, self.family, self.widths)
+                note = fit_note(embedding, self.family, self.widths, self.chunk_length)
                 if note:
                     self.notes.append(note)
                     embedding = None

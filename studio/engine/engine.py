@@ -90,8 +90,8 @@ class LoadedModel:
     views: dict = field(default_factory=dict)  # Mode -> pipeline sharing pipe's components
     vae_path: str = ""  # the single-file VAE in use; "" = the model's own
     own_vae: object = None
-    hash_thread: threading.Thread | None = None
-    sha256: str = ""
+    hashing: FileHash | None = None  # A1111's model hash, computed in the background
+    prompt_cache: dict = field(default_factory=dict)  # this job's encoded prompts (batch, hires pass)
 
     @property
     def inpaint_only(self) -> bool:
@@ -110,10 +110,28 @@ class LoadedModel:
 
     def model_hash(self) -> str:
         """A1111's short hash of a single-file model ("" for folders); waits for the background hash."""
-        if self.hash_thread is not None:
-            self.hash_thread.join()
-            self.hash_thread = None
-        return short_hash(self.sha256) if self.sha256 else ""
+        sha256 = self.hashing.result() if self.hashing is not None else ""
+        return short_hash(sha256) if sha256 else ""
+
+
+class FileHash:
+    """A file's SHA-256 computed on a daemon thread. The thread holds only the path, never the
+    model: switching models while a 6 GB file hashes must free the old weights at once."""
+
+    def __init__(self, path: str):
+        self._path, self._sha256 = path, ""
+        self._thread = threading.Thread(target=self._run, name="model-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._sha256 = file_sha256(self._path)
+        except OSError:
+            self._sha256 = ""
+
+    def result(self) -> str:
+        self._thread.join()
+        return self._sha256
 
 
 class Engine:
@@ -139,9 +157,9 @@ class Engine:
         if self.model and (self.model.path, self.model.device) == (path, device):
             self.use_vae(vae)
             return self.model
-        self.emit(ModelLoading(path, device, load_note(info, device, self.memory)))
         started = time.perf_counter()
-        self.unload()
+        self.unload()  # first: the model being replaced must not count against the new one's memory
+        self.emit(ModelLoading(path, device, load_note(info, device, self.memory)))
         # A checkpoint without its own VAE needs the chosen one at load time.
         pipe = load_pipeline(info, device, dtype, vae_path=None if info.has_vae else (vae or None))
         move_to_device(pipe, info, device, self.memory.cpu_offload)
@@ -154,19 +172,11 @@ class Engine:
         model.vae_path = "" if info.has_vae else vae
         model.decoder.reset(model.vae_path)
         if info.single_file:
-            model.hash_thread = threading.Thread(target=self._hash, args=(model,), name="model-hash", daemon=True)
-            model.hash_thread.start()
+            model.hashing = FileHash(path)
         self.model = model
         self.use_vae(vae)
         self.emit(ModelLoaded(path, device, str(dtype).removeprefix("torch."), time.perf_counter() - started))
         return self.model
-
-    @staticmethod
-    def _hash(model: LoadedModel) -> None:
-        try:
-            model.sha256 = file_sha256(model.path)
-        except OSError:
-            model.sha256 = ""
 
     def use_vae(self, vae: str) -> None:
         """Decode with a single-file VAE ("" = the model's own), swapping only the VAE."""
@@ -182,6 +192,10 @@ class Engine:
             if not self.memory.cpu_offload:
                 new.to(model.device)
         model.set_vae(new)
+        if self.memory.cpu_offload and model.device != "cpu":
+            # The new VAE has no offload hook: without one, the pipeline's execution device would
+            # read as the CPU and the first job would mix devices.
+            model.pipe.enable_model_cpu_offload(device=model.device)
         model.vae_path = vae or ""
         model.decoder.reset(model.vae_path)
 
@@ -211,6 +225,7 @@ class Engine:
         try:
             request = request.validated()
             model = self.load(request.model, vae=request.vae)
+            model.prompt_cache.clear()  # prompts are encoded once per job, with this job's LoRAs
             self.emit(JobStarted(request, job_id=job_id))
             started = time.perf_counter()
             with loras_for_job(self, model, request) as lora_note:  # applied for this job only
@@ -246,7 +261,7 @@ class Engine:
         pipe, inputs, inpaint = self._mode_inputs(model, request)
         progress = StepReporter(self, model, index, cancel, extra_steps=hires_steps(request, model))
         latents = self.denoise(model, pipe, request, inputs, progress)
-        notes = prompt_notes(model, request)  # embeddings left out, and why
+        notes = prompt_notes(model, request)  # embeddings left out, and why (from this job's encoding)
         if wants_hires(request):  # (an inpainting model skips it with a note)
             pipe, latents, note = hires_pass(self, model, request, latents, progress)
             notes.append(note)

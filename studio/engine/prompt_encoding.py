@@ -78,20 +78,27 @@ def text_encoders(family: Family, pipe) -> list[TextEncoder]:
     return [TextEncoder(pipe.tokenizer, pipe.text_encoder, SD_KEY, sdxl=False)]
 
 
+def _cached(model, pipe, request) -> EncodedPrompt:
+    """The request's encoded prompts, once per job: the prompt, LoRAs and embeddings are the same
+    for every image of a batch and for the hires pass (the engine clears the cache per job).
+    Under CPU offload each encoding would move the text encoders onto the GPU and back."""
+    cache = getattr(model, "prompt_cache", None)
+    key = (request.prompt, request.negative_prompt, request.clip_skip, request.guidance > 1.0)
+    if cache is None:
+        return encode_request(model, pipe, request)
+    if key not in cache:
+        cache[key] = encode_request(model, pipe, request)
+    return cache[key]
+
+
 def prompt_arguments(model, pipe, request) -> dict:
     """Keyword arguments for the pipeline call that carry the prompt and negative prompt."""
-    return encode_request(model, pipe, request).arguments
+    return _cached(model, pipe, request).arguments
 
 
 def prompt_notes(model, request) -> list[str]:
-    """Notes about the request's prompts for the artist (embeddings left out and why), without
-    encoding anything: it reads only the embedding files the prompts name."""
-    encoders = text_encoders(model.info.family, model.pipe)
-    lookup = _lookup(model, encoders)
-    if lookup.files:
-        for text in (request.prompt, request.negative_prompt or ""):
-            _chunks(text, encoders[0], lookup)
-    return lookup.notes
+    """Notes about the request's prompts for the artist (embeddings left out and why)."""
+    return list(_cached(model, model.pipe, request).notes)
 
 
 def encode_request(model, pipe, request) -> EncodedPrompt:
@@ -130,7 +137,7 @@ def encode_request(model, pipe, request) -> EncodedPrompt:
 def _lookup(model, encoders: list[TextEncoder]) -> EmbeddingLookup:
     files = embedding_files(model.path)
     widths = {encoder.key: encoder.width for encoder in encoders}
-    return EmbeddingLookup(files, encoders[0].tokenizer, model.info.family, widths)
+    return EmbeddingLookup(files, encoders[0].tokenizer, model.info.family, widths, chunk_length(encoders[0]))
 
 
 def _chunks(text: str, encoder: TextEncoder, lookup: EmbeddingLookup) -> list[PromptChunk]:

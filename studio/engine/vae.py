@@ -78,19 +78,27 @@ class VaeDecoder:
             return vae.decode(unscale_latents(vae, latents), return_dict=False)[0]
 
     def decode(self, pipe, latents: torch.Tensor) -> tuple[np.ndarray, str]:
-        """(H, W, 3) float image in [0, 1] of the first latent, and a note for the artist ("" if none)."""
+        """(H, W, 3) float image in [0, 1] of the first latent, and a note for the artist ("" if none).
+
+        An fp32 decode casts the VAE back afterwards (as diffusers' SDXL pipeline does): the
+        img2img and inpaint pipelines encode their input in the UNet's dtype."""
         vae = pipe.vae
         note = ""
-        if self.fp32 and vae.dtype != torch.float32:
-            vae.to(torch.float32)
-        image = self._decode(vae, latents)
-        if not torch.isfinite(image).all() and vae.dtype != torch.float32:
-            vae.to(torch.float32)
+        original = vae.dtype
+        try:
+            if self.fp32 and original != torch.float32:
+                vae.to(torch.float32)
             image = self._decode(vae, latents)
-            if not self.fp32:
-                self.fp32 = True
-                _remember(self.key)
-                note = FP32_NOTE
+            if not torch.isfinite(image).all() and vae.dtype != torch.float32:
+                vae.to(torch.float32)
+                image = self._decode(vae, latents)
+                if not self.fp32:
+                    self.fp32 = True
+                    _remember(self.key)
+                    note = FP32_NOTE
+        finally:
+            if vae.dtype != original:
+                vae.to(original)
         if not torch.isfinite(image).all():
             raise StudioError(
                 ErrorKind.INTERNAL,

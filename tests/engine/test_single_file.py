@@ -230,9 +230,23 @@ def test_nan_vae_decode_is_retried_in_fp32_and_remembered(tmp_path):
     latents = torch.randn(1, 4, 8, 8)
     decoder = VaeDecoder(info)
     image, note = decoder.decode(pipe, latents)
-    assert np.isfinite(image).all() and note == FP32_NOTE and pipe.vae.dtype == torch.float32
-    pipe.vae.to(torch.float16)  # as a later img2img encode may leave it
+    assert np.isfinite(image).all() and note == FP32_NOTE
+    assert pipe.vae.dtype == torch.float16  # cast back: img2img encodes its input in the UNet's dtype
     again = VaeDecoder(info)  # a new session: remembered on disk
     image2, note2 = again.decode(pipe, latents)
     assert note2 == "" and np.allclose(image, image2)
     assert str(info.path) in vae_module._memory_file().read_text()
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_mode_pipelines_keep_the_weights_in_their_precision(family):
+    """from_pipe would cast the shared UNet/VAE/text encoders to fp32 unless told otherwise: on a
+    GPU the first img2img job would double the model's memory and halve every later job's speed."""
+    from studio.engine.loader import pipeline_for_mode
+
+    pipe = build_tiny_family(family).to(torch.bfloat16)  # bf16 stands in for the GPUs' fp16
+    for mode in (Mode.IMG2IMG, Mode.INPAINT):
+        view = pipeline_for_mode(pipe, Family(family), mode)
+        assert view.unet is pipe.unet
+        assert {p.dtype for p in pipe.unet.parameters()} == {torch.bfloat16}
+        assert pipe.vae.dtype == pipe.text_encoder.dtype == torch.bfloat16
