@@ -3,7 +3,8 @@ read better on a dark surround), a light one in the View menu.
 
 Both use Qt's Fusion style, which follows the palette everywhere on every platform (native
 styles ignore parts of it). The palette carries the colours; a short stylesheet only covers
-what a palette cannot say: the error banner, group box titles, the history list's selection.
+what a palette cannot say: tooltips, dock titles, the history list's selection, the seed hint
+(the error banner keeps its own dark red in both).
 Colours were checked for contrast under Xvfb screenshots: normal text ≥ 7:1, disabled text
 ≥ 3:1 against its background, the selection ≥ 4.5:1.
 """
@@ -33,8 +34,6 @@ _LIGHT = {
 
 _STYLESHEET = {
     "dark": """
-QGroupBox { border: 1px solid #45454c; border-radius: 4px; margin-top: 1.1em; padding-top: 2px; }
-QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 3px; color: #d0d0d6; }
 QToolTip { color: #e6e6e6; background: #3a3a40; border: 1px solid #55555c; }
 QDockWidget::title { background: #323237; padding: 4px; }
 QListView#historyView { background: #1e1e21; }
@@ -42,8 +41,6 @@ QListView#historyView::item:selected { background: #2e66c4; color: #ffffff; }
 QLabel#seedHint { color: #f0c36a; }
 """,
     "light": """
-QGroupBox { border: 1px solid #c4c4ca; border-radius: 4px; margin-top: 1.1em; padding-top: 2px; }
-QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 3px; color: #3a3a40; }
 QDockWidget::title { background: #e0e0e4; padding: 4px; }
 QListView#historyView::item:selected { background: #2f6fd0; color: #ffffff; }
 QLabel#seedHint { color: #8a5a00; }
