@@ -40,9 +40,8 @@ def format_infotext(
     request: GenerationRequest, lora_folders: list[Path] | None = None, embedding_folders: list[Path] | None = None
 ) -> str:
     """A1111's text for `request`, with A1111's keys in A1111's order (create_infotext).
-    `lora_folders` / `embedding_folders`: where the prompt's LoRAs and embeddings are found for
-    `Lora hashes` and `TI hashes` (default: the studio's own folders and those beside the
-    model's folder)."""
+    `Lora hashes` and `TI hashes` come from the request (the engine fills them in); given
+    `lora_folders` / `embedding_folders`, a request without them is looked up there."""
     hires = request.mode is Mode.TXT2IMG and request.hires_scale > 1.0
     params: dict[str, str] = {
         "Steps": str(request.steps),
@@ -82,10 +81,12 @@ def format_infotext(
         if request.hires_steps:
             params["Hires steps"] = str(request.hires_steps)
         params["Hires upscaler"] = request.hires_upscaler
-    hashes = lora_hashes(request, lora_folders)
+    # The engine fills these in from the files it used; searching folders here is for callers
+    # that name them (saving must not hash 800 MB of LoRAs again, nor guess other folders).
+    hashes = request.lora_hashes or (lora_hashes(request, lora_folders) if lora_folders is not None else "")
     if hashes:
         params["Lora hashes"] = hashes
-    hashes = ti_hashes(request, embedding_folders)
+    hashes = request.ti_hashes or (ti_hashes(request, embedding_folders) if embedding_folders is not None else "")
     if hashes:
         params["TI hashes"] = hashes
     params["Version"] = f"DiffusionStudio {__version__}"

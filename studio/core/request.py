@@ -65,6 +65,8 @@ class GenerationRequest:
     masked_content: MaskedContent = MaskedContent.ORIGINAL
     vae: str = ""  # a single-file VAE to decode with; "" = the checkpoint's own
     model_hash: str = ""  # A1111's short hash of the model file, filled in by the engine when saving
+    lora_hashes: str = ""  # A1111's `Lora hashes` / `TI hashes` values, filled in by the engine
+    ti_hashes: str = ""  # from the files it used (saving never searches the disk again)
     # A1111's prompt extras (their infotext keys: Clip skip, Hires upscale/steps/upscaler,
     # Denoising strength, Variation seed, Variation seed strength, Seed resize from)
     clip_skip: int = 1  # 1 = the last text-encoder layer, 2 = the one before it ...
@@ -177,7 +179,9 @@ _INT_FIELDS = (
     "clip_skip", "hires_steps", "variation_seed", "seed_resize_width", "seed_resize_height",
 )  # fmt: skip
 _FLOAT_FIELDS = ("guidance", "strength", "hires_scale", "hires_denoise", "variation_strength")
-_TEXT_FIELDS = ("prompt", "negative_prompt", "sampler", "model", "vae", "model_hash", "hires_upscaler")
+_TEXT_FIELDS = (
+    "prompt", "negative_prompt", "sampler", "model", "vae", "model_hash", "hires_upscaler", "lora_hashes", "ti_hashes",
+)  # fmt: skip
 
 
 def _is_encodable(text: str) -> bool:

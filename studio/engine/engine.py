@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from studio.core.errors import ErrorKind, StudioError
+from studio.core.infotext import lora_hashes, ti_hashes
 from studio.core.events import (
     EventSink,
     ImageFinished,
@@ -35,7 +36,7 @@ from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
 from studio.engine.image_inputs import prepare_img2img, prepare_inpaint
 from studio.engine.loader import load_pipeline, load_vae_file, move_to_device, pipeline_for_mode
-from studio.engine.lora import loras_for_job
+from studio.engine.lora import engine_lora_folders, loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
 from studio.engine.hires import hires_pass, hires_steps, wants_hires
@@ -228,13 +229,15 @@ class Engine:
             model.prompt_cache.clear()  # prompts are encoded once per job, with this job's LoRAs
             self.emit(JobStarted(request, job_id=job_id))
             started = time.perf_counter()
+            # A1111's `Lora hashes` and `TI hashes`, from the folders this engine reads, once per job.
+            hashes = {"lora_hashes": lora_hashes(request, engine_lora_folders(self)), "ti_hashes": ti_hashes(request)}
             with loras_for_job(self, model, request) as lora_note:  # applied for this job only
                 for index in range(request.batch_count):
                     if cancel.is_set():
                         raise GenerationCancelled
                     single = image_request(request, index)  # A1111's seed numbering (variations keep the seed)
                     pixels, note = self._run_one(model, single, index, cancel)
-                    single = replace(single, model_hash=model.model_hash())
+                    single = replace(single, model_hash=model.model_hash(), **hashes)
                     path: Path | None = None
                     if save_images:
                         path, single = self.outputs.save(Image.fromarray(pixels), single)  # on disk before shown

@@ -132,14 +132,18 @@ def test_lora_hashes_name_the_files_found(tmp_path):
     assert "Lora hashes" not in format_infotext(replace(BASE, prompt="no loras"), lora_folders=[folder])
 
 
-def test_lora_hashes_default_to_the_folder_beside_the_model(tmp_path):
+def test_saving_writes_the_engines_hashes_and_searches_no_folder(tmp_path):
+    """The engine fills in the hashes of the files it used; formatting never hashes LoRAs again."""
     pytest.importorskip("studio.core.lora_tags")
     models = tmp_path / "models"
     (models / "Stable-diffusion").mkdir(parents=True)
     (models / "Lora").mkdir()
     _write_lora(models / "Lora" / "detail.safetensors", np.arange(8, dtype=np.uint8).tobytes())
-    request = replace(BASE, model=str(models / "Stable-diffusion" / "m.safetensors"))
-    assert 'Lora hashes: "detail: ' in format_infotext(request)
+    request = replace(BASE, prompt="a fox <lora:detail:1>", model=str(models / "Stable-diffusion" / "m.safetensors"))
+    assert "Lora hashes" not in format_infotext(request)
+    filled = replace(request, lora_hashes="detail: 0123456789ab", ti_hashes="neg: ba9876543210")
+    text = format_infotext(filled)
+    assert 'Lora hashes: "detail: 0123456789ab"' in text and 'TI hashes: "neg: ba9876543210"' in text
 
 
 def test_ti_hashes_name_the_embeddings_the_prompts_use(tmp_path):

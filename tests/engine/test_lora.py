@@ -203,3 +203,19 @@ def test_bench_lora_times_apply_and_remove():
 
     result = bench_lora(repeats=1)
     assert 0 < result["warm_s"] < result["cold_s"] and result["goal_s"] == 0.5 and result["loras"] == 2
+
+
+def test_saved_image_names_the_loras_it_used_with_their_hashes(engine, tiny_model_dir, lora_dirs):
+    """`Lora hashes` comes from the folders the engine read (here a --lora-dir one, which the
+    model's own folder does not hold), hashed once in the engine, written by saving."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from studio.core.lora_tags import lora_hash
+
+    run(engine, tiny_model_dir, "a red circle <lora:style one:0.8>", [lora_dirs["one"]])
+    (finished,) = [e for e in engine.events if isinstance(e, ImageFinished)]
+    short = lora_hash(Path(lora_dirs["one"]) / "style one.safetensors")[:12]
+    assert finished.request.lora_hashes == f"style one: {short}"
+    assert f'Lora hashes: "style one: {short}"' in Image.open(finished.path).text["parameters"]
