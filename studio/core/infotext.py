@@ -10,7 +10,6 @@ Values holding ',', ':' or a newline are JSON-quoted.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,12 +98,6 @@ _LORA_NAME_SYMBOLS = str.maketrans("", "", ":,")  # A1111 drops them from names 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> hash: LoRAs are large
 
 
-def _default_lora_folders(request: GenerationRequest) -> list[Path]:
-    from studio.core.model_library import lora_folders, model_folders
-
-    return lora_folders(model_folders([str(f) for f in _model_folders(request)]))
-
-
 def _short_hash(path: Path, full_hash) -> str | None:
     """The first 12 characters of `full_hash(path)`, remembered while the file is unchanged."""
     try:
@@ -117,29 +110,24 @@ def _short_hash(path: Path, full_hash) -> str | None:
     return _HASH_CACHE[key]
 
 
-def _model_folders(request: GenerationRequest) -> list[Path]:
-    """The folder of the request's model file and, for an A1111 model in a subfolder of
-    models/Stable-diffusion, that folder too: extra-network folders sit beside them."""
-    if not request.model:
-        return []
-    start = Path(request.model).expanduser().parent
-    return [start, *(p for p in list(start.parents)[:3] if p.name.lower() in ("stable-diffusion", "checkpoints"))]
-
-
 def ti_hashes(request: GenerationRequest, folders: list[Path] | None = None) -> str:
     """A1111's `TI hashes` value for the textual-inversion embeddings the prompt or negative
     prompt names (a `.safetensors` file's name written as a word, as A1111 matches it), each
     with the first 12 characters of the file's SHA-256; "" when none."""
     from studio.core.model_hash import file_sha256
-    from studio.core.model_library import embedding_folders, model_folders
+    from studio.core.model_library import (
+        embedding_folders,
+        folders_beside_model,
+        safetensors_files,
+    )
 
     # Extra-network tags (<lora:name:1>) are not words of the prompt: A1111 takes them out first.
     text = "\n".join(extract_extra_networks(t)[0] for t in (request.prompt, request.negative_prompt))
     if folders is None:
-        folders = embedding_folders(model_folders([str(f) for f in _model_folders(request)]))
+        folders = embedding_folders(folders_beside_model(request.model))
     names: dict[str, Path] = {}
     for folder in folders:
-        for path in _safetensors_under(Path(folder)):
+        for path in safetensors_files(Path(folder)):
             names.setdefault(path.stem, path)
     found: list[tuple[int, str, str]] = []  # (where the name first appears, name, hash)
     for name, path in names.items():
@@ -149,24 +137,6 @@ def ti_hashes(request: GenerationRequest, folders: list[Path] | None = None) -> 
             found.append((match.start(), name, short))
     # A1111's order: the prompt's embeddings as they appear, then the negative prompt's.
     return ", ".join(f"{name}: {short}" for _, name, short in sorted(found))
-
-
-def _safetensors_under(folder: Path, depth: int = 0):
-    """.safetensors files in a folder and its subfolders (3 levels, hidden entries skipped)."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        try:
-            if entry.is_dir() and depth < 3:
-                yield from _safetensors_under(Path(entry.path), depth + 1)
-            elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
-                yield Path(entry.path)
-        except OSError:
-            continue
 
 
 def lora_hashes(request: GenerationRequest, folders: list[Path] | None = None) -> str:
@@ -180,7 +150,10 @@ def lora_hashes(request: GenerationRequest, folders: list[Path] | None = None) -
     tags = [tag for tag in lora_tags(request.prompt) if not tag.is_off]
     if not tags:
         return ""
-    folders = _default_lora_folders(request) if folders is None else folders
+    if folders is None:
+        from studio.core.model_library import folders_beside_model, lora_folders
+
+        folders = lora_folders(folders_beside_model(request.model))
     found: dict[str, str] = {}
     for tag in tags:
         path = find_lora(tag.name, folders)

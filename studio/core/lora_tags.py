@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.model_detect import Family
+from studio.core.model_library import safetensors_files
 from studio.core.prompt_syntax import extract_extra_networks
 from studio.core.safetensors_header import SafetensorsHeader, read_header
 
 LORA_KINDS = ("lora", "lyco")
 MAX_WEIGHT = 2.0  # A1111's slider range; far beyond it a LoRA only burns the image
-MAX_DEPTH = 3  # subfolders searched below a LoRA folder (model sites' archives nest a little)
 SUFFIX = ".safetensors"  # pickled .pt/.ckpt LoRAs can run code when loaded: never read
 
 
@@ -89,21 +88,6 @@ def lora_tags(prompt: str) -> list[LoraTag]:
 
 
 # -- the files ------------------------------------------------------------------------------------
-def _lora_files(folder: Path):
-    """.safetensors files under a LoRA folder (depth-limited, hidden entries skipped), sorted."""
-    root_depth = len(folder.parts)
-    try:
-        walker = os.walk(folder, followlinks=True, onerror=None)
-        for dirpath, dirnames, filenames in walker:
-            depth = len(Path(dirpath).parts) - root_depth
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < MAX_DEPTH else []
-            for filename in sorted(filenames, key=str.lower):
-                if not filename.startswith(".") and filename.lower().endswith(SUFFIX):
-                    yield Path(dirpath) / filename
-    except OSError:
-        return
-
-
 def find_lora(name: str, folders: list[Path] | tuple[Path, ...]) -> Path | None:
     """The file a tag's name means: the first `<name>.safetensors` in the folders (in order) or
     their subfolders; an exact stem match wins over one that differs only in case."""
@@ -118,7 +102,7 @@ def find_lora(name: str, folders: list[Path] | tuple[Path, ...]) -> Path | None:
                 return direct
     folded = None
     for folder in folders:
-        for path in _lora_files(folder):
+        for path in safetensors_files(folder):
             stem = path.name[: -len(SUFFIX)]
             if stem == name:
                 return path
@@ -212,7 +196,7 @@ def scan_loras(folders: list[Path] | tuple[Path, ...]) -> tuple[list[LoraFile], 
     skipped: list[str] = []
     names: set[str] = set()
     for folder in folders:
-        for path in _lora_files(Path(folder)):
+        for path in safetensors_files(Path(folder)):
             if path.name[: -len(SUFFIX)] in names:
                 continue
             try:

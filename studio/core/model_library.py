@@ -117,6 +117,36 @@ def _walk(folder: Path, depth: int = 0):
             continue
 
 
+def safetensors_files(folder: Path, depth: int = 0):
+    """The .safetensors files in a folder and its subfolders (MAX_DEPTH levels, hidden entries
+    skipped, sorted by name): LoRA, VAE and embedding folders are all read this way."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir() and depth < MAX_DEPTH:
+                yield from safetensors_files(Path(entry.path), depth + 1)
+            elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
+                yield Path(entry.path)
+        except OSError:
+            continue
+
+
+def folders_beside_model(model_path: str) -> list[Path]:
+    """Model folders for a model file: its own folder and, for a model in a subfolder of A1111's
+    models/Stable-diffusion or ComfyUI's models/checkpoints, that folder too (extra-network
+    folders sit beside those). With the studio's own folder first (model_folders)."""
+    if not model_path:
+        return model_folders()
+    start = Path(model_path).expanduser().parent
+    folders = [start, *(p for p in list(start.parents)[:MAX_DEPTH] if p.name.lower() in ("stable-diffusion", "checkpoints"))]
+    return model_folders([str(f) for f in folders])
+
+
 def scan_models(folders: list[Path]) -> tuple[list[LibraryModel], list[str]]:
     """(models found, one line per file that was skipped and why). Never raises."""
     models: list[LibraryModel] = []

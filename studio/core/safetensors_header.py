@@ -43,9 +43,6 @@ class SafetensorsHeader:
     def has_prefix(self, prefix: str) -> bool:
         return any(name.startswith(prefix) for name in self.tensors)
 
-    def dtypes(self) -> set[str]:
-        return {info.dtype for info in self.tensors.values()}
-
 
 def _bad(path: Path, why: str) -> StudioError:
     return StudioError(

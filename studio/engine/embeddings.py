@@ -12,14 +12,17 @@ once and nothing outlives the job.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from studio.core.model_detect import Family
-from studio.core.model_library import MAX_DEPTH, embedding_folders, model_folders
+from studio.core.model_library import (
+    embedding_folders,
+    folders_beside_model,
+    safetensors_files,
+)
 from studio.core.prompt_syntax import CHUNK_LENGTH
 
 SD_KEY = "emb_params"
@@ -38,44 +41,15 @@ class Embedding:
         return next(iter(self.vectors.values())).shape[0]
 
 
-def _search_folders(model_path: str) -> list[Path]:
-    """The folder the model file is in and the library folders above it (an A1111 model may sit
-    in a subfolder of `models/Stable-diffusion`), for embedding_folders to look beside."""
-    path = Path(model_path)
-    start = path.parent
-    folders = [start]
-    for parent in list(start.parents)[:MAX_DEPTH]:
-        if parent.name.lower() in ("stable-diffusion", "checkpoints"):
-            folders.append(parent)
-    return model_folders([str(f) for f in folders])
-
-
 def embedding_files(model_path: str, extra_folders: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
     """name (file stem) -> file, for every `.safetensors` in the embedding folders. The first
     folder wins a name clash (the studio's own folder comes first). Cheap: a directory listing."""
-    folders = _search_folders(model_path) + [Path(p).expanduser() for p in extra_folders if p]
+    folders = folders_beside_model(model_path) + [Path(p).expanduser() for p in extra_folders if p]
     found: dict[str, Path] = {}
     for folder in embedding_folders(folders):
-        for path in _safetensors_under(folder):
+        for path in safetensors_files(folder):
             found.setdefault(path.stem, path)
     return found
-
-
-def _safetensors_under(folder: Path, depth: int = 0):
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        try:
-            if entry.is_dir() and depth < MAX_DEPTH:
-                yield from _safetensors_under(Path(entry.path), depth + 1)
-            elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
-                yield Path(entry.path)
-        except OSError:
-            continue
 
 
 def read_embedding(name: str, path: Path) -> Embedding:

@@ -106,8 +106,7 @@ class LoadedModel:
 
     def set_vae(self, vae) -> None:
         for pipe in (self.pipe, *self.views.values()):
-            pipe.vae = vae
-            pipe.register_modules(vae=vae)
+            pipe.vae = vae  # diffusers' __setattr__ registers the module too
 
     def model_hash(self) -> str:
         """A1111's short hash of a single-file model ("" for folders); waits for the background hash."""

@@ -49,14 +49,13 @@ def _load_class(info: ModelInfo) -> type:
 
 
 def _tokenizers(info: ModelInfo) -> dict:
-    """The shipped CLIP tokenizers, one private copy per model: textual inversion adds tokens."""
-    import copy
-
+    """The shipped CLIP tokenizers (shared: nothing changes them; embeddings are swapped in at
+    the token-embedding layer, never added as tokens)."""
     from studio.engine.clip_tokenizers import clip_tokenizer
 
     if info.family is Family.SDXL:
-        return {"tokenizer": copy.deepcopy(clip_tokenizer("<|endoftext|>")), "tokenizer_2": copy.deepcopy(clip_tokenizer("!"))}
-    return {"tokenizer": copy.deepcopy(clip_tokenizer("!" if info.family is Family.SD2 else "<|endoftext|>"))}
+        return {"tokenizer": clip_tokenizer("<|endoftext|>"), "tokenizer_2": clip_tokenizer("!")}
+    return {"tokenizer": clip_tokenizer("!" if info.family is Family.SD2 else "<|endoftext|>")}
 
 
 def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
