@@ -126,8 +126,8 @@ def test_the_worker_hands_the_saved_model_folders_to_the_engine(qtbot, webui):
     engine = Engine()
     worker = EngineWorker(lambda emit: engine)
     save_settings(Settings(model_dirs=[webui]), settings_file())
-    worker._run_job(GenerationRequest(prompt="x <lora:Ink Wash:1>"), threading.Event())
+    worker._run_job(GenerationRequest(prompt="x <lora:Ink Wash:1>"), threading.Event(), "", True)
     assert engine.seen == [webui]
     settings_file().write_text("{broken")  # unreadable settings: the job still runs
-    worker._run_job(GenerationRequest(prompt="x"), threading.Event())
+    worker._run_job(GenerationRequest(prompt="x"), threading.Event(), "", True)
     assert engine.seen == []
