@@ -22,6 +22,7 @@ from studio.core.atomic import write_bytes_atomic
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.history import History
 from studio.core.metadata import ImageMetadata, apply_fields, read_metadata
+from studio.core.model_library import model_of_image
 from studio.core.output_folder import output_folder
 from studio.core.paths import data_home
 from studio.core.presets import PresetStore
@@ -70,6 +71,8 @@ class DroppedImage:
     pixels: np.ndarray | None = None  # the image itself, for "Use as input"
     problems: list[str] = field(default_factory=list)  # sentences for the status line
     missing_loras: list[str] = field(default_factory=list)
+    model_path: str = ""  # the installed model it was made with, found by path, hash or name
+    model_name: str = ""  # the model as the image names it (to say it is not installed)
 
 
 def read_dropped_image(path: str, model_dirs: list[str] | tuple[str, ...] = ()) -> DroppedImage:
@@ -97,6 +100,11 @@ def read_dropped_image(path: str, model_dirs: list[str] | tuple[str, ...] = ()) 
             dropped.problems.append(f"{exc}.")
     prompt = request.prompt if request is not None else metadata.fields.get("prompt", "")
     dropped.missing_loras = _missing_loras(prompt, model_dirs, request.model if request is not None else "")
+    if request is not None and request.model and Path(request.model).exists():
+        dropped.model_path = request.model  # a studio image made on this machine names its model
+    elif request is not None or metadata.ok:
+        found, dropped.model_name = model_of_image(metadata, tuple(model_dirs))  # A1111's Model hash, then Model
+        dropped.model_path = found.path if found is not None else ""
     return dropped
 
 
@@ -289,6 +297,7 @@ class Recall(QObject):
             if dropped.missing_loras:
                 notes.append(f"LoRAs not found: {', '.join(dropped.missing_loras)} (put them in a LoRA folder; "
                              "without them the picture comes out different).")
+            notes.extend(self._select_model(dropped))
             if metadata.request is not None:
                 seed = self._replace_settings(settings_from_request(self._current_settings(), metadata.request))
                 if dropped.source is not None and choice == "settings":  # img2img/inpaint: the input and mask too
@@ -302,6 +311,19 @@ class Recall(QObject):
             self.window.set_input_image(dropped.pixels, f"Open {name}")
             texts.append(f"{name} is now the input image (Image to image).")
         self.window._status(" ".join([*texts, *notes]))
+
+    def _select_model(self, dropped: DroppedImage) -> list[str]:
+        """Switch to the model the image was made with when it is installed; say so when not."""
+        current = self.window.model_path()
+        if dropped.model_path:
+            if Path(dropped.model_path).resolve() != Path(current).expanduser().resolve():
+                self.window.set_model(dropped.model_path)
+                return [f"Switched to its model, {Path(dropped.model_path).stem}."]
+            return []
+        if dropped.model_name:
+            return [f"It was made with {dropped.model_name}, which is not in your model library; "
+                    f"the current model ({Path(current).stem or 'none'}) stays."]
+        return []
 
     def handle_drop(self, mime) -> bool:
         """A drop anywhere on the window, Open… and `studio FILE` all come here."""

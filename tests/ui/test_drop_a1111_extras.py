@@ -168,3 +168,27 @@ def test_the_window_keeps_painting_while_a_drop_is_read(qtbot, make_window, tmp_
     timer.stop()
     assert seen == [True] and len(ticks) >= 3  # timers (and paints) ran during the read
     assert window.panel.clip_skip.value() == 2
+
+
+def test_a_dropped_image_selects_its_model_from_the_library_by_hash(qtbot, make_window, script, tmp_path):
+    import torch
+
+    from studio.core.model_hash import file_sha256
+    from studio.core.settings import Settings
+    from studio.engine.tiny_model import build_tiny_family
+    from tests.checkpoint_files import write_single_file
+
+    library = tmp_path / "models" / "Stable-diffusion"
+    model = write_single_file(build_tiny_family("sd1"), library / "dreamy_v3.safetensors", dtype=torch.float16)
+    short = file_sha256(model)[:10]  # hashed once, as the engine does when it loads a model
+    settings = Settings(model="/models/fake", model_dirs=[str(library)], random_seed=False, width=64, height=64)
+    window = make_window(settings)
+    text = A1111.replace("Model hash: 6ce0161689, Model: v1-5", f"Model hash: {short}, Model: renamed-on-civitai")
+    assert _drop(window, _png(tmp_path / "by-hash.png", {PARAMETERS_KEY: text}))
+    qtbot.waitUntil(lambda: any(path == str(model) for path, _ in script.loads), timeout=5000)
+    assert window.settings.model == str(model)
+    assert "Switched to its model, dreamy_v3" in window.status_label.text()
+
+    assert _drop(window, _png(tmp_path / "unknown.png", {PARAMETERS_KEY: A1111}))  # v1-5, not installed
+    assert "made with v1-5, which is not in your model library" in window.status_label.text()
+    assert window.settings.model == str(model)
