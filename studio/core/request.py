@@ -8,31 +8,22 @@ import secrets
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from studio.core.samplers import DEFAULT_SAMPLER, canonical_sampler
+from studio.core.fields import (  # noqa: F401 - re-exported: the request's names for its enums and limits
+    MAX_BATCH,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_SIDE,
+    REQUEST_FIELDS,
+    InpaintArea,
+    MaskedContent,
+    Mode,
+    request_default,
+)
+from studio.core.samplers import canonical_sampler
 
-MAX_SEED = 2**32 - 1
-MIN_SIDE, MAX_SIDE = 64, 4096
-MAX_STEPS = 150
-MAX_BATCH = 100
 MAX_PROMPT_CHARS = 20_000  # far beyond CLIP's 77 tokens x any chunking; a longer "prompt" is a paste accident
 REQUEST_FORMAT = 1
-
-
-class Mode(str, enum.Enum):
-    TXT2IMG = "txt2img"
-    IMG2IMG = "img2img"
-    INPAINT = "inpaint"
-
-
-class InpaintArea(str, enum.Enum):
-    WHOLE = "whole"  # denoise the whole picture at the requested size
-    ONLY_MASKED = "only_masked"  # crop around the mask (+padding), work at full size, paste back
-
-
-class MaskedContent(str, enum.Enum):
-    ORIGINAL = "original"  # start from the input pixels under the mask
-    FILL = "fill"  # start from the surrounding colours, smeared into the hole
-    LATENT_NOISE = "latent_noise"  # start from noise: ignore what was under the mask
 
 
 class InvalidRequest(ValueError):
@@ -46,38 +37,39 @@ def random_seed() -> int:
 @dataclass(frozen=True)
 class GenerationRequest:
     prompt: str
-    negative_prompt: str = ""
-    steps: int = 20
-    guidance: float = 7.0
-    seed: int = 0
-    width: int = 512
-    height: int = 512
-    sampler: str = DEFAULT_SAMPLER
-    batch_count: int = 1
-    model: str = ""
-    mode: Mode = Mode.TXT2IMG
-    strength: float = 0.75
-    init_image: str | None = None  # PNG path; the result's metadata points at a copy beside it
-    mask: str | None = None  # PNG path, white = repaint
-    mask_blur: int = 4  # px of feathering where the result is composited back
-    inpaint_area: InpaintArea = InpaintArea.WHOLE
-    inpaint_padding: int = 32  # px of context around the mask for ONLY_MASKED
-    masked_content: MaskedContent = MaskedContent.ORIGINAL
-    vae: str = ""  # a single-file VAE to decode with; "" = the checkpoint's own
-    model_hash: str = ""  # A1111's short hash of the model file, filled in by the engine when saving
-    lora_hashes: str = ""  # A1111's `Lora hashes` / `TI hashes` values, filled in by the engine
-    ti_hashes: str = ""  # from the files it used (saving never searches the disk again)
+    negative_prompt: str = request_default("negative_prompt")
+    steps: int = request_default("steps")
+    guidance: float = request_default("guidance")
+    seed: int = request_default("seed")
+    width: int = request_default("width")
+    height: int = request_default("height")
+    sampler: str = request_default("sampler")
+    batch_count: int = request_default("batch_count")
+    model: str = request_default("model")
+    mode: Mode = request_default("mode")
+    strength: float = request_default("strength")
+    init_image: str | None = request_default("init_image")  # PNG path; the result's metadata points at a copy beside it
+    mask: str | None = request_default("mask")  # PNG path, white = repaint
+    mask_blur: int = request_default("mask_blur")  # px of feathering where the result is composited back
+    inpaint_area: InpaintArea = request_default("inpaint_area")
+    inpaint_padding: int = request_default("inpaint_padding")  # px of context around the mask for ONLY_MASKED
+    masked_content: MaskedContent = request_default("masked_content")
+    vae: str = request_default("vae")  # a single-file VAE to decode with; "" = the checkpoint's own
+    model_hash: str = request_default("model_hash")  # A1111's short hash of the model file, filled in by the engine when saving
+    lora_hashes: str = request_default("lora_hashes")  # A1111's `Lora hashes` / `TI hashes` values, filled in by the engine
+    ti_hashes: str = request_default("ti_hashes")  # from the files it used (saving never searches the disk again)
     # A1111's prompt extras (their infotext keys: Clip skip, Hires upscale/steps/upscaler,
     # Denoising strength, Variation seed, Variation seed strength, Seed resize from)
-    clip_skip: int = 1  # 1 = the last text-encoder layer, 2 = the one before it ...
-    hires_scale: float = 1.0  # 1 = no hires fix
-    hires_steps: int = 0  # 0 = as many as the first pass
-    hires_denoise: float = 0.7
-    hires_upscaler: str = "Latent"
-    variation_seed: int = 0
-    variation_strength: float = 0.0  # 0 = no variation
-    seed_resize_width: int = 0  # 0 = off: draw the noise as for this size, then crop/pad to the image
-    seed_resize_height: int = 0
+    clip_skip: int = request_default("clip_skip")  # 1 = the last text-encoder layer, 2 = the one before it ...
+    hires_scale: float = request_default("hires_scale")  # 1 = no hires fix
+    hires_steps: int = request_default("hires_steps")  # 0 = as many as the first pass
+    hires_denoise: float = request_default("hires_denoise")
+    hires_upscaler: str = request_default("hires_upscaler")
+    variation_seed: int = request_default("variation_seed")
+    variation_strength: float = request_default("variation_strength")  # 0 = no variation
+    # 0 = off; else draw the noise as for this size, then crop/pad it to the image
+    seed_resize_width: int = request_default("seed_resize_width")
+    seed_resize_height: int = request_default("seed_resize_height")
 
     def validated(self) -> GenerationRequest:
         """This request with canonical names, or InvalidRequest saying what is wrong.
@@ -94,41 +86,13 @@ class GenerationRequest:
             if len(text) > MAX_PROMPT_CHARS:
                 problems.append(f"The {label} has {len(text):,} characters; at most {MAX_PROMPT_CHARS:,} are allowed.")
             elif not _is_encodable(text):
-                problems.append(f"The {label} contains characters that are not valid text (broken Unicode); retype or paste it again.")
-        for side_name, side in (("Width", self.width), ("Height", self.height)):
-            if not MIN_SIDE <= side <= MAX_SIDE:
-                problems.append(f"{side_name} {side} is outside {MIN_SIDE}..{MAX_SIDE} pixels.")
-            elif side % 8:
-                problems.append(f"{side_name} {side} is not a multiple of 8 (try {round(side / 8) * 8}).")
-        if not 1 <= self.steps <= MAX_STEPS:
-            problems.append(f"Steps must be between 1 and {MAX_STEPS}, not {self.steps}.")
-        if not 0.0 <= self.guidance <= 50.0:
-            problems.append(f"Guidance must be between 0 and 50, not {self.guidance}.")
-        if not 0 <= self.seed <= MAX_SEED:
-            problems.append(f"Seed must be between 0 and {MAX_SEED}, not {self.seed}.")
-        if not 1 <= self.batch_count <= MAX_BATCH:
-            problems.append(f"Batch count must be between 1 and {MAX_BATCH}, not {self.batch_count}.")
-        if not 0.0 < self.strength <= 1.0:
-            problems.append(f"Strength must be above 0 and at most 1, not {self.strength}.")
-        if not 0 <= self.mask_blur <= 64:
-            problems.append(f"Mask blur must be between 0 and 64 pixels, not {self.mask_blur}.")
-        if not 0 <= self.inpaint_padding <= 256:
-            problems.append(f"Only-masked padding must be between 0 and 256 pixels, not {self.inpaint_padding}.")
-        if not 1 <= self.clip_skip <= 12:
-            problems.append(f"Clip skip must be between 1 and 12, not {self.clip_skip}.")
-        if not 1.0 <= self.hires_scale <= 4.0:
-            problems.append(f"Hires upscale must be between 1 and 4, not {self.hires_scale}.")
-        if not 0 <= self.hires_steps <= MAX_STEPS:
-            problems.append(f"Hires steps must be between 0 and {MAX_STEPS}, not {self.hires_steps}.")
-        if not 0.0 < self.hires_denoise <= 1.0:
-            problems.append(f"Hires denoising strength must be above 0 and at most 1, not {self.hires_denoise}.")
-        if not 0 <= self.variation_seed <= MAX_SEED:
-            problems.append(f"Variation seed must be between 0 and {MAX_SEED}, not {self.variation_seed}.")
-        if not 0.0 <= self.variation_strength <= 1.0:
-            problems.append(f"Variation strength must be between 0 and 1, not {self.variation_strength}.")
-        for label, side in (("width", self.seed_resize_width), ("height", self.seed_resize_height)):
-            if side and not MIN_SIDE <= side <= MAX_SIDE:
-                problems.append(f"Resize seed from {label} must be 0 (off) or {MIN_SIDE}..{MAX_SIDE}, not {side}.")
+                problems.append(
+                    f"The {label} contains characters that are not valid text (broken Unicode); retype or paste it again."
+                )
+        for f in REQUEST_FIELDS:  # ranges, multiples and "0 = off", as fields.py declares them
+            problem = f.problem(getattr(self, f.name))
+            if problem:
+                problems.append(problem)
         if self.mode is not Mode.TXT2IMG and not self.init_image:
             problems.append(f"{self.mode.value} needs an input image.")
         if self.mode is Mode.INPAINT and not self.mask:
@@ -171,17 +135,12 @@ class GenerationRequest:
         return cls(**kwargs)
 
 
-_ENUMS = {"mode": Mode, "inpaint_area": InpaintArea, "masked_content": MaskedContent}
-
-
-_INT_FIELDS = (
-    "steps", "seed", "width", "height", "batch_count", "mask_blur", "inpaint_padding",
-    "clip_skip", "hires_steps", "variation_seed", "seed_resize_width", "seed_resize_height",
-)  # fmt: skip
-_FLOAT_FIELDS = ("guidance", "strength", "hires_scale", "hires_denoise", "variation_strength")
-_TEXT_FIELDS = (
-    "prompt", "negative_prompt", "sampler", "model", "vae", "model_hash", "hires_upscaler", "lora_hashes", "ti_hashes",
-)  # fmt: skip
+# Types as fields.py declares them: what _coerce converts and validated() checks.
+_ENUMS = {f.name: f.type for f in REQUEST_FIELDS if issubclass(f.type, enum.Enum)}
+_INT_FIELDS = tuple(f.name for f in REQUEST_FIELDS if f.type is int)
+_FLOAT_FIELDS = tuple(f.name for f in REQUEST_FIELDS if f.type is float)
+_TEXT_FIELDS = tuple(f.name for f in REQUEST_FIELDS if f.type is str and not f.nullable)
+_PATH_FIELDS = tuple(f.name for f in REQUEST_FIELDS if f.nullable)  # None or a path
 
 
 def _is_encodable(text: str) -> bool:
@@ -197,7 +156,7 @@ def _typed_fields(request: GenerationRequest, problems: list[str]) -> dict[str, 
     """Fields converted to their declared types (20.0 -> 20, "txt2img" -> Mode.TXT2IMG);
     what cannot be converted is described in `problems`."""
     changes: dict[str, Any] = {}
-    for name in _INT_FIELDS + _FLOAT_FIELDS + _TEXT_FIELDS + tuple(_ENUMS) + ("init_image", "mask"):
+    for name in _INT_FIELDS + _FLOAT_FIELDS + _TEXT_FIELDS + tuple(_ENUMS) + _PATH_FIELDS:
         value = getattr(request, name)
         try:
             converted = _coerce(name, value)
@@ -239,7 +198,7 @@ def _coerce(key: str, value: Any) -> Any:
         if not math.isfinite(number):
             raise ValueError(key)
         return number
-    if key in ("init_image", "mask"):
+    if key in _PATH_FIELDS:
         return None if value is None else str(value)
     if not isinstance(value, str):
         raise TypeError(key)

@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from studio.core.atomic import write_text_atomic
+from studio.core.fields import FIELD as _FIELD
+from studio.core.fields import (  # noqa: F401 - HIRES_UPSCALERS, MAX_HIRES_SCALE re-exported (cli, panel)
+    FIELDS,
+    HIRES_UPSCALERS,
+    MAX_HIRES_SCALE,
+    NUMBER_FIELDS,
+    default,
+)
 from studio.core.jsonfile import read_json_object, read_text_limited
 from studio.core.request import (
-    MAX_BATCH,
     MAX_PROMPT_CHARS,
-    MAX_SEED,
-    MAX_SIDE,
-    MAX_STEPS,
-    MIN_SIDE,
     GenerationRequest,
-    InpaintArea,
     InvalidRequest,
-    MaskedContent,
     Mode,
     random_seed,
 )
-from studio.core.samplers import DEFAULT_SAMPLER, canonical_sampler
+from studio.core.samplers import canonical_sampler
 
 SETTINGS_FORMAT = 1
 MAX_SETTINGS_BYTES = 1_000_000  # settings are ~1 KB; prompts are capped at 20,000 characters each
@@ -34,78 +35,60 @@ DEVICE_NAMES = ("auto", "cuda", "mps", "cpu")  # the engine's choices (engine/de
 VAE_TILING_CHOICES = ("auto", "on", "off")  # engine/memory.py: "auto" tiles above 2048x2048
 THEMES = ("dark", "light")  # ui/theme.py
 MAX_MODEL_DIRS = 100  # a hand-edited list longer than this is someone's whole disk, not a library
-# Hires fix upscalers the engine runs (engine/hires.py): A1111's latent modes, then pixel resizes.
-HIRES_UPSCALERS = (
-    "Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)",
-    "Latent (nearest-exact)", "Lanczos", "Nearest", "None",
+# Each number's valid range, as GenerationRequest.validated() checks it (both from fields.py).
+# Numbers read from any file (settings, session, history, a model's studio.json, an image's
+# metadata) are clamped into it, so a widget never receives a value it cannot hold (Qt's int is
+# 32 bits) and a restored setting is always one Generate accepts. An exclusive minimum (strength
+# above 0) is the panel's smallest step; a side that 0 switches off ranges from 0.
+NUMBER_RANGES: dict[str, tuple[float, float]] = {f.name: (f.lowest, f.maximum) for f in NUMBER_FIELDS}  # type: ignore[misc]
+# Fields the request holds as an enum and Settings as its value.
+_ENUM_FIELDS = tuple(f for f in FIELDS if f.in_settings and isinstance(f.default, enum.Enum))
+_SHARED_FIELDS = tuple(f for f in FIELDS if f.in_request and f.in_settings)
+# Switched by hires_fix and variation: a request that has them off leaves the settings' numbers.
+_SWITCHED_FIELDS = (
+    "hires_scale", "hires_steps", "hires_denoise", "hires_upscaler",
+    "variation_seed", "variation_strength", "seed_resize_width", "seed_resize_height",
 )  # fmt: skip
-MAX_HIRES_SCALE = 4.0
-
-# Each number's valid range, as GenerationRequest.validated() checks it. Numbers read from any
-# file (settings, session, history, a model's studio.json, an image's metadata) are clamped
-# into it, so a widget never receives a value it cannot hold (Qt's int is 32 bits) and a
-# restored setting is always one Generate accepts.
-NUMBER_RANGES: dict[str, tuple[float, float]] = {
-    "steps": (1, MAX_STEPS),
-    "guidance": (0.0, 50.0),
-    "seed": (0, MAX_SEED),
-    "width": (MIN_SIDE, MAX_SIDE),
-    "height": (MIN_SIDE, MAX_SIDE),
-    "batch_count": (1, MAX_BATCH),
-    "strength": (0.01, 1.0),  # above 0; the panel's smallest step
-    "mask_blur": (0, 64),
-    "inpaint_padding": (0, 256),
-    "clip_skip": (1, 12),
-    "hires_scale": (1.0, MAX_HIRES_SCALE),
-    "hires_steps": (0, MAX_STEPS),
-    "hires_denoise": (0.01, 1.0),  # above 0, as strength
-    "variation_seed": (0, MAX_SEED),
-    "variation_strength": (0.0, 1.0),
-    "seed_resize_width": (0, MAX_SIDE),  # 0 = off; otherwise MIN_SIDE..MAX_SIDE
-    "seed_resize_height": (0, MAX_SIDE),
-}
-_SIDES = ("width", "height")
-_OPTIONAL_SIDES = ("seed_resize_width", "seed_resize_height")
 
 
 @dataclass
 class Settings:
-    model: str = ""  # a diffusers model folder; "" means the bundled demo model
+    model: str = default("model")  # a diffusers model folder; "" means the bundled demo model
     device: str = "auto"  # auto, cuda, mps, cpu
-    prompt: str = ""
-    negative_prompt: str = ""
-    steps: int = 20
-    guidance: float = 7.0
-    seed: int = 0
-    random_seed: bool = True
-    width: int = 512
-    height: int = 512
-    sampler: str = DEFAULT_SAMPLER
-    batch_count: int = 1
-    mode: str = "txt2img"
-    strength: float = 0.75
-    mask_blur: int = 4
-    inpaint_area: str = "whole"
-    inpaint_padding: int = 32
-    masked_content: str = "original"
+    prompt: str = default("prompt")
+    negative_prompt: str = default("negative_prompt")
+    steps: int = default("steps")
+    guidance: float = default("guidance")
+    seed: int = default("seed")
+    random_seed: bool = default("random_seed")
+    width: int = default("width")
+    height: int = default("height")
+    sampler: str = default("sampler")
+    batch_count: int = default("batch_count")
+    mode: str = default("mode")
+    strength: float = default("strength")
+    mask_blur: int = default("mask_blur")
+    inpaint_area: str = default("inpaint_area")
+    inpaint_padding: int = default("inpaint_padding")
+    masked_content: str = default("masked_content")
     model_dirs: list[str] = field(default_factory=list)  # model folders the artist added (A1111, ComfyUI...)
-    vae: str = ""  # a single-file VAE to decode with; "" = the checkpoint's own ("Automatic")
+    vae: str = default("vae")  # a single-file VAE to decode with; "" = the checkpoint's own ("Automatic")
     attention_slicing: bool = False
     vae_tiling: str = "auto"  # "auto", "on" or "off"
     cpu_offload: bool = False  # model CPU offload, for GPUs too small to hold the model
     # A1111's extras. Hires fix and variations have their own switch, so turning them off keeps
     # the numbers for next time (A1111's "Hires. fix" and "Extra" checkboxes).
-    clip_skip: int = 1
-    hires_fix: bool = False
-    hires_scale: float = 2.0
-    hires_steps: int = 0  # 0 = as many as the first pass
-    hires_denoise: float = 0.7
-    hires_upscaler: str = "Latent"
-    variation: bool = False
-    variation_seed: int = 0
-    variation_strength: float = 0.0
-    seed_resize_width: int = 0  # 0 = off
-    seed_resize_height: int = 0
+    clip_skip: int = default("clip_skip")
+    hires_fix: bool = default("hires_fix")
+    hires_scale: float = default("hires_scale")
+    hires_steps: int = default("hires_steps")  # 0 = as many as the first pass
+    hires_denoise: float = default("hires_denoise")
+    hires_upscaler: str = default("hires_upscaler")
+    variation: bool = default("variation")
+    variation_seed: int = default("variation_seed")
+    variation_strength: float = default("variation_strength")
+    seed_resize_width: int = default("seed_resize_width")  # 0 = off
+    seed_resize_height: int = default("seed_resize_height")
     mask_color: str = "#ff3060"  # the mask's stripes on the canvas (a colour that reads on this artist's images)
     outputs_dir: str = ""  # where finished images go; "" = outputs/ in the data folder (core/output_folder.py)
     theme: str = "dark"  # "dark" (the default, as in Krita, InvokeAI, ComfyUI) or "light"
@@ -119,20 +102,7 @@ def clamp_number(name: str, value: Any) -> int | float | None:
     Fields without a range are returned unchanged."""
     if name not in NUMBER_RANGES:
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    low, high = NUMBER_RANGES[name]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    value = min(max(value, low), high)  # compares exactly, even for ints beyond float's range
-    if isinstance(low, int):
-        value = round(value)
-        if name in _SIDES:
-            value = min(max(round(value / 8) * 8, MIN_SIDE), MAX_SIDE)
-        elif name in _OPTIONAL_SIDES and value:
-            value = max(value, MIN_SIDE)
-        return int(value)
-    return float(value)
+    return _FIELD[name].clamp(value)
 
 
 def request_in_range(request: GenerationRequest) -> GenerationRequest:
@@ -175,13 +145,13 @@ def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
     if settings.device not in DEVICE_NAMES:
         notes.append(f"The device {settings.device[:40]!r} in the settings is unknown; \"auto\" is used instead.")
         settings.device = "auto"
-    for name, kind in (("mode", Mode), ("inpaint_area", InpaintArea), ("masked_content", MaskedContent)):
-        if getattr(settings, name) not in {m.value for m in kind}:
-            setattr(settings, name, getattr(Settings, name))
+    for f in _ENUM_FIELDS:
+        if getattr(settings, f.name) not in {m.value for m in f.type}:
+            setattr(settings, f.name, f.settings_default)
     try:
         settings.sampler = canonical_sampler(settings.sampler)
     except ValueError:
-        settings.sampler = DEFAULT_SAMPLER
+        settings.sampler = Settings.sampler
     if settings.vae_tiling not in VAE_TILING_CHOICES:
         settings.vae_tiling = Settings.vae_tiling
     if settings.hires_upscaler not in HIRES_UPSCALERS:
@@ -248,43 +218,25 @@ def request_from_settings(
     """Freeze the panel state into a request; a random seed is drawn here, so the request
     (and the metadata written from it) always holds the seed actually used. Unknown enum
     values (a hand-edited file) raise InvalidRequest rather than crash."""
+    values: dict[str, Any] = {f.name: getattr(settings, f.name) for f in _SHARED_FIELDS}
     try:
-        mode = Mode(settings.mode)
-        area = InpaintArea(settings.inpaint_area)
-        content = MaskedContent(settings.masked_content)
+        for f in _ENUM_FIELDS:
+            values[f.name] = f.type(values[f.name])
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    return GenerationRequest(
-        prompt=settings.prompt,
-        negative_prompt=settings.negative_prompt,
-        steps=settings.steps,
-        guidance=settings.guidance,
-        seed=random_seed() if settings.random_seed else settings.seed,
-        width=settings.width,
-        height=settings.height,
-        sampler=settings.sampler,
-        batch_count=settings.batch_count,
+    mode = values["mode"]
+    values.update(
         model=model,
-        mode=mode,
-        strength=settings.strength,
+        seed=random_seed() if settings.random_seed else settings.seed,
         init_image=init_image if mode is not Mode.TXT2IMG else None,
         mask=mask if mode is Mode.INPAINT else None,
-        mask_blur=settings.mask_blur,
-        inpaint_area=area,
-        inpaint_padding=settings.inpaint_padding,
-        masked_content=content,
-        vae=settings.vae,
-        clip_skip=settings.clip_skip,
-        # Turned off, the numbers stay in the settings but the request says "off".
-        hires_scale=settings.hires_scale if settings.hires_fix else 1.0,
-        hires_steps=settings.hires_steps,
-        hires_denoise=settings.hires_denoise,
-        hires_upscaler=settings.hires_upscaler,
-        variation_seed=settings.variation_seed,
-        variation_strength=settings.variation_strength if settings.variation else 0.0,
-        seed_resize_width=settings.seed_resize_width if settings.variation else 0,
-        seed_resize_height=settings.seed_resize_height if settings.variation else 0,
     )
+    # Turned off, the numbers stay in the settings but the request says "off".
+    if not settings.hires_fix:
+        values["hires_scale"] = 1.0
+    if not settings.variation:
+        values.update(variation_strength=0.0, seed_resize_width=0, seed_resize_height=0)
+    return GenerationRequest(**values)
 
 
 def apply_model_defaults(settings: Settings, model: str) -> bool:
@@ -310,29 +262,16 @@ def apply_model_defaults(settings: Settings, model: str) -> bool:
 
 def settings_from_request(settings: Settings, request: GenerationRequest) -> Settings:
     """Settings that reproduce `request` exactly (fixed seed, same mode and inpaint options,
-    hires fix and variations). What the request has switched off stays as it was, switched off."""
-    from dataclasses import replace
-
-    return replace(
-        settings,
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        steps=request.steps,
-        guidance=request.guidance,
-        seed=request.seed,
-        random_seed=False,
-        width=request.width,
-        height=request.height,
-        sampler=request.sampler,
-        batch_count=1,
-        mode=request.mode.value,
-        strength=request.strength,
-        mask_blur=request.mask_blur,
-        inpaint_area=request.inpaint_area.value,
-        inpaint_padding=request.inpaint_padding,
-        masked_content=request.masked_content.value,
-        **extra_settings_from_request(request),
-    )
+    hires fix and variations). What the request has switched off stays as it was, switched off.
+    The model and VAE are left to the model picker."""
+    values: dict[str, Any] = {}
+    for f in _SHARED_FIELDS:
+        if f.name in ("model", "vae") or f.name in _SWITCHED_FIELDS:
+            continue
+        value = getattr(request, f.name)
+        values[f.name] = value.value if isinstance(value, enum.Enum) else value
+    values.update(random_seed=False, batch_count=1, **extra_settings_from_request(request))
+    return dataclasses.replace(settings, **values)
 
 
 def extra_settings_from_request(request: GenerationRequest) -> dict[str, Any]:
