@@ -173,33 +173,36 @@ _HIRES = {"mode": "txt2img", "hires_fix": True}
 _VARIATION = {"mode": "txt2img", "variation": True}
 _INPAINT = {"mode": "inpaint"}
 
+# In the order the save-preset dialog lists the fields presets store.
 FIELDS: tuple[Field, ...] = (
     Field("prompt", str, "", "Prompt", "Prompt", stored_in_presets=True,
           preset_label="Prompt ({prompt} = the prompt typed when applying)", widget="text", object_name="promptEdit"),
     Field("negative_prompt", str, "", "Negative prompt", "Negative prompt", stored_in_presets=True,
           widget="text", object_name="negativePromptEdit"),
-    Field("steps", int, 20, "Steps", "Steps", 1, MAX_STEPS, stored_in_presets=True, infotext_key="Steps",
-          widget="spin", object_name="stepsSpin"),
     Field("guidance", float, 7.0, "Guidance", "Guidance (CFG scale)", 0.0, MAX_GUIDANCE, stored_in_presets=True,
           infotext_key="CFG scale", widget="double", object_name="guidanceSpin", step=0.5, decimals=1),
-    # Seeds go to 2^32-1, beyond QSpinBox's 2^31-1: a double spin box with no decimals.
-    Field("seed", int, 0, "Seed", "Seed", 0, MAX_SEED, stored_in_presets=True, infotext_key="Seed",
-          widget="double", object_name="seedSpin", decimals=0),
-    Field("random_seed", bool, True, "Random seed", "Random seed each run", widget="check",
-          object_name="randomSeedCheck", in_request=False),
+    Field("steps", int, 20, "Steps", "Steps", 1, MAX_STEPS, stored_in_presets=True, infotext_key="Steps",
+          widget="spin", object_name="stepsSpin"),
+    Field("sampler", str, DEFAULT_SAMPLER, "Sampler", "Sampler", stored_in_presets=True, infotext_key="Sampler",
+          widget="combo", object_name="samplerCombo", choices=_SAMPLERS),
     Field("width", int, 512, "Width", "Width", MIN_SIDE, MAX_SIDE, multiple=8, stored_in_presets=True,
           infotext_key="Size", widget="spin", object_name="widthSpin", step=64, suffix=" px"),
     Field("height", int, 512, "Height", "Height", MIN_SIDE, MAX_SIDE, multiple=8, stored_in_presets=True,
           infotext_key="Size", widget="spin", object_name="heightSpin", step=64, suffix=" px"),
-    Field("sampler", str, DEFAULT_SAMPLER, "Sampler", "Sampler", stored_in_presets=True, infotext_key="Sampler",
-          widget="combo", object_name="samplerCombo", choices=_SAMPLERS),
+    # Presets store it as "seed_mode": "random" or "fixed".
+    Field("random_seed", bool, True, "Random seed", "Random seed each run", stored_in_presets=True,
+          preset_label="Seed mode (random/fixed)", widget="check",
+          object_name="randomSeedCheck", in_request=False),
+    # Seeds go to 2^32-1, beyond QSpinBox's 2^31-1: a double spin box with no decimals.
+    Field("seed", int, 0, "Seed", "Seed", 0, MAX_SEED, stored_in_presets=True, infotext_key="Seed",
+          widget="double", object_name="seedSpin", decimals=0),
     Field("batch_count", int, 1, "Batch count", "Batch count", 1, MAX_BATCH, widget="spin",
           object_name="batchSpin", form_label="Batch"),
-    Field("model", str, "", "Model", stored_in_presets=True, infotext_key="Model"),
     Field("mode", Mode, Mode.TXT2IMG, "Mode", "Mode", widget="combo", object_name="modeCombo", choices=_MODES),
     Field("strength", float, 0.75, "Strength", "Strength (denoising)", 0.0, 1.0, above=True, stored_in_presets=True,
           infotext_key="Denoising strength", widget="double", object_name="strengthSpin", step=0.05, decimals=2,
           applies_when={"mode": "img2img"}),
+    Field("model", str, "", "Model", stored_in_presets=True, infotext_key="Model"),
     Field("init_image", str, None, "Input image", nullable=True, in_settings=False),  # a PNG path
     Field("mask", str, None, "Mask", nullable=True, in_settings=False),  # a PNG path, white = repaint
     Field("mask_blur", int, 4, "Mask blur", "Mask blur", 0, 64, infotext_key="Mask blur", widget="spin",

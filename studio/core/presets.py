@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from studio.core.atomic import write_text_atomic
+from studio.core.fields import FIELD, FIELDS
 from studio.core.paths import data_home
-from studio.core.request import MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
 from studio.core.samplers import canonical_sampler
 from studio.core.settings import Settings
 
@@ -45,20 +45,13 @@ MAX_IMPORT_BYTES = 32_000_000  # a style file to import, or a collection written
 MAX_MESSAGE_WARNINGS = 3  # warnings quoted in one message; the rest are counted
 MAX_WARNING_CHARS = 200
 Progress = Callable[[int, int], None]  # (done, total)
-# Every field a preset may hold, in the order the save dialog lists them.
-PRESET_FIELDS: tuple[str, ...] = (
-    "prompt",
-    "negative_prompt",
-    "guidance",
-    "steps",
-    "sampler",
-    "width",
-    "height",
-    "seed_mode",
-    "seed",
-    "strength",
-    "model",
-)
+SEED_MODE = "seed_mode"  # a preset's name for random_seed: "random" or "fixed"
+# Every field a preset may hold, in the order the save dialog lists them (fields.py says which).
+PRESET_FIELDS: tuple[str, ...] = tuple(SEED_MODE if f.name == "random_seed" else f.name for f in FIELDS if f.stored_in_presets)
+# What the save dialog calls each of them.
+PRESET_FIELD_LABELS: dict[str, str] = {
+    SEED_MODE if f.name == "random_seed" else f.name: f.preset_label or f.label for f in FIELDS if f.stored_in_presets
+}
 SEED_MODES = ("random", "fixed")
 # Device names Windows reserves in any folder, with any extension: COM0-9 and LPT0-9 include the
 # superscript digits ¹²³ (Microsoft's "Naming Files, Paths, and Namespaces").
@@ -118,45 +111,24 @@ def _number(value: Any, kind: type) -> Any:
 
 
 def _check_field(key: str, value: Any) -> Any:
-    """The field's value, normalised; ValueError with a reason if it is invalid."""
-    if key in ("prompt", "negative_prompt", "model"):
-        if not isinstance(value, str):
-            raise ValueError("must be text")
-        return value
-    if key == "sampler":
-        if not isinstance(value, str):
-            raise ValueError("must be text")
-        return canonical_sampler(value)
-    if key == "seed_mode":
+    """The field's value, normalised; ValueError with a reason if it is invalid. Types and
+    ranges are the request's (fields.py): a preset never holds what Generate would refuse."""
+    if key not in PRESET_FIELDS:
+        raise ValueError("unknown field")
+    if key == SEED_MODE:
         if value not in SEED_MODES:
             raise ValueError(f"must be one of {', '.join(SEED_MODES)}")
         return value
-    if key == "steps":
-        value = _number(value, int)
-        if not 1 <= value <= MAX_STEPS:
-            raise ValueError(f"must be 1..{MAX_STEPS}")
-        return value
-    if key in ("width", "height"):
-        value = _number(value, int)
-        if not MIN_SIDE <= value <= MAX_SIDE or value % 8:
-            raise ValueError(f"must be a multiple of 8 in {MIN_SIDE}..{MAX_SIDE}")
-        return value
-    if key == "seed":
-        value = _number(value, int)
-        if not 0 <= value <= MAX_SEED:
-            raise ValueError(f"must be 0..{MAX_SEED}")
-        return value
-    if key == "guidance":
-        value = _number(value, float)
-        if not 0.0 <= value <= 50.0:
-            raise ValueError("must be 0..50")
-        return value
-    if key == "strength":
-        value = _number(value, float)
-        if not 0.0 < value <= 1.0:
-            raise ValueError("must be above 0 and at most 1")
-        return value
-    raise ValueError("unknown field")
+    f = FIELD[key]
+    if f.type is str:
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        return canonical_sampler(value) if key == "sampler" else value
+    value = _number(value, f.type)
+    problem = f.problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def preset_from_dict(data: Any, builtin: bool = False) -> tuple[Preset, list[str]]:
@@ -294,15 +266,11 @@ def apply_preset(preset: Preset, settings: Settings) -> Settings:
     values = preset.values
     names = {f.name for f in dataclasses.fields(settings)}
     changes: dict[str, Any] = {}
-    for key in ("guidance", "steps", "sampler", "width", "height", "strength", "model"):
-        if key in values and key in names:
+    for key in PRESET_FIELDS:
+        if key not in STYLE_FIELDS and key != SEED_MODE and key in values and key in names:
             changes[key] = values[key]
-    if values.get("seed_mode") == "random":
-        changes["random_seed"] = True
-    elif values.get("seed_mode") == "fixed":
-        changes["random_seed"] = False
-    if "seed" in values:
-        changes["seed"] = values["seed"]
+    if values.get(SEED_MODE) in SEED_MODES:
+        changes["random_seed"] = values[SEED_MODE] == "random"
     return dataclasses.replace(settings, **{k: v for k, v in changes.items() if k in names})
 
 
@@ -312,7 +280,7 @@ def capture_values(settings: Settings, chosen: Iterable[str]) -> dict[str, Any]:
     for key in chosen:
         if key not in PRESET_FIELDS:
             raise PresetError(f"Unknown preset field {key!r}.")
-        if key == "seed_mode":
+        if key == SEED_MODE:
             values[key] = "random" if settings.random_seed else "fixed"
         elif hasattr(settings, key):
             values[key] = _check_field(key, getattr(settings, key))

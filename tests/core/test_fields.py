@@ -90,3 +90,13 @@ def test_infotext_keys_are_unique_but_for_the_pairs_a1111_writes_as_one():
         "Seed resize from": ["seed_resize_width", "seed_resize_height"],
         "Denoising strength": ["strength", "hires_denoise"],  # the hires pass's when hires fix is on
     }
+
+
+def test_presets_store_the_fields_the_table_marks_with_its_labels_and_ranges():
+    from studio.core.presets import PRESET_FIELD_LABELS, PRESET_FIELDS, preset_from_dict
+
+    stored = [f.name for f in FIELDS if f.stored_in_presets]
+    assert list(PRESET_FIELDS) == ["seed_mode" if name == "random_seed" else name for name in stored]
+    assert PRESET_FIELD_LABELS["guidance"] == "Guidance" and PRESET_FIELD_LABELS["seed_mode"].startswith("Seed mode")
+    preset, warnings = preset_from_dict({"name": "p", "guidance": 40, "steps": 151, "strength": 0})
+    assert preset.values == {"guidance": 40.0} and len(warnings) == 2  # the request's ranges, not a copy
