@@ -18,6 +18,7 @@ JSON it is, so a camera's description is never mistaken for a request.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import io
 import json
 import math
@@ -33,6 +34,7 @@ from typing import Any, Mapping
 from PIL import Image, PngImagePlugin
 
 from studio.core.atomic import write_bytes_atomic
+from studio.core.fields import FIELD, FIELDS, Field
 from studio.core.infotext import parse_infotext
 from studio.core.outputs import PARAMETERS_KEY, REQUEST_KEY
 from studio.core.request import MAX_SEED, GenerationRequest, InvalidRequest, Mode
@@ -55,6 +57,8 @@ MAX_GRAPH_HOPS = 32
 
 # Fields `fields` may hold: Settings' names, plus strength (img2img) which Settings may lack.
 FIELD_NAMES = ("prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "sampler", "strength")
+# Inpainting's options, read from A1111's inpaint keys (Mask blur, Masked content, ...).
+INPAINT_FIELD_NAMES = tuple(f.name for f in FIELDS if f.applies_when.get("mode") == "inpaint")
 # A1111's extras (their Settings names): hires fix, variations, clip skip.
 EXTRA_FIELD_NAMES = (
     "clip_skip", "hires_fix", "hires_scale", "hires_steps", "hires_denoise", "hires_upscaler",
@@ -143,12 +147,41 @@ def _json(text: str) -> Any:
 
 
 # -- A1111 -------------------------------------------------------------------------------------
-_A1111_MAPPED = {
-    "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Denoising strength", "Clip skip",
-    "Hires upscale", "Hires steps", "Hires upscaler", "Variation seed", "Variation seed strength", "Seed resize from",
-    "Lora hashes", "TI hashes",  # what they name is in the prompt text; the hashes only identify files
-}  # fmt: skip
+# The keys the reader maps onto fields (fields.py's infotext_key), and those whose content is
+# elsewhere: the model and VAE are chosen from "Model"/"Model hash"/"VAE" by the caller, and what
+# `Lora hashes` and `TI hashes` name is in the prompt text (the hashes only identify files).
+_A1111_MAPPED = {f.infotext_key for f in FIELDS if f.infotext_key and f.in_settings and f.name not in ("model", "vae")} | {
+    "Schedule type", "Lora hashes", "TI hashes",
+}
 _HIRES_KEYS = ("Hires upscale", "Hires upscaler", "Hires resize")  # A1111's test that hires fix was on
+
+
+def _choice(f: Field, raw: str) -> str | None:
+    """The stored value of an enum field named as A1111 writes it ("latent noise", "Only masked")."""
+    text = " ".join(str(raw).split()).casefold()
+    for shown, stored in f.choices:
+        if text in (shown.casefold(), stored.casefold(), stored.replace("_", " ").casefold()):
+            return stored
+    return None
+
+
+def _from_key(p: Mapping[str, str], name: str, fields: dict, extras: dict) -> None:
+    """Field `name` from the A1111 key fields.py gives it, as the field's type; a value that
+    does not convert stays an extra under its key. Ranges are applied later (_in_range)."""
+    f = FIELD[name]
+    key = f.infotext_key
+    if key is None or key not in p:
+        return
+    raw = p[key]
+    if isinstance(f.default, enum.Enum):
+        value: Any = _choice(f, raw)
+    elif f.type is int:
+        value = _seed(raw) if f.maximum == MAX_SEED else _int(raw)  # a seed beyond 2^32 is another seed
+    elif f.type is float:
+        value = _float(raw)
+    else:
+        value = raw
+    _put(fields, extras, name, value, raw, key)
 
 
 def _resize_scale(text: str, fields: dict) -> float | None:
@@ -179,8 +212,7 @@ def _a1111_extras(p: Mapping[str, str], fields: dict, extras: dict) -> None:
             fields["hires_fix"] = False
             extras.update({k: p[k] for k in ("Hires upscale", "Hires resize") if k in p})
         fields["hires_steps"] = 0
-        if "Hires steps" in p:
-            _put(fields, extras, "hires_steps", _int(p["Hires steps"]), p["Hires steps"], "Hires steps")
+        _from_key(p, "hires_steps", fields, extras)
         upscaler = " ".join(p.get("Hires upscaler", "Latent").split())
         known = {name.casefold(): name for name in HIRES_UPSCALERS}
         if upscaler.casefold() in known:
@@ -194,11 +226,8 @@ def _a1111_extras(p: Mapping[str, str], fields: dict, extras: dict) -> None:
                  p["Denoising strength"], "Denoising strength")
     fields["variation"] = "Variation seed" in p or "Seed resize from" in p
     fields["variation_strength"] = 0.0
-    if "Variation seed" in p:
-        _put(fields, extras, "variation_seed", _seed(p["Variation seed"]), p["Variation seed"], "Variation seed")
-    if "Variation seed strength" in p:
-        _put(fields, extras, "variation_strength", _float(p["Variation seed strength"]),
-             p["Variation seed strength"], "Variation seed strength")
+    _from_key(p, "variation_seed", fields, extras)
+    _from_key(p, "variation_strength", fields, extras)
     fields["seed_resize_width"] = fields["seed_resize_height"] = 0
     if "Seed resize from" in p:
         width, _, height = p["Seed resize from"].partition("x")
@@ -216,9 +245,8 @@ def from_a1111(text: str, source: str = "a1111") -> ImageMetadata:
     fields: dict[str, Any] = {"prompt": info.prompt, "negative_prompt": info.negative_prompt}
     extras = {k: v for k, v in info.params.items() if k not in _A1111_MAPPED}
     p = info.params
-    _put(fields, extras, "steps", _int(p.get("Steps")), p.get("Steps"), "Steps")
-    _put(fields, extras, "guidance", _float(p.get("CFG scale")), p.get("CFG scale"), "CFG scale")
-    _put(fields, extras, "seed", _seed(p.get("Seed")), p.get("Seed"), "Seed")
+    for name in ("steps", "guidance", "seed"):
+        _from_key(p, name, fields, extras)
     if "Sampler" in p:
         schedule = p.get("Schedule type", "")
         _put(fields, extras, "sampler", _sampler(p["Sampler"], schedule), p["Sampler"], "Sampler")
@@ -228,6 +256,10 @@ def from_a1111(text: str, source: str = "a1111") -> ImageMetadata:
         width, _, height = p["Size"].partition("x")
         _size(fields, extras, width, height, "Size")
     _a1111_extras(p, fields, extras)
+    if "Mask blur" in p:  # an inpainting: A1111 names the area only when it is "Only masked"
+        fields["inpaint_area"] = FIELD["inpaint_area"].settings_default
+    for name in INPAINT_FIELD_NAMES:
+        _from_key(p, name, fields, extras)
     if "Denoising strength" in p and not fields["hires_fix"]:  # with hires fix it is the hires pass's
         strength = _float(p["Denoising strength"])
         _put(fields, extras, "strength", strength if strength and 0 < strength <= 1 else None,
@@ -643,7 +675,7 @@ def read_metadata(path: Path | str) -> ImageMetadata:
 
 # -- applying to Settings ------------------------------------------------------------------------
 RESTORE_GROUPS = {
-    "all": FIELD_NAMES + EXTRA_FIELD_NAMES,
+    "all": FIELD_NAMES + INPAINT_FIELD_NAMES + EXTRA_FIELD_NAMES,
     "seed": ("seed",),
     "prompt": ("prompt", "negative_prompt"),
     "size": ("width", "height"),

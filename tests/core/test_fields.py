@@ -100,3 +100,19 @@ def test_presets_store_the_fields_the_table_marks_with_its_labels_and_ranges():
     assert PRESET_FIELD_LABELS["guidance"] == "Guidance" and PRESET_FIELD_LABELS["seed_mode"].startswith("Seed mode")
     preset, warnings = preset_from_dict({"name": "p", "guidance": 40, "steps": 151, "strength": 0})
     assert preset.values == {"guidance": 40.0} and len(warnings) == 2  # the request's ranges, not a copy
+
+
+def test_a1111_inpaint_keys_are_read_by_their_table_keys_and_clamped():
+    from studio.core.metadata import apply_fields, from_a1111, parse_chunks
+
+    text = ("a fox\nSteps: 20, Sampler: Euler a, CFG scale: 40, Seed: 5, Size: 512x512, Denoising strength: 0.5, "
+            "Mask blur: 99, Masked content: latent noise, Inpaint area: Only masked, Masked area padding: 48")
+    meta = parse_chunks({"parameters": text})
+    assert meta.fields["guidance"] == 40.0  # not clamped to a narrower panel range
+    assert meta.fields["mask_blur"] == 64  # clamped into the table's 0..64
+    assert (meta.fields["masked_content"], meta.fields["inpaint_area"], meta.fields["inpaint_padding"]) == (
+        "latent_noise", "only_masked", 48)
+    restored = apply_fields(Settings(), meta.fields)
+    assert (restored.masked_content, restored.inpaint_area, restored.inpaint_padding) == ("latent_noise", "only_masked", 48)
+    odd = from_a1111(text.replace("latent noise", "latent nothing"))
+    assert odd.extras["Masked content"] == "latent nothing" and "masked_content" not in odd.fields
