@@ -191,7 +191,7 @@ FIELDS: tuple[Field, ...] = (
           infotext_key="Size", widget="spin", object_name="heightSpin", step=64, suffix=" px"),
     # Presets store it as "seed_mode": "random" or "fixed".
     Field("random_seed", bool, True, "Random seed", "Random seed each run", stored_in_presets=True,
-          preset_label="Seed mode (random/fixed)", widget="check",
+          preset_label="Seed mode (random/fixed)", widget="check", form_label="Random",
           object_name="randomSeedCheck", in_request=False),
     # Seeds go to 2^32-1, beyond QSpinBox's 2^31-1: a double spin box with no decimals.
     Field("seed", int, 0, "Seed", "Seed", 0, MAX_SEED, stored_in_presets=True, infotext_key="Seed",

@@ -18,15 +18,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.request import MAX_BATCH, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
-from studio.core.samplers import SAMPLER_NAMES
-from studio.core.settings import HIRES_UPSCALERS, MAX_HIRES_SCALE, Settings
+from studio.core.fields import FIELD, PANEL_FIELDS, Field
+from studio.core.settings import Settings
 from studio.ui.drop import has_dropped_images
 from studio.ui.lora_picker import LoraButton
 from studio.ui.preset_bar import StyleChip
 from studio.ui.token_counter import TokenCounter
 
-MODES = (("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint"))
+MODES = FIELD["mode"].choices  # (label, value)
 
 
 def _named(widget, object_name: str, accessible: str):
@@ -34,6 +33,42 @@ def _named(widget, object_name: str, accessible: str):
     widget.setAccessibleName(accessible)
     widget.setToolTip(accessible)
     return widget
+
+
+def field_widget(f: Field) -> QWidget:
+    """A widget for field `f`, built and configured from the table (core/fields.py): its
+    objectName, tooltip, range, step, decimals, suffix, special text and choices."""
+    if f.widget == "spin":
+        widget = QSpinBox()
+    elif f.widget == "double":
+        widget = QDoubleSpinBox()
+    elif f.widget == "combo":
+        widget = QComboBox()
+        for shown, stored in f.choices:
+            widget.addItem(shown, stored)
+    elif f.widget == "check":
+        widget = QCheckBox(f.form_label or f.label)
+    elif f.widget == "text":
+        widget = PromptEdit()
+    else:
+        raise ValueError(f"{f.name} has no widget")
+    configure_widget(widget, f)
+    return widget
+
+
+def configure_widget(widget: QWidget, f: Field) -> None:
+    """Name and range `widget` as field `f` says (also for widgets built elsewhere: group boxes)."""
+    _named(widget, f.object_name, f.tooltip or f.label)
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        if isinstance(widget, QDoubleSpinBox) and f.decimals is not None:
+            widget.setDecimals(f.decimals)  # before the range: Qt rounds the range to the decimals
+        widget.setRange(f.lowest, f.maximum)
+        if f.step is not None:
+            widget.setSingleStep(f.step)
+        if f.suffix:
+            widget.setSuffix(f.suffix)
+        if f.special_text:
+            widget.setSpecialValueText(f.special_text)
 
 
 def _is_ctrl_enter(event) -> bool:
@@ -87,23 +122,18 @@ class GenerationPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.prompt = _named(PromptEdit(), "promptEdit", "Prompt")
+        widgets = {f.name: field_widget(f) for f in PANEL_FIELDS if f.widget != "check" or f.name == "random_seed"}
+        self.prompt = widgets["prompt"]
         self.prompt.setPlaceholderText("Describe the image…")
-        self.negative = _named(PromptEdit(), "negativePromptEdit", "Negative prompt")
+        self.negative = widgets["negative_prompt"]
         self.negative.setPlaceholderText("What to avoid…")
         self.negative.setMaximumHeight(70)
 
-        self.guidance = _named(QDoubleSpinBox(), "guidanceSpin", "Guidance (CFG scale)")
-        self.guidance.setRange(0.0, 30.0)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setDecimals(1)
-        self.steps = _named(QSpinBox(), "stepsSpin", "Steps")
-        self.steps.setRange(1, MAX_STEPS)
-        # A double spin box with no decimals: QSpinBox stops at 2^31-1, seeds go to 2^32-1.
-        self.seed = _named(QDoubleSpinBox(), "seedSpin", "Seed")
-        self.seed.setDecimals(0)
-        self.seed.setRange(0, MAX_SEED)
-        self.random_seed = _named(QCheckBox("Random"), "randomSeedCheck", "Random seed each run")
+        self.guidance = widgets["guidance"]
+        self.steps = widgets["steps"]
+        # A double spin box with no decimals (fields.py): QSpinBox stops at 2^31-1, seeds go to 2^32-1.
+        self.seed = widgets["seed"]
+        self.random_seed = widgets["random_seed"]
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         # Said next to the seed after a restore: a restored seed unticks Random, and every
         # later run would silently reuse it.
@@ -112,37 +142,19 @@ class GenerationPanel(QWidget):
         self.seed_hint.setWordWrap(True)
         self.seed_hint.hide()
         self.random_seed.toggled.connect(self._random_toggled)
-        self.width_spin = _named(QSpinBox(), "widthSpin", "Width")
-        self.height_spin = _named(QSpinBox(), "heightSpin", "Height")
+        self.width_spin = widgets["width"]
+        self.height_spin = widgets["height"]
         for spin in (self.width_spin, self.height_spin):
-            spin.setRange(MIN_SIDE, MAX_SIDE)
-            spin.setSingleStep(64)
-            spin.setSuffix(" px")
             spin.editingFinished.connect(lambda s=spin: s.setValue(round(s.value() / 8) * 8))
-        self.sampler = _named(QComboBox(), "samplerCombo", "Sampler")
-        self.sampler.addItems(SAMPLER_NAMES)
-        self.batch = _named(QSpinBox(), "batchSpin", "Batch count")
-        self.batch.setRange(1, MAX_BATCH)
+        self.sampler = widgets["sampler"]
+        self.batch = widgets["batch_count"]
 
-        self.mode = _named(QComboBox(), "modeCombo", "Mode")
-        for label, mode in MODES:
-            self.mode.addItem(label, mode)
-        self.strength = _named(QDoubleSpinBox(), "strengthSpin", "Strength (denoising)")
-        self.strength.setRange(0.01, 1.0)
-        self.strength.setSingleStep(0.05)
-        self.mask_blur = _named(QSpinBox(), "maskBlurSpin", "Mask blur")
-        self.mask_blur.setRange(0, 64)
-        self.mask_blur.setSuffix(" px")
-        self.inpaint_area = _named(QComboBox(), "inpaintAreaCombo", "Inpaint area")
-        self.inpaint_area.addItem("Whole picture", "whole")
-        self.inpaint_area.addItem("Only masked", "only_masked")
-        self.padding = _named(QSpinBox(), "inpaintPaddingSpin", "Only masked padding")
-        self.padding.setRange(0, 256)
-        self.padding.setSuffix(" px")
-        self.masked_content = _named(QComboBox(), "maskedContentCombo", "Masked content")
-        self.masked_content.addItem("Original", "original")
-        self.masked_content.addItem("Fill", "fill")
-        self.masked_content.addItem("Latent noise", "latent_noise")
+        self.mode = widgets["mode"]
+        self.strength = widgets["strength"]
+        self.mask_blur = widgets["mask_blur"]
+        self.inpaint_area = widgets["inpaint_area"]
+        self.padding = widgets["inpaint_padding"]
+        self.masked_content = widgets["masked_content"]
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.inpaint_area.currentIndexChanged.connect(self._mode_changed)
 
@@ -167,20 +179,14 @@ class GenerationPanel(QWidget):
         size_row.addWidget(self.height_spin)
         form = QFormLayout()
         self.form = form
-        form.addRow("Mode", self.mode)
-        form.addRow("Strength", self.strength)
-        form.addRow("Mask blur", self.mask_blur)
-        form.addRow("Inpaint area", self.inpaint_area)
-        form.addRow("Padding", self.padding)
-        form.addRow("Masked content", self.masked_content)
-        form.addRow("Sampler", self.sampler)
-        form.addRow("Steps", self.steps)
-        form.addRow("Guidance", self.guidance)
-        form.addRow("Seed", seed_row)
+        for name in ("mode", "strength", "mask_blur", "inpaint_area", "inpaint_padding", "masked_content",
+                     "sampler", "steps", "guidance"):
+            form.addRow(_row_label(name), widgets[name])
+        form.addRow(_row_label("seed"), seed_row)
         form.addRow("", self.seed_hint)
         form.addRow("", self.last_seed)
         form.addRow("Size", size_row)
-        form.addRow("Batch", self.batch)
+        form.addRow(_row_label("batch_count"), self.batch)
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
@@ -200,7 +206,9 @@ class GenerationPanel(QWidget):
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)
         layout.addLayout(form)
-        self._build_a1111_extras(form, layout)
+        self._build_a1111_extras(form, layout, widgets)
+        # Every panel field's widget, by field name: load() and store() go through this.
+        self.field_widgets: dict[str, QWidget] = {**widgets, "hires_fix": self.hires_group, "variation": self.variation_group}
         layout.addLayout(buttons)
 
     def show_restored_seed(self) -> None:
@@ -238,122 +246,80 @@ class GenerationPanel(QWidget):
         self.cancel_button.setEnabled(running)
 
     def load(self, s: Settings) -> None:
-        self.prompt.setPlainText(s.prompt)
-        self.negative.setPlainText(s.negative_prompt)
-        self.guidance.setValue(s.guidance)
-        self.steps.setValue(s.steps)
-        self.seed.setValue(s.seed)
-        self.random_seed.setChecked(s.random_seed)
+        for name, widget in self.field_widgets.items():
+            set_widget_value(widget, getattr(s, name))
         self.seed.setEnabled(not s.random_seed)
-        self.width_spin.setValue(s.width)
-        self.height_spin.setValue(s.height)
-        index = self.sampler.findText(s.sampler)
-        self.sampler.setCurrentIndex(max(index, 0))
-        self.batch.setValue(s.batch_count)
-        self.set_mode(s.mode)
-        self.strength.setValue(s.strength)
-        self.mask_blur.setValue(s.mask_blur)
-        self.inpaint_area.setCurrentIndex(max(0, self.inpaint_area.findData(s.inpaint_area)))
-        self.padding.setValue(s.inpaint_padding)
-        self.masked_content.setCurrentIndex(max(0, self.masked_content.findData(s.masked_content)))
-        self._load_a1111_extras(s)
         self._mode_changed()
 
     def store(self, s: Settings) -> None:
-        s.prompt = self.prompt.toPlainText()
-        s.negative_prompt = self.negative.toPlainText()
-        s.guidance = round(self.guidance.value(), 2)
-        s.steps = self.steps.value()
-        s.seed = int(self.seed.value())
-        s.random_seed = self.random_seed.isChecked()
-        s.width = self.width_spin.value()
-        s.height = self.height_spin.value()
-        s.sampler = self.sampler.currentText()
-        s.batch_count = self.batch.value()
-        s.mode = self.current_mode()
-        s.strength = round(self.strength.value(), 3)
-        s.mask_blur = self.mask_blur.value()
-        s.inpaint_area = self.inpaint_area.currentData()
-        s.inpaint_padding = self.padding.value()
-        s.masked_content = self.masked_content.currentData()
-        self._store_a1111_extras(s)
+        for name, widget in self.field_widgets.items():
+            setattr(s, name, widget_value(widget, FIELD[name]))
+        # A side below the smallest size would be refused by Generate: "Off" (0) or at least MIN_SIDE.
+        for name in ("seed_resize_width", "seed_resize_height"):
+            setattr(s, name, FIELD[name].clamp(getattr(s, name)))
 
     # -- A1111's extras: clip skip, hires fix, variation seeds ------------------------------------
-    def _build_a1111_extras(self, form: QFormLayout, layout: QVBoxLayout) -> None:
-        self.clip_skip = _named(QSpinBox(), "clipSkipSpin", "Clip skip (text encoder layers to skip)")
-        self.clip_skip.setRange(1, 12)
-        form.insertRow(form.getWidgetPosition(self.guidance)[0] + 1, "Clip skip", self.clip_skip)
+    def _build_a1111_extras(self, form: QFormLayout, layout: QVBoxLayout, widgets: dict[str, QWidget]) -> None:
+        self.clip_skip = widgets["clip_skip"]
+        form.insertRow(form.getWidgetPosition(self.guidance)[0] + 1, _row_label("clip_skip"), self.clip_skip)
 
-        self.hires_group = _collapsible(_named(QGroupBox("Hires fix"), "hiresGroup", "Hires fix: upscale, then denoise again"))
-        self.hires_scale = _named(QDoubleSpinBox(), "hiresScaleSpin", "Hires fix: upscale by")
-        self.hires_scale.setRange(1.0, MAX_HIRES_SCALE)
-        self.hires_scale.setSingleStep(0.05)
-        self.hires_scale.setDecimals(2)
-        self.hires_scale.setSuffix(" ×")
-        self.hires_steps = _named(QSpinBox(), "hiresStepsSpin", "Hires fix: steps (0 = as many as Steps)")
-        self.hires_steps.setRange(0, MAX_STEPS)
-        self.hires_steps.setSpecialValueText("Same as Steps")
-        self.hires_denoise = _named(QDoubleSpinBox(), "hiresDenoiseSpin", "Hires fix: denoising strength")
-        self.hires_denoise.setRange(0.01, 1.0)  # 0 would change nothing (and is refused)
-        self.hires_denoise.setSingleStep(0.05)
-        self.hires_upscaler = _named(QComboBox(), "hiresUpscalerCombo", "Hires fix: upscaler")
-        self.hires_upscaler.addItems(HIRES_UPSCALERS)
+        self.hires_group = _collapsible(QGroupBox(FIELD["hires_fix"].label))
+        configure_widget(self.hires_group, FIELD["hires_fix"])
+        self.hires_scale = widgets["hires_scale"]
+        self.hires_steps = widgets["hires_steps"]
+        self.hires_denoise = widgets["hires_denoise"]  # above 0: 0 would change nothing (and is refused)
+        self.hires_upscaler = widgets["hires_upscaler"]
         hires_form = QFormLayout(self.hires_group.contents)
-        hires_form.addRow("Upscale by", self.hires_scale)
-        hires_form.addRow("Steps", self.hires_steps)
-        hires_form.addRow("Denoising", self.hires_denoise)
-        hires_form.addRow("Upscaler", self.hires_upscaler)
+        for name in ("hires_scale", "hires_steps", "hires_denoise", "hires_upscaler"):
+            hires_form.addRow(_row_label(name), widgets[name])
 
-        self.variation_group = _collapsible(_named(QGroupBox("Variation"), "variationGroup", "Variation seed and resize seed"))
-        self.variation_seed = _named(QDoubleSpinBox(), "variationSeedSpin", "Variation seed")
-        self.variation_seed.setDecimals(0)  # seeds go beyond QSpinBox's 2^31-1, as Seed
-        self.variation_seed.setRange(0, MAX_SEED)
-        self.variation_strength = _named(QDoubleSpinBox(), "variationStrengthSpin", "Variation strength")
-        self.variation_strength.setRange(0.0, 1.0)
-        self.variation_strength.setSingleStep(0.05)
-        self.seed_resize_width = _named(QSpinBox(), "seedResizeWidthSpin", "Resize seed from width")
-        self.seed_resize_height = _named(QSpinBox(), "seedResizeHeightSpin", "Resize seed from height")
-        for spin in (self.seed_resize_width, self.seed_resize_height):
-            spin.setRange(0, MAX_SIDE)
-            spin.setSingleStep(64)
-            spin.setSpecialValueText("Off")
+        self.variation_group = _collapsible(QGroupBox(FIELD["variation"].label))
+        configure_widget(self.variation_group, FIELD["variation"])
+        self.variation_seed = widgets["variation_seed"]  # seeds go beyond QSpinBox's 2^31-1, as Seed
+        self.variation_strength = widgets["variation_strength"]
+        self.seed_resize_width = widgets["seed_resize_width"]
+        self.seed_resize_height = widgets["seed_resize_height"]
         resize_row = QHBoxLayout()
         resize_row.addWidget(self.seed_resize_width)
         resize_row.addWidget(QLabel("×"))
         resize_row.addWidget(self.seed_resize_height)
         variation_form = QFormLayout(self.variation_group.contents)
-        variation_form.addRow("Variation seed", self.variation_seed)
-        variation_form.addRow("Strength", self.variation_strength)
+        variation_form.addRow(_row_label("variation_seed"), self.variation_seed)
+        variation_form.addRow(_row_label("variation_strength"), self.variation_strength)
         variation_form.addRow("Resize seed from", resize_row)
         layout.addWidget(self.hires_group)
         layout.addWidget(self.variation_group)
 
-    def _load_a1111_extras(self, s: Settings) -> None:
-        self.clip_skip.setValue(s.clip_skip)
-        self.hires_group.setChecked(s.hires_fix)
-        self.hires_scale.setValue(s.hires_scale)
-        self.hires_steps.setValue(s.hires_steps)
-        self.hires_denoise.setValue(s.hires_denoise)
-        self.hires_upscaler.setCurrentIndex(max(0, self.hires_upscaler.findText(s.hires_upscaler)))
-        self.variation_group.setChecked(s.variation)
-        self.variation_seed.setValue(s.variation_seed)
-        self.variation_strength.setValue(s.variation_strength)
-        self.seed_resize_width.setValue(s.seed_resize_width)
-        self.seed_resize_height.setValue(s.seed_resize_height)
 
-    def _store_a1111_extras(self, s: Settings) -> None:
-        s.clip_skip = self.clip_skip.value()
-        s.hires_fix = self.hires_group.isChecked()
-        s.hires_scale = round(self.hires_scale.value(), 2)
-        s.hires_steps = self.hires_steps.value()
-        s.hires_denoise = round(self.hires_denoise.value(), 2)
-        s.hires_upscaler = self.hires_upscaler.currentText()
-        s.variation = self.variation_group.isChecked()
-        s.variation_seed = int(self.variation_seed.value())
-        s.variation_strength = round(self.variation_strength.value(), 3)
-        # A side below the smallest size would be refused by Generate: "Off" (0) or at least MIN_SIDE.
-        for name, spin in (("seed_resize_width", self.seed_resize_width), ("seed_resize_height", self.seed_resize_height)):
-            setattr(s, name, 0 if spin.value() == 0 else max(MIN_SIDE, spin.value()))
+def _row_label(name: str) -> str:
+    f = FIELD[name]
+    return f.form_label or f.label
+
+
+def set_widget_value(widget: QWidget, value) -> None:
+    """Show `value` (as Settings holds it) in a field's widget."""
+    if isinstance(widget, QPlainTextEdit):
+        widget.setPlainText(value)
+    elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        widget.setValue(value)
+    elif isinstance(widget, QComboBox):
+        widget.setCurrentIndex(max(0, widget.findData(value)))
+    else:  # a check box or a checkable group box
+        widget.setChecked(value)
+
+
+def widget_value(widget: QWidget, f: Field):
+    """The value a field's widget shows, as Settings holds it."""
+    if isinstance(widget, QPlainTextEdit):
+        return widget.toPlainText()
+    if isinstance(widget, QDoubleSpinBox):
+        value = widget.value()
+        return int(value) if f.type is int else round(value, widget.decimals())
+    if isinstance(widget, QSpinBox):
+        return widget.value()
+    if isinstance(widget, QComboBox):
+        return widget.currentData()
+    return widget.isChecked()
 
 
 def _collapsible(group: QGroupBox) -> QGroupBox:
