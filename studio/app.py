@@ -54,6 +54,39 @@ def configure_app(app) -> None:
     app.setWindowIcon(app_icon())
 
 
+def build_controller(worker):
+    """The application layer over the local engine thread: a StudioController with the
+    LocalBackend, the job queue saved in the data folder, and the writer for the output folder
+    the settings name at each save (KeepingWriter). Returns it with the queue's startup
+    messages (a damaged queue file set aside, jobs left from last time)."""
+    from studio.app_layer.controller import StudioController
+    from studio.app_layer.local_backend import LocalBackend
+    from studio.core.job_queue import JobQueue
+    from studio.ui.lora_picker import saved_model_dirs
+
+    queue, messages = JobQueue.load()
+    backend = LocalBackend(worker, saved_model_dirs)
+    return StudioController(backend, queue, OutputFolderWriter()), messages
+
+
+class OutputFolderWriter:
+    """The controller's OutputWriter for the folder settings.json names at each save (the one
+    KeepingWriter uses), so a folder chosen a moment ago takes the next image. A failed write
+    raises the OSError itself: the writer thread turns it into ImageSaveFailed, which keeps the
+    pixels for "Save as…" (KeepingWriter's UnsavedImage is the engine's way of doing that)."""
+
+    @property
+    def root(self):
+        from studio.core.output_folder import KeepingWriter
+
+        return KeepingWriter().root
+
+    def save(self, image, request):
+        from studio.core.outputs import OutputWriter
+
+        return OutputWriter(self.root).save(image, request)
+
+
 def build_main_window(worker, model: str | None = None, device: str | None = None):
     """Settings in, window on screen with its startup messages. `--model` and the fallback for a
     vanished model are for this run only: settings.json keeps just a model that loaded
@@ -82,11 +115,15 @@ def build_main_window(worker, model: str | None = None, device: str | None = Non
     from studio.ui.theme import apply_theme
 
     settings.theme = apply_theme(settings.theme)  # before the window exists: every widget starts themed
-    window = MainWindow(settings, settings_file(), worker)
+    controller, queue_messages = build_controller(worker)
+    window = MainWindow(settings, settings_file(), worker, controller)
     window.remembered_model = remembered
     window.show()
     if warning:
         window.notify(warning)  # kept in front of the "Loading…" that follows at once
+    damaged = [text for text in queue_messages if "last session" not in text]  # the Run/Discard bar says the rest
+    if damaged:
+        window.notify(" ".join(damaged))
     if missing_model:
         window.banner.show_error(_missing_model_error(missing_model, bool(effective_model(settings))))
     return window

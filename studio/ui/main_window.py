@@ -1,7 +1,10 @@
-"""The main window: generation panel on the left, canvas in the middle, progress below.
+"""The main window: generation panel on the left, canvas in the middle, queue and history
+docked on the right, progress below.
 
 Widgets edit Settings (the view-model); Generate freezes them into a GenerationRequest and
-hands it to the engine worker. Only this thread touches widgets or makes pixmaps.
+hands it to the StudioController, which queues and runs the jobs, writes the images and adds
+them to the history; the window shows what its signals say. Only this thread touches widgets
+or makes pixmaps.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,7 @@ from PySide6.QtCore import QByteArray, QEvent, QMimeData, QObject, Qt, QUrl, Sig
 from PySide6.QtGui import QActionGroup, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -33,21 +39,23 @@ from PySide6.QtWidgets import (
 )
 
 from studio import APP_NAME
+from studio.core.atomic import write_text_atomic
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import (
     ImageFinished,
-    JobCancelled,
+    ImageSaved,
+    ImageSaveFailed,
     JobFailed,
-    JobFinished,
-    JobStarted,
+    ModelFailed,
     ModelLoaded,
     ModelLoading,
 )
+from studio.core.jsonfile import read_json_object
 from studio.core.mask_ops import PreviewCompositor
 from studio.core.metadata import export_image
 from studio.core.output_folder import UnsavedImage, check_output_folder, output_folder
 from studio.core.outputs import png_bytes, save_input
-from studio.core.paths import inputs_dir
+from studio.core.paths import data_home, inputs_dir
 from studio.core.presets import apply_style
 from studio.core.request import InvalidRequest
 from studio.core.settings import (
@@ -64,7 +72,9 @@ from studio.ui.generation_panel import GenerationPanel
 from studio.ui.images import rgb_from_qimage
 from studio.ui.model_picker import MemoryButton, ModelPicker, memory_options
 from studio.ui.progress import ProgressClock
+from studio.ui.queue_panel import JobTracker, QueuePanel, RestoredJobsBar
 from studio.ui.recall import Recall
+from studio.ui.step_scrubber import PreviewStore, StepScrubber
 from studio.ui.theme import THEMES, apply_theme, canvas_background, current_theme
 from studio.ui.worker import EngineWorker
 
@@ -84,6 +94,11 @@ READY_TEXT = {
     "inpaint": "Inpainting needs an input image: open one (Ctrl+O), paste it (Ctrl+V) or drop it here, "
                "then paint over the part to change.",
 }
+
+
+def brush_file() -> Path:
+    """The mask brush's hardness and opacity, kept for the next start."""
+    return data_home() / "brush.json"
 
 
 class ErrorBanner(QFrame):
@@ -138,7 +153,9 @@ class MainWindow(QMainWindow):
     closing = Signal()
     jobEnded = Signal(str)  # "finished", "cancelled" or "failed", once the window has shown it
 
-    def __init__(self, settings: Settings, settings_path: Path, worker: EngineWorker):
+    def __init__(self, settings: Settings, settings_path: Path, worker: EngineWorker, controller=None):
+        """`controller`: the StudioController the composition root (studio.app) built; without
+        one, the window builds the same one around `worker` (tests, scripts)."""
         super().__init__()
         self.setWindowTitle(APP_NAME)
         self.resize(1280, 820)
@@ -147,14 +164,18 @@ class MainWindow(QMainWindow):
         # What settings.json says about the model: only a model that loaded is remembered, so a
         # wrong folder or `studio --model /nope` cannot break every later start.
         self.remembered_model = settings.model
-        self.worker = worker
-        self.running = False
+        self.worker = worker  # the engine thread's worker: what closing stops (EngineCloser)
+        if controller is None:
+            from studio.app import build_controller
+
+            controller, _messages = build_controller(worker)
+        self.controller = controller
+        self.jobs = JobTracker()
+        self.previews = PreviewStore()
         self.model_ready = False
-        self._request = None
         self.last_image_path: Path | None = None
         self._clock = ProgressClock()
         self._load_note = ""  # what ModelLoading said about memory; kept if the load fails
-        self._job_notes: list[str] = []  # ImageFinished notes of the running job
         self._previews: PreviewCompositor | None = None  # inpaint previews onto the kept area
         self._notice = ""  # a startup message kept in front of the loading status until the model is ready
         self.unsaved: UnsavedImage | None = None  # a finished image whose file could not be written
@@ -172,6 +193,7 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_status()
         self.recall = Recall(self)
+        self._build_queue_dock()
         self._left_column.insertWidget(0, self.recall.preset_bar)
         self.recall.preset_bar.styleApplied.connect(self.panel.style_chip.set_style)
         self._connect()
@@ -181,6 +203,7 @@ class MainWindow(QMainWindow):
         self._drag_leave_balancer = _DragLeaveBalancer(self)
         self.canvas.viewport().installEventFilter(self._drag_leave_balancer)
         self._restore_window_state()
+        self._restore_brush()
 
     # -- construction ---------------------------------------------------------------------
     def _build_toolbar(self) -> None:
@@ -243,6 +266,7 @@ class MainWindow(QMainWindow):
             self.theme_actions[name] = action
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.recall.dock.toggleViewAction())
+        self.view_menu.addAction(self.queue_dock.toggleViewAction())
         self._sync_canvas_background()
 
     def set_theme(self, name: str) -> None:
@@ -265,6 +289,24 @@ class MainWindow(QMainWindow):
                 except (ValueError, UnicodeEncodeError):
                     pass  # a hand-edited value: the default layout
 
+    def _restore_brush(self) -> None:
+        """The brush's hardness and opacity as the last quit left them (its size comes back with
+        the session, the mask colour with the settings)."""
+        data = read_json_object(brush_file(), 4096) if brush_file().exists() else None
+        if not data:
+            return
+        changes = {key: min(1.0, max(0.0, float(data[key]))) for key in ("hardness", "opacity")
+                   if type(data.get(key)) in (int, float)}
+        if changes:
+            self.canvas.set_brush(**changes)
+
+    def _store_brush(self) -> None:
+        brush = self.canvas.brush
+        try:
+            write_text_atomic(brush_file(), json.dumps({"hardness": brush.hardness, "opacity": brush.opacity}))
+        except OSError:
+            pass  # best effort, as the session is: the defaults next time
+
     def _store_window_state(self) -> None:
         self.settings.window_state = base64.b64encode(bytes(self.saveState().data())).decode("ascii")
         self.settings.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii")
@@ -281,14 +323,40 @@ class MainWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
+        self.restored_bar = RestoredJobsBar(self.controller)
+        self.scrubber = StepScrubber(self.previews, self._show_step, self._show_final)
         right_layout.addWidget(self.banner)
+        right_layout.addWidget(self.restored_bar)
         right_layout.addWidget(self.canvas, 1)
+        right_layout.addWidget(self.scrubber)
         splitter = QSplitter()
         splitter.addWidget(scroll)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([360, 920])
         self.setCentralWidget(splitter)
+
+    def _build_queue_dock(self) -> None:
+        """The Queue dock under the History dock; part of the saved window state (its objectName)."""
+        self.queue_panel = QueuePanel(self.controller)
+        dock = QDockWidget("Queue", self)
+        dock.setObjectName("queueDock")
+        dock.setWidget(self.queue_panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(self.HISTORY_AREA, dock)
+        self.splitDockWidget(self.recall.dock, dock, Qt.Orientation.Vertical)
+        self.queue_dock = dock
+
+    def _show_step(self, pixels: np.ndarray, size: tuple[int, int] | None) -> None:
+        self.canvas.show_pixels(pixels, size, what="step")
+
+    def _show_final(self) -> None:
+        self.canvas.show_current()
+
+    def _job_selected(self, job_id: str) -> None:
+        """A job picked in the queue: its steps in the scrubber while they are in memory."""
+        if job_id != self.controller.running_job and self.scrubber.show_run(job_id):
+            self.scrubber.slider.setValue(self.scrubber.slider.maximum())
 
     def _build_status(self) -> None:
         self.progress = QProgressBar()
@@ -316,18 +384,20 @@ class MainWindow(QMainWindow):
         self.picker.problem.connect(self.banner.show_error)
         self.memory_button.changed.connect(self._memory_changed)
         self.device_combo.currentTextChanged.connect(self._device_changed)
-        w = self.worker
-        # Bound methods only: a lambda's context would be the worker, so it would run in the
-        # engine thread and touch widgets from there.
-        w.modelLoading.connect(self._model_loading)
-        w.modelLoaded.connect(self._model_loaded)
-        w.modelFailed.connect(self._model_failed)
-        w.jobStarted.connect(self._job_started)
-        w.stepReady.connect(self._step)
-        w.imageFinished.connect(self._image_finished)
-        w.jobFinished.connect(self._job_finished)
-        w.jobCancelled.connect(self._job_cancelled)
-        w.jobFailed.connect(self._job_failed)
+        c = self.controller  # lives in the GUI thread: its signals arrive here directly
+        c.modelLoading.connect(self._model_loading)
+        c.modelLoaded.connect(self._model_loaded)
+        c.modelFailed.connect(self._model_failed)
+        c.jobStarted.connect(self._job_started)
+        c.stepProgress.connect(self._step)
+        c.imageReady.connect(self._image_ready)
+        c.imageSaved.connect(self._image_saved)
+        c.saveFailed.connect(self._save_failed)
+        c.jobFailed.connect(self._job_failed)
+        c.jobEnded.connect(self._controller_job_ended)
+        c.message.connect(self._status)
+        self.queue_panel.jobSelected.connect(self._job_selected)
+        self.scrubber.message.connect(self._status)
 
     # -- model ----------------------------------------------------------------------------
     def model_path(self) -> str:
@@ -366,10 +436,11 @@ class MainWindow(QMainWindow):
         if memory_options(self.settings) != memory_options(Settings()):
             # The engine starts with the defaults; only a change needs saying (and the first
             # message imports the engine's memory module, i.e. torch, in the engine thread).
-            self.worker.set_memory(self.memory_button.options())
+            self.controller.set_memory(self.memory_button.options())
         self.picker.rescan()
+        self.restored_bar.offer()  # jobs the last session left: the artist says whether to run them
         if self.model_path():
-            self.worker.load_model(self.model_path(), self.settings.device, self.settings.vae)
+            self.controller.load_model(self.model_path(), self.settings.device, self.settings.vae)
 
     def set_model(self, path: str) -> None:
         self.panel.store(self.settings)
@@ -380,14 +451,14 @@ class MainWindow(QMainWindow):
         self.model_ready = False
         self._show_model_state()
         self.banner.hide()
-        self.worker.load_model(path, self.settings.device, self.settings.vae)
+        self.controller.load_model(path, self.settings.device, self.settings.vae)
 
     def choose_model(self) -> None:
         """The picker's "Choose file or folder…": a .safetensors file or a diffusers folder."""
         self.picker.choose_file()
 
     def _memory_changed(self) -> None:
-        self.worker.set_memory(self.memory_button.options())
+        self.controller.set_memory(self.memory_button.options())
         offload = "on: the model reloads at the next generation" if self.settings.cpu_offload else "off"
         self._status(f"Memory options: attention slicing {'on' if self.settings.attention_slicing else 'off'}, "
                      f"VAE tiling {self.settings.vae_tiling}, model CPU offload {offload}.")
@@ -396,7 +467,7 @@ class MainWindow(QMainWindow):
         self.settings.device = device
         self._save_settings()
         if self.model_path():
-            self.worker.load_model(self.model_path(), device, self.settings.vae)
+            self.controller.load_model(self.model_path(), device, self.settings.vae)
 
     def _model_loading(self, event: ModelLoading) -> None:
         self._load_note = event.note
@@ -413,7 +484,8 @@ class MainWindow(QMainWindow):
         self._notice = ""
         self._show_ready_text()
 
-    def _model_failed(self, error: StudioError) -> None:
+    def _model_failed(self, event: ModelFailed) -> None:
+        error = event.error
         self.model_ready = False
         self.banner.show_error(error)
         self._status(_with_note(f"{self._notice} The model could not be loaded.".strip(), self._load_note))
@@ -421,9 +493,20 @@ class MainWindow(QMainWindow):
         self._notice = ""
 
     # -- jobs -----------------------------------------------------------------------------
+    # Job state lives in the controller's queue; the window keeps only what it shows.
+    @property
+    def running(self) -> bool:
+        return self.controller.running_job is not None
+
+    @property
+    def _request(self):
+        """The running job's request (None when nothing runs)."""
+        job_id = self.controller.running_job
+        job = self.controller.job(job_id) if job_id else None
+        return job.request if job is not None else None
+
     def generate(self) -> None:
-        if self.running:
-            return
+        """Queue a job from the panel: it starts at once when nothing runs, else it waits its turn."""
         self.panel.store(self.settings)
         model = self.model_path()
         if not model:
@@ -441,23 +524,16 @@ class MainWindow(QMainWindow):
             return
         if not self.check_output_folder():
             return
-        self.banner.hide()
-        self.unsaved = None
+        if self.unsaved is None:  # an unsaved image keeps its banner and "Save as…" until it is saved
+            self.banner.hide()
         self._notice = ""
         self._save_settings()
-        self.running = True
-        self._request = request
-        self._previews = self._preview_compositor(request)
-        if self.panel.generate_button.hasFocus():
-            # The button is about to be disabled and Qt would pass the focus on to a text box,
-            # which would then take Ctrl+Z: the canvas takes it, so Undo acts on the result.
-            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
-        self.panel.set_running(True)
-        self.progress.setRange(0, 0)  # busy until the first step reports its total
-        self._clock.reset()
-        self._job_notes = []
-        self._status("Starting…")
-        self.worker.generate(request)
+        compositor = self._preview_compositor(request)
+        queued = self.running
+        job_id = self.controller.generate(request)
+        self.jobs.compositors[job_id] = compositor
+        if queued:
+            self._status(f"Queued: {self.controller.queue.run_order().__len__()} job(s) waiting.")
 
     def _save_inputs(self) -> tuple[str | None, str | None]:
         """Write the canvas image and mask to disk for the request (img2img / inpaint)."""
@@ -474,23 +550,39 @@ class MainWindow(QMainWindow):
         return str(init), (str(mask) if mask else None)
 
     def cancel(self) -> None:
-        if self.running:
-            self.worker.cancel()
+        """Cancel/Esc: the running job stops at its next step; queued jobs stay queued."""
+        job_id = self.controller.running_job
+        if job_id is not None:
+            self.controller.cancel_job(job_id)
             self._status("Cancelling…")
 
-    def _job_started(self, event: JobStarted) -> None:
-        self.panel.last_seed.setText(f"Seed used: {event.request.seed}")
-
-    def _step(self) -> None:
-        step = self.worker.take_step()
-        if step is None or not self.running:
+    def _job_started(self, job_id: str) -> None:
+        job = self.controller.job(job_id)
+        if job is None:
             return
+        self.jobs.started(job_id)
+        self._previews = self.jobs.compositors.get(job_id)
+        self.scrubber.clear()
+        self.panel.last_seed.setText(f"Seed used: {job.request.seed}")
+        self.panel.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)  # busy until the first step reports its total
+        self._clock.reset()
+        self._status("Starting…")
+
+    def _step(self, step) -> None:
         request = self._request
+        if request is None or step.job_id != self.controller.running_job:
+            return
         if step.preview is not None:
+            started = time.perf_counter()
+            size = (request.width, request.height)
             if self._previews is not None:  # inpainting: only the masked part is being made
-                self.canvas.show_pixels(self._previews(step.preview))
+                frame = self._previews(step.preview)
+                self.canvas.show_pixels(frame)
             else:
-                self.canvas.show_pixels(step.preview, (request.width, request.height))
+                self.canvas.show_pixels(step.preview, size)
+            self.previews.add_step(step.job_id, step.image_index, step.step, step.total, step.preview, size)
+            self.jobs.preview_cost.add(time.perf_counter() - started, step.seconds_per_step)
         self._clock.add(step.seconds_per_step)
         total = step.total * request.batch_count
         done = step.image_index * step.total + step.step
@@ -499,7 +591,7 @@ class MainWindow(QMainWindow):
         label = self._clock.text(step.step, step.total, total - done)
         if request.batch_count > 1:
             label = f"Image {step.image_index + 1}/{request.batch_count} · {label}"
-        self._status(label)
+        self._status(_with_note(label, self.jobs.preview_cost.text()))
 
     def _preview_compositor(self, request) -> PreviewCompositor | None:
         """Inpaint previews go onto the kept part of the input, blurred as the engine blends the
@@ -510,46 +602,91 @@ class MainWindow(QMainWindow):
         return PreviewCompositor(canvas.document, canvas.mask.copy(), request.mask_blur, (request.width, request.height),
                                  request.inpaint_area.value == "only_masked", request.inpaint_padding)
 
-    def _image_finished(self, event: ImageFinished) -> None:
-        self.canvas.show_result(event.image, event.path)  # one undo step per image
-        self.canvas_toolbar.sync()
+    def _image_ready(self, event: ImageFinished) -> None:
+        """The decoded image, shown at once; it becomes the canvas's result (an undo step, with
+        its file) when the writer thread has it on disk (_image_saved)."""
+        self.jobs.image_ready(event)
+        self.previews.set_final(event.job_id, event.image_index, event.image)
+        if event.path is None:
+            self.canvas.show_pixels(event.image, what="unsaved")
+        else:  # a backend that saved it itself
+            self.canvas.show_result(event.image, event.path)
+            self.canvas_toolbar.sync()
+        if event.note and event.note not in self.jobs.notes:
+            self.jobs.notes.append(event.note)
+        self._status(_with_note("Saving…", event.note))
+
+    def _image_saved(self, event: ImageSaved) -> None:
+        ready = self.jobs.written(event.job_id, event.image_index)
+        pixels = ready.image if ready is not None else None
+        if pixels is not None:
+            self.canvas.show_result(pixels, event.path)  # one undo step per image
+            self.canvas_toolbar.sync()
         self.last_image_path = event.path
-        if event.note and event.note not in self._job_notes:
-            self._job_notes.append(event.note)
-        self._status(_with_note(f"Saved {event.path}", event.note))
+        self.jobs.saved_paths.setdefault(event.job_id, []).append(event.path)
+        self._status(_with_note(f"Saved {event.path}", ready.note if ready is not None else ""))
+        self._maybe_ended(event.job_id)
 
-    def _job_finished(self, event: JobFinished) -> None:
-        self._end_job()
-        self.banner.hide()  # an error from an earlier job is history now
-        self.progress.setValue(self.progress.maximum())
-        saved = f"Saved {event.paths[-1]}" if event.paths else ""
-        self._status(_with_note(f"Done in {event.seconds:.1f} s. {saved}", " ".join(self._job_notes)))
-        self.jobEnded.emit("finished")
+    def _save_failed(self, event: ImageSaveFailed) -> None:
+        """Not on disk (disk full, read-only folder): the image stays on the canvas with the error
+        and "Save as…"; nothing is lost."""
+        self.jobs.written(event.job_id, event.image_index)
+        self.jobs.write_failed.add(event.job_id)
+        self._keep_unsaved(UnsavedImage(event.error.message, event.error.hint, event.image, event.request))
+        self._maybe_ended(event.job_id)
 
-    def _job_cancelled(self, event: JobCancelled) -> None:
-        self._end_job()
-        kept = f" ({len(event.paths)} image(s) of the batch were saved)" if event.paths else ""
-        self._status(f"Cancelled{kept}.")
-        self.jobEnded.emit("cancelled")
+    def _keep_unsaved(self, unsaved: UnsavedImage) -> None:
+        self.unsaved = unsaved
+        self.canvas.show_result(unsaved.image, None, "Unsaved result")  # Export and "Use as input" work on it too
+        self.canvas_toolbar.sync()
+        self.banner.show_error(unsaved, (("Save as…", self.save_unsaved_as),
+                                         ("Choose output folder…", self.choose_output_folder)))
+        self._status("The image was made but not saved: “Save as…” keeps it.")
 
     def _job_failed(self, event: JobFailed) -> None:
         error = event.error
         if isinstance(error, UnsavedImage):
-            # The image is made but its file could not be written: it stays on the canvas, to
-            # be saved elsewhere, and nothing is lost.
-            self.unsaved = error
-            self._end_job()
-            self.canvas.show_result(error.image, None, "Unsaved result")  # Export and "Use as input" work on it too
-            self.canvas_toolbar.sync()
-            self.banner.show_error(error, (("Save as…", self.save_unsaved_as),
-                                           ("Choose output folder…", self.choose_output_folder)))
-            self._status("The image was made but not saved: “Save as…” keeps it.")
-            self.jobEnded.emit("failed")
+            # A backend that saves itself could not write the image: it stays on the canvas.
+            self._keep_unsaved(error)
             return
-        self._end_job()
         self.banner.show_error(error)
-        self._status("Generation failed.")
-        self.jobEnded.emit("failed")
+
+    def _controller_job_ended(self, job_id: str, status: str) -> None:
+        """The backend is done with the job; the window says so once its images are written."""
+        self.jobs.ended(job_id, status)
+        if job_id == self.jobs.current and self.controller.running_job is None:
+            self._end_job()
+        if status == "done":
+            self.progress.setValue(self.progress.maximum())
+        self._maybe_ended(job_id)
+
+    def _maybe_ended(self, job_id: str) -> None:
+        outcome = self.jobs.outcome(job_id)
+        if outcome is None:
+            return  # still running, or images of it still on their way to the disk
+        status, seconds = outcome
+        paths = self.jobs.saved_paths.pop(job_id, [])
+        self.jobs.forget(job_id)
+        if job_id == self.jobs.current or self.controller.running_job is None:
+            self._say_ended(status, seconds, paths)
+        if status == "done" and job_id in self.previews:
+            self.scrubber.show_run(job_id)
+        self.jobEnded.emit({"done": "finished"}.get(status, status))
+
+    def _say_ended(self, status: str, seconds: float, paths: list) -> None:
+        if status == "failed":
+            if self.unsaved is None:
+                self._status("Generation failed.")
+            return
+        if status == "cancelled":
+            kept = f" ({len(paths)} image(s) of the batch were saved)" if paths else ""
+            self._status(f"Cancelled{kept}.")
+            return
+        if self.unsaved is None:
+            self.banner.hide()  # an error from an earlier job is history now
+        saved = f"Saved {paths[-1]}" if paths else ""
+        cost = self.jobs.preview_cost.text()
+        self._status(_with_note(f"Done in {seconds:.1f} s. {saved} {cost}".rstrip(), " ".join(self.jobs.notes)))
 
     # -- the output folder ----------------------------------------------------------------
     def output_folder(self) -> Path:
@@ -605,10 +742,10 @@ class MainWindow(QMainWindow):
         return True
 
     def _end_job(self) -> None:
-        if self.canvas.showing == "preview":  # cancelled or failed: back to what was there
+        """Nothing runs now: the canvas's own view back (after a cancel or failure), progress idle."""
+        if self.canvas.showing == "preview":
             self.canvas.show_current()
         self._previews = None
-        self.running = False
         self.panel.set_running(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -745,7 +882,9 @@ class MainWindow(QMainWindow):
         if closer is None:
             self.panel.store(self.settings)
             self._store_window_state()
+            self._store_brush()
             self._save_settings()
+            self.controller.close()  # cancels the running job; the images already made are written
             self.recall.end_session()
             self.closing.emit()
             engine = getattr(self.worker, "engine_thread", None)

@@ -164,7 +164,10 @@ class Recall(QObject):
         self.history_panel.message.connect(window._status)
         self.history_panel.viewRequested.connect(self.view_result)
         self.history_panel.restoreRequested.connect(self.restore_fields)
-        window.worker.imageFinished.connect(self._add_to_history)
+        # The controller adds each image to this history once it is on disk; the panel shows it.
+        window.controller.history = self.history
+        window.controller.historyAdded.connect(self._history_added)
+        window.controller.imageSaved.connect(self._image_saved)
 
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
@@ -193,10 +196,13 @@ class Recall(QObject):
             self.history.add(path, request)
         self.history_panel.refresh()
 
-    def _add_to_history(self, event) -> None:
+    def _image_saved(self, event) -> None:
+        """Kept while the index is rebuilt: the rebuilt index replaces the one it was added to."""
         if self._added_while_rebuilding is not None:
             self._added_while_rebuilding.append((event.path, event.request))
-        self.history_panel.add_entry(event.path, event.request)
+
+    def _history_added(self, _entry) -> None:
+        self.history_panel.refresh()
 
     def _current_settings(self):
         self.window.panel.store(self.window.settings)

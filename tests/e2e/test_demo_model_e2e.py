@@ -38,8 +38,8 @@ def test_first_run_makes_the_prompted_picture(qtbot, studio, monkeypatch):
     pixels = _generate(qtbot, window)
     scene = analyze(Image.fromarray(pixels))
     assert (scene["background"], scene["color"], scene["shape"], scene["position"]) == ("blue", "red", "circle", "left")
-    assert previews and all(shape == (16, 16, 3) for shape in previews[:-1])  # x0 previews at latent size
-    assert previews[-1] == (64, 64, 3)  # then the result
+    assert previews[:-2] and all(shape == (16, 16, 3) for shape in previews[:-2])  # x0 previews at latent size
+    assert previews[-2] == previews[-1] == (64, 64, 3)  # then the result: once decoded, once saved
     assert read_request(window.last_image_path).prompt == PROMPT
 
 

@@ -2,6 +2,7 @@ import sys
 
 import pytest
 
+from studio.core.outputs import OutputWriter
 from studio.core.settings import Settings
 from tests.fakes import FakeEngine, Script
 
@@ -17,7 +18,11 @@ def make_window(open_window, tmp_path, script):
 
     def make(settings: Settings | None = None, model="/models/fake"):
         settings = settings or Settings(model=model, random_seed=False, seed=5, width=64, height=64, steps=4)
-        return open_window(settings, lambda emit: FakeEngine(emit, script, tmp_path / "outputs"))
+        window = open_window(settings, lambda emit: FakeEngine(emit, script, tmp_path / "outputs"))
+        # The controller writes the images (the fake engine is asked not to): into the same
+        # folder the fake engine used, so tests that break that folder break the writes.
+        window.controller.writer.outputs = OutputWriter(tmp_path / "outputs")
+        return window
 
     return make
 

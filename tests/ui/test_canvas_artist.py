@@ -162,7 +162,7 @@ def test_inpaint_previews_keep_the_unmasked_part_of_the_input(qtbot, make_window
     canvas.show_pixels = lambda pixels, *a, **k: (shown.append(pixels.copy()), original(pixels, *a, **k))
     with qtbot.waitSignal(window.jobEnded, timeout=5000):
         window.generate()
-    previews = shown[:-1]  # the last one is the result
+    previews = shown[:-2]  # the last two are the result: shown once decoded, then once saved
     assert previews, "no preview was drawn"
     frame = previews[-1]
     assert frame.shape == (64, 64, 3)

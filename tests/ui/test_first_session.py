@@ -167,11 +167,11 @@ class _SavingFake(FakeEngine):
         super().__init__(emit, script, root)
         self.outputs = KeepingWriter(root)
 
-    def generate(self, request, cancel, **options):
+    def generate(self, request, cancel, job_id="", **options):
         try:
-            super().generate(request, cancel)
+            super().generate(request, cancel, job_id=job_id)  # saving itself, as engines did before the writer thread
         except StudioError as error:
-            self.emit(JobFailed(error, request))
+            self.emit(JobFailed(error, request, job_id=job_id))
 
 
 def test_an_image_whose_write_fails_stays_on_the_canvas_with_save_as(qtbot, open_window, tmp_path, script):

@@ -65,27 +65,35 @@ def test_random_seed_is_shown_and_recorded(qtbot, make_window, script):
     assert window.panel.last_seed.text() == f"Seed used: {seed}"
 
 
-def test_previews_newest_frame_wins(qtbot, make_window):
+def test_previews_newest_frame_wins(qtbot, make_window, script):
     window = make_window()
     worker = window.worker
     from studio.core.events import StepProgress
     import numpy as np
 
+    script.hold = threading.Event()  # the job runs (held before its first step) while steps are sent
+    window.generate()
+    qtbot.waitUntil(script.held.is_set, timeout=5000)
+    job_id = window.controller.running_job
     notified = []
-    worker.stepReady.connect(lambda: notified.append(1))
-    window.running = True
-    window._request = type("R", (), {"width": 64, "height": 64, "batch_count": 1})()
+    # Direct: the worker's thread is held, so a queued call to the lambda would never run.
+    worker.stepReady.connect(lambda: notified.append(1), Qt.ConnectionType.DirectConnection)
+
     def engine_thread():  # outruns the GUI, which is not processing events meanwhile
         for step in range(1, 51):
-            worker._dispatch(StepProgress(0, step, 50, np.full((8, 8, 3), step, np.uint8), 0.01))
+            worker._dispatch(StepProgress(0, step, 50, np.full((8, 8, 3), step, np.uint8), 0.01, job_id=job_id))
 
-    thread = threading.Thread(target=engine_thread)
-    thread.start()
-    thread.join()
-    qtbot.wait(50)
-    assert len(notified) == 1
-    assert window.progress.value() == 50  # the GUI jumped straight to the newest step
-    assert window.canvas.current_pixmap().toImage().pixelColor(1, 1).red() == 50
+    try:
+        thread = threading.Thread(target=engine_thread)
+        thread.start()
+        thread.join()
+        qtbot.wait(50)
+        assert len(notified) == 1
+        assert window.progress.value() == 50  # the GUI jumped straight to the newest step
+        assert window.canvas.current_pixmap().toImage().pixelColor(1, 1).red() == 50
+    finally:
+        with qtbot.waitSignal(window.jobEnded, timeout=5000):
+            script.hold.set()
 
 
 def test_failure_shows_message_and_next_job_works(qtbot, make_window, script):

@@ -257,11 +257,11 @@ class _NotingEngine(FakeEngine):
         if self.script.load_error:
             raise self.script.load_error
 
-    def generate(self, request, cancel):
+    def generate(self, request, cancel, **options):
         emit = self.emit
         self.emit = lambda e: emit(replace(e, note=FP32_NOTE) if isinstance(e, ImageFinished) else e)
         try:
-            super().generate(request, cancel)
+            super().generate(request, cancel, **options)
         finally:
             self.emit = emit
 

@@ -1,0 +1,323 @@
+"""The Queue dock: every job the controller knows, in run order, and the commands on them.
+
+The list is a view of `StudioController.queue` and nothing more: it is rebuilt from the queue
+at each `queueChanged`, and every action (cancel, pause, duplicate, drag to reorder, remove)
+goes to the controller, which changes the queue and says so. Jobs show their prompt (elided),
+their status and, once an image of theirs is on disk, a thumbnail.
+
+Also here: the bar that offers the jobs the last session left unrun ("N queued jobs from last
+time: Run / Discard"), non-modal, as InvokeAI and Krita's job list do it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QImageReader, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.job_queue import Job, JobStatus
+from studio.ui.step_scrubber import PreviewCost
+
+THUMB = 48  # thumbnail side in the list, pixels
+PROMPT_CHARS = 60  # longer prompts are elided in the list (the tooltip has it whole)
+STATUS_TEXT = {
+    JobStatus.PENDING: "Queued",
+    JobStatus.RUNNING: "Running",
+    JobStatus.DONE: "Done",
+    JobStatus.FAILED: "Failed",
+    JobStatus.CANCELLED: "Cancelled",
+}
+JOB_ID_ROLE = Qt.ItemDataRole.UserRole
+
+
+def job_label(job: Job) -> str:
+    prompt = " ".join(job.request.prompt.split()) or "(no prompt)"
+    if len(prompt) > PROMPT_CHARS:
+        prompt = prompt[: PROMPT_CHARS - 1] + "…"
+    status = STATUS_TEXT[job.status]
+    if job.restored and job.status is JobStatus.PENDING:
+        status = "From last time"
+    size = f"{job.request.width}×{job.request.height}, {job.request.steps} steps"
+    batch = f", {job.request.batch_count} images" if job.request.batch_count > 1 else ""
+    return f"{prompt}\n{status} · {size}{batch}"
+
+
+class QueuePanel(QWidget):
+    """The list (objectName `queueView`) and its buttons. `jobSelected(job_id)` tells the window
+    which job the artist looks at (the scrubber shows its steps while they are in memory)."""
+
+    jobSelected = Signal(str)
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self._thumbs: dict[str, QIcon] = {}  # by image path: read once, small
+        self.view = QListWidget()
+        self.view.setObjectName("queueView")
+        self.view.setAccessibleName("Job queue")
+        self.view.setIconSize(QSize(THUMB, THUMB))
+        self.view.setUniformItemSizes(True)
+        self.view.setWordWrap(False)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.view.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.view.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.model().rowsMoved.connect(self._rows_moved)
+        self.view.currentItemChanged.connect(self._current_changed)
+
+        self.cancel_button = self._button("Cancel", "cancelJobButton", "Cancel the selected job", self.cancel_selected)
+        self.cancel_all_button = self._button("Cancel all", "cancelAllButton", "Cancel the running job and every queued one",
+                                              controller.cancel_all)
+        self.pause_button = self._button("Pause", "pauseQueueButton",
+                                         "Let the running job finish and start no other until Resume", self.toggle_pause)
+        self.duplicate_button = self._button("Duplicate", "duplicateJobButton", "Queue the selected job again",
+                                             self.duplicate_selected)
+        self.remove_button = self._button("Remove", "removeJobButton", "Take the selected job off the list",
+                                          self.remove_selected)
+        self.clear_button = self._button("Clear finished", "clearFinishedButton", "Take every finished job off the list",
+                                         controller.clear_finished)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(2, 2, 2, 2)
+        rows.addWidget(self.view, 1)
+        for buttons in ((self.cancel_button, self.cancel_all_button, self.pause_button),
+                        (self.duplicate_button, self.remove_button, self.clear_button)):
+            line = QHBoxLayout()
+            for button in buttons:
+                line.addWidget(button)
+            rows.addLayout(line)
+        controller.queueChanged.connect(self.refresh)
+        self.refresh()
+
+    def _button(self, text: str, name: str, tip: str, slot) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        button.setToolTip(tip)
+        button.clicked.connect(slot)
+        return button
+
+    # -- showing the queue ------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rebuild the list from the queue, keeping the selection."""
+        selected = self.selected_id()
+        self.view.blockSignals(True)  # not the model's: the view learns its rows from them
+        self.view.clear()
+        for job in self.controller.queue.jobs:
+            item = QListWidgetItem(job_label(job))
+            item.setData(JOB_ID_ROLE, job.id)
+            item.setToolTip(job.request.prompt + (f"\n{job.error}" if job.error else ""))
+            icon = self._thumbnail(job)
+            if icon is not None:
+                item.setIcon(icon)
+            item.setSizeHint(QSize(0, THUMB + 8))
+            self.view.addItem(item)
+            if job.id == selected:
+                self.view.setCurrentItem(item)
+        self.view.blockSignals(False)
+        self.pause_button.setText("Resume" if self.controller.paused else "Pause")
+        self._sync_buttons()
+
+    def _thumbnail(self, job: Job) -> QIcon | None:
+        path = job.thumbnail
+        if not path:
+            return None
+        icon = self._thumbs.get(path)
+        if icon is None:
+            reader = QImageReader(path)
+            size = reader.size()
+            if size.isValid() and size.width() > 0 and size.height() > 0:
+                reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+            image = reader.read()
+            if image.isNull():
+                return None  # removed or unreadable since: the job is still listed
+            icon = self._thumbs[path] = QIcon(QPixmap.fromImage(image))
+        return icon
+
+    def row_ids(self) -> list[str]:
+        return [self.view.item(row).data(JOB_ID_ROLE) for row in range(self.view.count())]
+
+    def selected_id(self) -> str | None:
+        item = self.view.currentItem()
+        return item.data(JOB_ID_ROLE) if item is not None else None
+
+    def select(self, job_id: str) -> None:
+        for row, found in enumerate(self.row_ids()):
+            if found == job_id:
+                self.view.setCurrentRow(row)
+
+    def _selected_job(self) -> Job | None:
+        job_id = self.selected_id()
+        return self.controller.job(job_id) if job_id else None
+
+    def _sync_buttons(self) -> None:
+        job = self._selected_job()
+        self.cancel_button.setEnabled(job is not None and not job.status.finished)
+        self.duplicate_button.setEnabled(job is not None)
+        self.remove_button.setEnabled(job is not None and job.status is not JobStatus.RUNNING)
+
+    def _current_changed(self, *_args) -> None:
+        self._sync_buttons()
+        job_id = self.selected_id()
+        if job_id:
+            self.jobSelected.emit(job_id)
+
+    # -- the artist's commands -----------------------------------------------------------------
+    def cancel_selected(self) -> None:
+        job_id = self.selected_id()
+        if job_id:
+            self.controller.cancel_job(job_id)
+
+    def duplicate_selected(self) -> None:
+        job_id = self.selected_id()
+        if job_id:
+            self.controller.duplicate_job(job_id)
+
+    def remove_selected(self) -> None:
+        job_id = self.selected_id()
+        if job_id:
+            self.controller.remove_job(job_id)
+
+    def toggle_pause(self) -> None:
+        if self.controller.paused:
+            self.controller.resume()
+        else:
+            self.controller.pause()
+
+    def _rows_moved(self, _parent, start: int, _end: int, _dest, _row: int) -> None:
+        """A drag dropped a job at a new row: the queue takes the order the list now shows."""
+        before = [job.id for job in self.controller.queue.jobs]
+        after = self.row_ids()
+        if start >= len(before) or sorted(before) != sorted(after):
+            QTimer.singleShot(0, self.refresh)
+            return
+        moved = before[start]
+        # After the drop has finished with the list: refresh() rebuilds it.
+        QTimer.singleShot(0, lambda: self.controller.move_job(moved, after.index(moved)))
+
+    def _context_menu(self, pos) -> None:
+        item = self.view.itemAt(pos)
+        if item is not None:
+            self.view.setCurrentItem(item)
+        menu = self.context_menu()
+        menu.exec(self.view.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def context_menu(self) -> QMenu:
+        """The right-click menu for the selected job (a method so tests can read it)."""
+        menu = QMenu(self)
+        menu.setObjectName("queueMenu")
+        job = self._selected_job()
+        if job is not None:
+            menu.addAction("Cancel", self.cancel_selected).setEnabled(not job.status.finished)
+            menu.addAction("Duplicate", self.duplicate_selected)
+            menu.addAction("Remove", self.remove_selected).setEnabled(job.status is not JobStatus.RUNNING)
+            menu.addSeparator()
+        menu.addAction("Resume queue" if self.controller.paused else "Pause queue", self.toggle_pause)
+        menu.addAction("Cancel all", self.controller.cancel_all)
+        menu.addAction("Clear finished", self.controller.clear_finished)
+        return menu
+
+
+class RestoredJobsBar(QFrame):
+    """"N queued jobs from last time: Run / Discard", above the canvas; never a dialog."""
+
+    def __init__(self, controller, parent=None):
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName("restoredJobsBar")
+        self.setStyleSheet("#restoredJobsBar { background: #2d4660; border-radius: 4px; } QLabel { color: #eef4fa; }")
+        self.label = QLabel()
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("runRestoredButton")
+        self.discard_button = QPushButton("Discard")
+        self.discard_button.setObjectName("discardRestoredButton")
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.discard_button)
+        self.run_button.clicked.connect(self.run)
+        self.discard_button.clicked.connect(self.discard)
+        self.hide()
+
+    def offer(self) -> bool:
+        """Show the bar when the last session left jobs; True when it did."""
+        count = len(self.controller.restored_jobs())
+        if not count:
+            self.hide()
+            return False
+        self.label.setText(f"{count} queued job{'s' if count != 1 else ''} from last time.")
+        self.show()
+        return True
+
+    def run(self) -> None:
+        self.hide()
+        self.controller.run_restored()
+
+    def discard(self) -> None:
+        self.hide()
+        self.controller.discard_restored()
+
+
+
+class JobTracker:
+    """What the window remembers about the jobs it shows, between the controller's signals: the
+    job on the canvas, its images on their way to the disk, and how each job ended. A job is
+    "ended" for the artist once the backend is done with it *and* its images are written
+    (or failed to be): only then is "Saved …" true."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.current: str | None = None  # the job whose previews the canvas shows
+        self.compositors: dict[str, object] = {}  # inpaint preview compositors, by job
+        self.notes: list[str] = []  # the current job's ImageFinished notes
+        self.saved_paths: dict[str, list] = {}
+        self.write_failed: set[str] = set()
+        self._started: dict[str, float] = {}
+        self._unwritten: dict[tuple[str, int], object] = {}  # (job, image index) -> ImageFinished
+        self._ended: dict[str, tuple[str, float]] = {}
+        self.preview_cost = PreviewCost()
+
+    def started(self, job_id: str) -> None:
+        self.current = job_id
+        self.notes = []
+        self._started[job_id] = self.clock()
+        self.preview_cost.reset()
+
+    def image_ready(self, event) -> None:
+        if event.path is None:
+            self._unwritten[event.job_id, event.image_index] = event
+
+    def written(self, job_id: str, index: int):
+        """The ImageFinished of an image now written (or failed); None if unknown."""
+        return self._unwritten.pop((job_id, index), None)
+
+    def ended(self, job_id: str, status: str) -> None:
+        started = self._started.pop(job_id, None)
+        self._ended[job_id] = (status, self.clock() - started if started is not None else 0.0)
+
+    def outcome(self, job_id: str) -> tuple[str, float] | None:
+        """(status, seconds) once the job ended and its images are written; a failed write
+        makes it "failed"."""
+        if job_id not in self._ended or any(key[0] == job_id for key in self._unwritten):
+            return None
+        status, seconds = self._ended[job_id]
+        return ("failed" if job_id in self.write_failed else status), seconds
+
+    def forget(self, job_id: str) -> None:
+        self._ended.pop(job_id, None)
+        self.compositors.pop(job_id, None)
+        self.write_failed.discard(job_id)

@@ -1,0 +1,231 @@
+"""The window on the application layer (issue 12): the Queue dock, the restored-jobs bar, the
+step scrubber, images written off the critical path, and the layout kept across starts.
+Real window, real engine thread, the fake engine."""
+
+import threading
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtWidgets import QApplication, QListView
+
+from studio.core.job_queue import JobQueue, JobStatus
+from studio.core.output_folder import KeepingWriter
+from studio.core.outputs import read_request
+from studio.core.request import GenerationRequest
+from studio.core.settings import Settings, load_settings
+
+
+def _prompts(window):
+    return [window.controller.job(job_id).request.prompt for job_id in window.queue_panel.row_ids()]
+
+
+def _statuses(window):
+    return [window.controller.job(job_id).status for job_id in window.queue_panel.row_ids()]
+
+
+def _queue(window, qtbot, script, *prompts):
+    """Start a job held before its first step, then queue the others behind it."""
+    script.hold = threading.Event()
+    for prompt in prompts:
+        window.panel.prompt.setPlainText(prompt)
+        window.generate()
+    qtbot.waitUntil(script.held.is_set, timeout=5000)
+
+
+def _release(window, qtbot, script, jobs: int):
+    ended = []
+    window.jobEnded.connect(ended.append)
+    script.hold.set()
+    qtbot.waitUntil(lambda: len(ended) >= jobs, timeout=10000)
+    return ended
+
+
+def test_generate_while_a_job_runs_queues_the_next_and_cancel_takes_one(qtbot, make_window, script):
+    window = make_window()
+    view = window.findChild(QListView, "queueView")
+    assert view is window.queue_panel.view and window.queue_dock.objectName() == "queueDock"
+    _queue(window, qtbot, script, "first", "second")
+    assert view.count() == 2  # visible at once, in order
+    assert view.visualItemRect(view.item(1)).top() > view.visualItemRect(view.item(0)).top()  # laid out, not just held
+    assert _prompts(window) == ["first", "second"]
+    assert _statuses(window) == [JobStatus.RUNNING, JobStatus.PENDING]
+    assert "Queued" in view.item(1).text() and "Running" in view.item(0).text()
+    window.queue_panel.select(window.queue_panel.row_ids()[1])
+    qtbot.mouseClick(window.queue_panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert _statuses(window)[1] is JobStatus.CANCELLED and "Cancelled" in view.item(1).text()
+    _release(window, qtbot, script, 1)  # the cancelled one ended at its cancel
+    assert [r.prompt for r in script.requests] == ["first"]  # the cancelled one never ran
+    assert _statuses(window) == [JobStatus.DONE, JobStatus.CANCELLED]
+    assert not view.item(0).icon().isNull()  # its image's thumbnail
+
+
+def test_pause_lets_the_running_job_finish_and_resume_starts_the_next(qtbot, make_window, script):
+    window = make_window()
+    _queue(window, qtbot, script, "one", "two")
+    qtbot.mouseClick(window.queue_panel.pause_button, Qt.MouseButton.LeftButton)
+    assert window.controller.paused and window.queue_panel.pause_button.text() == "Resume"
+    _release(window, qtbot, script, 1)
+    qtbot.wait(100)
+    assert [r.prompt for r in script.requests] == ["one"] and _statuses(window)[1] is JobStatus.PENDING
+    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        qtbot.mouseClick(window.queue_panel.pause_button, Qt.MouseButton.LeftButton)
+    assert [r.prompt for r in script.requests] == ["one", "two"]
+    assert window.queue_panel.pause_button.text() == "Pause"
+
+
+def test_duplicate_runs_the_same_request_again(qtbot, make_window, script):
+    window = make_window()
+    window.panel.prompt.setPlainText("twice")
+    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        window.generate()
+    window.queue_panel.select(window.queue_panel.row_ids()[0])
+    assert [a.text() for a in window.queue_panel.context_menu().actions() if a.text()][:3] == \
+        ["Cancel", "Duplicate", "Remove"]
+    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        qtbot.mouseClick(window.queue_panel.duplicate_button, Qt.MouseButton.LeftButton)
+    assert len(script.requests) == 2 and script.requests[0] == script.requests[1]
+    assert window.queue_panel.view.count() == 2
+    window.queue_panel.select(window.queue_panel.row_ids()[0])
+    qtbot.mouseClick(window.queue_panel.clear_button, Qt.MouseButton.LeftButton)
+    assert window.queue_panel.view.count() == 0
+
+
+def test_dragging_a_job_up_runs_it_sooner(qtbot, make_window, script):
+    window = make_window()
+    _queue(window, qtbot, script, "a", "b", "c")
+    model = window.queue_panel.view.model()
+    assert model.moveRow(QModelIndex(), 2, QModelIndex(), 1)  # what an internal drag-and-drop does
+    qtbot.waitUntil(lambda: [job.request.prompt for job in window.controller.queue.run_order()] == ["c", "b"],
+                    timeout=2000)
+    assert _prompts(window) == ["a", "c", "b"]
+    _release(window, qtbot, script, 3)
+    assert [r.prompt for r in script.requests] == ["a", "c", "b"]
+
+
+def _leave_a_queued_job(prompt: str) -> None:
+    queue, _ = JobQueue.load()
+    queue.add(GenerationRequest(prompt=prompt, model="/models/fake", width=64, height=64, steps=2, seed=3))
+
+
+def test_jobs_left_from_last_time_are_offered_and_run(qtbot, make_window, script):
+    _leave_a_queued_job("left over")
+    window = make_window()
+    bar = window.restored_bar
+    assert bar.isVisible() and "1 queued job from last time" in bar.label.text()
+    assert "From last time" in window.queue_panel.view.item(0).text()
+    qtbot.wait(100)
+    assert script.requests == []  # held until the artist says
+    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        qtbot.mouseClick(bar.run_button, Qt.MouseButton.LeftButton)
+    assert [r.prompt for r in script.requests] == ["left over"] and not bar.isVisible()
+
+
+def test_jobs_left_from_last_time_can_be_discarded(qtbot, make_window, script):
+    _leave_a_queued_job("not wanted")
+    window = make_window()
+    qtbot.mouseClick(window.restored_bar.discard_button, Qt.MouseButton.LeftButton)
+    assert window.queue_panel.view.count() == 0 and not window.restored_bar.isVisible()
+    qtbot.wait(100)
+    assert script.requests == [] and JobQueue.load()[0].jobs == []
+
+
+def _pixel(window, x=1, y=1):
+    return window.canvas.current_pixmap().toImage().pixelColor(x, y)
+
+
+def test_the_step_scrubber_shows_every_step_and_saves_one(qtbot, make_window, script, tmp_path):
+    script.step_seconds = 0.1  # a step as long as a real one: the window sees each preview
+    window = make_window()  # 4 steps; the fake's step n preview is grey 255*n/4
+    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        window.generate()
+    assert "ms/step" in window.status_label.text() and "% of the step" in window.status_label.text()
+    slider = window.scrubber.slider
+    assert slider.objectName() == "stepSlider" and window.scrubber.isVisible()
+    assert (slider.minimum(), slider.maximum(), slider.value()) == (1, 4, 4)
+    assert _pixel(window).red() == 200 and window.canvas.showing == "result"  # the end is the final image
+    run = window.previews.get(window.scrubber.job_id)
+    assert sorted(run.frames) == [1, 2, 3, 4] and all(f.shape == (8, 8, 3) for f in run.frames.values())
+    slider.setValue(2)
+    assert _pixel(window).red() == 127 and "Step 2/4" in window.scrubber.label.text()
+    window.scrubber.compare.setChecked(True)
+    image = window.canvas.current_pixmap().toImage()
+    assert image.width() == 64 * 2 + 4  # the step beside the final image
+    assert image.pixelColor(10, 10).red() == 127 and image.pixelColor(64 + 4 + 10, 10).red() == 200
+    window.scrubber.compare.setChecked(False)
+    assert window.scrubber.save_step_as(str(tmp_path / "step2.png"))
+    saved = np.asarray(Image.open(tmp_path / "step2.png"))
+    assert saved.shape == (64, 64, 3) and saved[10, 10].tolist() == [127, 127, 127]
+    slider.setValue(4)
+    assert window.canvas.showing == "result" and window.canvas.result_path == window.last_image_path
+
+
+def test_the_scrubber_keeps_the_last_three_runs(qtbot, make_window, script):
+    window = make_window()
+    for _ in range(4):
+        with qtbot.waitSignal(window.jobEnded, timeout=5000):
+            window.generate()
+    ids = window.queue_panel.row_ids()
+    assert ids[0] not in window.previews and all(job_id in window.previews for job_id in ids[1:])
+    window.queue_panel.select(ids[1])
+    assert window.scrubber.job_id == ids[1]  # a selected job in memory: its steps
+    window.queue_panel.select(ids[0])
+    assert window.scrubber.job_id is None and not window.scrubber.isVisible()
+
+
+def test_the_image_is_shown_before_it_is_saved_and_marked_saved_after(qtbot, make_window, script):
+    window = make_window()
+    gate = threading.Event()
+    writer = window.controller.writer
+    real_save = writer.outputs.save
+    writer.outputs.save = lambda image, request: (gate.wait(5), real_save(image, request))[1]
+    ended = []
+    window.jobEnded.connect(ended.append)
+    window.generate()
+    qtbot.waitUntil(lambda: window.canvas.showing == "unsaved", timeout=5000)
+    assert _pixel(window).red() == 200  # on screen while the writer waits
+    qtbot.waitUntil(lambda: not window.running, timeout=5000)
+    assert ended == [] and window.last_image_path is None  # not "saved" before it is on disk
+    gate.set()
+    qtbot.waitUntil(lambda: ended == ["finished"], timeout=5000)
+    assert window.last_image_path.exists() and f"Saved {window.last_image_path}" in window.status_label.text()
+    assert window.recall.history.search("")[0].path == str(window.last_image_path)
+
+
+def test_a_failed_write_through_the_controller_keeps_the_image_with_save_as(qtbot, make_window, script, tmp_path):
+    window = make_window()
+    blocked = tmp_path / "blocked"
+    blocked.write_bytes(b"")  # a file where the folder should be: the write fails after the start check
+    window.controller.writer.outputs = KeepingWriter(blocked)
+    window.panel.prompt.setPlainText("a red square")
+    with qtbot.waitSignal(window.jobEnded, timeout=5000) as ended:
+        window.generate()
+    assert ended.args == ["failed"]
+    assert window.canvas.showing == "result" and window.canvas.result[0, 0].tolist() == [200, 30, 30]
+    assert "could not be saved" in window.banner.label.text() and window.banner.button("Save as…") is not None
+    kept = tmp_path / "kept.png"
+    assert window.save_unsaved_as(str(kept))
+    assert read_request(kept).prompt == "a red square" and not window.banner.isVisible()
+
+
+def test_the_queue_dock_and_the_brush_come_back_at_the_next_start(qtbot, make_window):
+    window = make_window()
+    window.queue_dock.hide()
+    window.canvas.set_brush(hardness=0.3, opacity=0.6)
+    window.canvas.set_mask_color("#00ff00", chosen=True)
+    window.close()
+    saved = load_settings(window.settings_path)[0]
+    assert saved.window_state and saved.mask_color == "#00ff00"
+    again = make_window(saved)
+    QApplication.processEvents()
+    assert not again.queue_dock.isVisible() and again.recall.dock.isVisible()
+    assert (again.canvas.brush.hardness, again.canvas.brush.opacity) == (0.3, 0.6)
+    assert again.canvas_toolbar.hardness_spin.value() == 30
+
+
+def test_closing_writes_the_images_already_made(qtbot, make_window, script):
+    window = make_window(Settings(model="/models/fake", random_seed=False, seed=5, width=64, height=64, steps=2))
+    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        window.generate()
+    window.close()
+    assert window.controller.writer.pending == 0 and window.last_image_path.exists()
