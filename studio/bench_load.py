@@ -35,7 +35,7 @@ else:
         from studio.core.safetensors_header import read_header
         from studio.engine.checkpoint_config import checkpoint_config_dir
         config = checkpoint_config_dir(info, read_header(path))
-        pipe = cls.from_single_file(path, config=str(config), local_files_only=True, torch_dtype=dtype,
+        pipe = cls.from_single_file(path, config=str(config), local_files_only=True, dtype=dtype,
                                     **_tokenizers(info), **_no_extras(info))
     else:
         pipe = cls.from_pretrained(path, dtype=dtype, local_files_only=True, use_safetensors=True, **_no_extras(info))

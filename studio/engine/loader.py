@@ -36,9 +36,9 @@ def pipeline_for_mode(pipe, family: Family, mode: Mode):
     cls = pipeline_classes(family)[mode]
     if type(pipe) is cls:
         return pipe
-    # from_pipe casts every shared module to its torch_dtype, fp32 unless told: on a GPU the
+    # from_pipe casts every shared module to its dtype, fp32 unless told: on a GPU the
     # first img2img/inpaint job would double the weights' memory and halve every later job's speed.
-    view = cls.from_pipe(pipe, torch_dtype=pipe.unet.dtype)
+    view = cls.from_pipe(pipe, dtype=pipe.unet.dtype)
     view.set_progress_bar_config(disable=True)
     return view
 
@@ -122,7 +122,7 @@ def _from_single_file(info: ModelInfo, dtype: torch.dtype, vae_path: str | None)
     extra.update(_no_extras(info))
     config = checkpoint_config_dir(info, header)
     return _load_class(info).from_single_file(
-        str(info.path), config=str(config), local_files_only=True, torch_dtype=dtype, **extra
+        str(info.path), config=str(config), local_files_only=True, dtype=dtype, **extra
     )
 
 
