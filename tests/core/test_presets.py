@@ -357,8 +357,8 @@ def test_process_dying_mid_save_leaves_previous_preset_intact(tmp_path):
     store.load()
     store.save("Keep", Settings(steps=7, prompt="old"), ["steps", "prompt"])
     before = (tmp_path / "user" / "Keep.json").read_text()
-    proc = _run_crash(tmp_path, "die-in-write")
-    assert proc.wait(timeout=60) == 9, proc.stderr.read()
+    with _run_crash(tmp_path, "die-in-write") as proc:  # closes its pipes (a ResourceWarning otherwise)
+        assert proc.wait(timeout=60) == 9, proc.stderr.read()
     assert (tmp_path / "user" / "Keep.json").read_text() == before
     fresh = PresetStore(tmp_path / "none", tmp_path / "user")
     assert fresh.load() == []  # leftover temp files are ignored
@@ -370,11 +370,11 @@ def test_sigkill_during_repeated_saves_never_leaves_a_broken_preset(tmp_path):
     store = PresetStore(tmp_path / "none", tmp_path / "user")
     store.load()
     store.save("Keep", Settings(steps=7), ["steps"])
-    proc = _run_crash(tmp_path, "loop")
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.3)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    with _run_crash(tmp_path, "loop") as proc:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     fresh = PresetStore(tmp_path / "none", tmp_path / "user")
     assert fresh.load() == []
     assert 1 <= fresh.get("Keep").values["steps"] <= 150
