@@ -29,7 +29,8 @@ def _kohya_name(prefix: str, module_path: str) -> str:
     return prefix + module_path.replace(".", "_")
 
 
-def kohya_state_dict(module, prefix: str, targets, rank: int = 4, alpha: float | None = None, seed: int = 0, scale: float = 1.0) -> dict:
+def kohya_state_dict(module, prefix: str, targets, rank: int = 4, alpha: float | None = None, seed: int = 0,
+                     scale: float = 1.0) -> dict:
     """A random LoRA on `module` made by peft (both matrices random, so it changes the output),
     as kohya's keys: `<prefix><path>.lora_down.weight`, `.lora_up.weight`, `.alpha`."""
     import torch
@@ -60,11 +61,13 @@ def make_kohya_lora(pipe, path: str | Path, seed: int = 0, rank: int = 4, unet: 
     if text_encoders:
         encoders = [e for e in (getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None)) if e is not None]
         prefixes = ["lora_te_"] if len(encoders) == 1 else ["lora_te1_", "lora_te2_"]
-        for number, (encoder, prefix) in enumerate(zip(encoders, prefixes)):
-            tensors.update(kohya_state_dict(encoder, prefix, KOHYA_TE_TARGETS, rank, seed=seed + 1000 * (number + 1), scale=scale))
+        for number, (encoder, prefix) in enumerate(zip(encoders, prefixes, strict=True)):
+            tensors.update(kohya_state_dict(encoder, prefix, KOHYA_TE_TARGETS, rank, seed=seed + 1000 * (number + 1),
+                                            scale=scale))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.float() for k, v in tensors.items()}, str(path), metadata={"ss_network_module": "networks.lora", **(metadata or {})})
+    metadata = {"ss_network_module": "networks.lora", **(metadata or {})}
+    save_file({k: v.float() for k, v in tensors.items()}, str(path), metadata=metadata)
     return path
 
 
@@ -100,7 +103,8 @@ def bench_lora(repeats: int = 3) -> dict:
             with loras_for_job(engine, model, request):
                 pass
             warm.append(time.perf_counter() - started)
-    return {"first_s": cold[0], "cold_s": statistics.median(cold[1:]), "warm_s": statistics.median(warm), "goal_s": 0.5, "loras": 2}
+    return {"first_s": cold[0], "cold_s": statistics.median(cold[1:]), "warm_s": statistics.median(warm), "goal_s": 0.5,
+            "loras": 2}
 
 
 if __name__ == "__main__":

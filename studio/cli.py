@@ -44,7 +44,8 @@ THREADS_HELP = "CPU threads for torch (default: all cores but one; also STUDIO_C
 
 def _add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--model", help="checkpoint file or diffusers model folder (default: the last one used, else the demo model)")
+    parser.add_argument("--model",
+                        help="checkpoint file or diffusers model folder (default: the last one used, else the demo model)")
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
     parser.add_argument("--threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     parser.add_argument("--exit-when-shown", action="store_true", help=argparse.SUPPRESS)
@@ -109,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="decode in tiles (auto: above 2048x2048)")
 
     bench = sub.add_parser("bench", help="measure overhead, GUI stalls, cancel latency and launch time")
-    bench.add_argument("--model", dest="bench_model", help="checkpoint file or model folder (default: demo model, else a tiny one); also times its loading")
+    bench.add_argument("--model", dest="bench_model",
+                       help="checkpoint file or model folder (default: demo model, else a tiny one); also times its loading")
     bench.add_argument("--device", dest="bench_device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
     bench.add_argument("--threads", dest="bench_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     bench.add_argument("--steps", type=int, default=20)

@@ -61,7 +61,8 @@ def build_request(args: Namespace) -> GenerationRequest:
     settings, _ = load_settings(settings_file())
     model = args.gen_model or args.model or effective_model(settings)
     if not model:
-        raise StudioError(ErrorKind.MODEL_NOT_FOUND, "No model given and no demo model installed.", "Pass --model FILE_OR_FOLDER.")
+        raise StudioError(ErrorKind.MODEL_NOT_FOUND, "No model given and no demo model installed.",
+                          "Pass --model FILE_OR_FOLDER.")
     defaults = model_defaults(model)
     width, height = args.size or (defaults.width or 512, defaults.height or 512)
     return GenerationRequest(

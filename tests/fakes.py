@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -24,8 +24,8 @@ from studio.core.events import (
     JobFailed,
     JobFinished,
     JobStarted,
-    ModelLoaded,
     ModelFailed,
+    ModelLoaded,
     ModelLoading,
     StepProgress,
 )

@@ -10,9 +10,9 @@ import struct
 import numpy as np
 import pytest
 import torch
+from diffusers import DiffusionPipeline
 from PIL import Image
 from safetensors import SafetensorError, safe_open
-from diffusers import DiffusionPipeline
 from safetensors.torch import load_file
 
 from studio.engine.tiny_model import CLIP_VOCAB_SIZE, build_tiny_family
@@ -209,7 +209,8 @@ def test_ema_copies_are_what_diffusers_extracts(pipes, tmp_path):
     checkpoint = load_file(path)
     unet_keys = [key for key in checkpoint if key.startswith(cf.UNET_PREFIX)]
     assert "model_ema.decay" in checkpoint and "model_ema.num_updates" in checkpoint
-    assert cf.ema_key(cf.UNET_PREFIX + "input_blocks.1.1.proj_in.weight") == "model_ema.diffusion_modelinput_blocks11proj_inweight"
+    ema = cf.ema_key(cf.UNET_PREFIX + "input_blocks.1.1.proj_in.weight")
+    assert ema == "model_ema.diffusion_modelinput_blocks11proj_inweight"
     assert {cf.ema_key(key) for key in unet_keys} <= set(checkpoint)
     config = dict(pipe.unet.config)
     plain = convert_ldm_unet_checkpoint(checkpoint, config)

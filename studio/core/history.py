@@ -164,7 +164,8 @@ class History:
             self._entries[entry.path] = entry
         if bad:
             self.damaged = True
-            return [f"{bad} damaged line(s) in the history index were skipped; rebuild it from the outputs folder to recover them."]
+            return [f"{bad} damaged line(s) in the history index were skipped; "
+                    "rebuild it from the outputs folder to recover them."]
         return []
 
     def load_or_rebuild(self, outputs_dir: Path) -> list[str]:

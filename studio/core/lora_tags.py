@@ -166,7 +166,8 @@ def lora_family(header: SafetensorsHeader) -> tuple[Family | None, str]:
             if family:
                 return family, ""
     for name in names:
-        if name.startswith(("lora_te_", "text_encoder.", "te.")) and name.endswith(("q_proj.lora_down.weight", "q_proj.lora_A.weight")):
+        if name.startswith(("lora_te_", "text_encoder.", "te.")) and name.endswith(
+                ("q_proj.lora_down.weight", "q_proj.lora_A.weight")):
             family = _TEXT_WIDTH.get(_down_width(header, name) or 0)
             if family:
                 return family, ""

@@ -189,7 +189,8 @@ class PreviewCompositor:
 
         box = self.box
         if preview.shape[:2] != (box.h, box.w):
-            preview = np.asarray(Image.fromarray(np.ascontiguousarray(preview[..., :3])).resize((box.w, box.h), Image.Resampling.BILINEAR))
+            small = Image.fromarray(np.ascontiguousarray(preview[..., :3]))
+            preview = np.asarray(small.resize((box.w, box.h), Image.Resampling.BILINEAR))
         out = self.source.copy()
         if self.blend.empty:
             return out

@@ -27,9 +27,10 @@ import re
 import stat
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from PIL import Image, PngImagePlugin
 

@@ -27,9 +27,10 @@ import re
 import stat
 import time
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from studio.core.atomic import write_text_atomic
 from studio.core.fields import FIELD, FIELDS

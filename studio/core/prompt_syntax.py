@@ -179,7 +179,7 @@ def make_chunks(
         chunks.append(PromptChunk(tokens + [end_id] * missing, weights + [1.0] * missing, fixes))
         tokens, weights, fixes, last_comma = [], [], [], -1
 
-    for ids, fragment in zip(token_lists, fragments):
+    for ids, fragment in zip(token_lists, fragments, strict=False):
         if is_break(fragment):
             finish()
             continue

@@ -8,8 +8,8 @@ the total passes the budget (InvokeAI's canvas lagged on unbounded history; PR #
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -76,7 +76,7 @@ def run(model: Path, n: int, seed: int, sampler: str | None, steps: int | None,
         gens = [torch.Generator().manual_seed(seed * 100003 + start + j) for j in range(len(chunk))]
         images = pipe([s.full_caption() for s in chunk], num_inference_steps=steps, guidance_scale=guidance,
                       width=w, height=h, generator=gens).images
-        for j, (s, img) in enumerate(zip(chunk, images)):
+        for s, img in zip(chunk, images, strict=True):
             r = scenes.analyze(img)
             ok = scenes.score(s, r)
             is_held = s.triple() in scenes.HELD_OUT
@@ -137,7 +137,7 @@ def short_phrasings(pipe, n: int, seed: int, steps: int, guidance: float, w: int
         gens = [torch.Generator().manual_seed(seed * 100003 + 50000 + start + j) for j in range(len(chunk))]
         images = pipe(chunk, num_inference_steps=steps, guidance_scale=guidance, width=w, height=h,
                       generator=gens).images
-        for text, img in zip(chunk, images):
+        for text, img in zip(chunk, images, strict=True):
             want = scenes.parse_caption(text)
             ok = scenes.score(want, scenes.analyze(img))
             for k, v in ok.items():
@@ -176,7 +176,7 @@ def edit_check(model: Path, n: int = 24, seed: int = 0) -> dict:
     for i in range(n):
         s = scenes.random_scene(rng, jitter=False)
         src = scenes.draw(s)
-        r = scenes.analyze(src)
+        scenes.analyze(src)
         new_color = rng.choice([c for c in scenes.COLORS if c not in (s.color, s.background)])
         # Mask: the object's bounding box plus 6 px.
         arr = np.asarray(src).astype(np.float32)

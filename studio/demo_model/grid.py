@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     d.text((pad, 4), f"{studio['name']}: {studio['default_sampler']}, {studio['default_steps']} steps, "
                      f"guidance {studio['default_guidance']}, {w}x{h} (* = combination held out from training)",
            fill="black", font=font)
-    for i, (cap, img) in enumerate(zip(CAPTIONS, images)):
+    for i, (cap, img) in enumerate(zip(CAPTIONS, images, strict=False)):
         r, c = divmod(i, args.cols)
         x, y = pad + c * (cell + pad), 20 + pad + r * (cell + text_h + pad)
         grid.paste(img.resize((cell, cell), Image.Resampling.NEAREST), (x, y))

@@ -340,7 +340,7 @@ def pretrain_text_encoder(args, tokenizer):
 
 def ema_update(ema, model, decay: float) -> None:
     with torch.no_grad():
-        for pe, pm in zip(ema.parameters(), model.parameters()):
+        for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
             pe.lerp_(pm, 1.0 - decay)
 
 

@@ -89,7 +89,8 @@ def fit_note(embedding: Embedding, family: Family, widths: dict[str, int], chunk
             made_for = _WIDTH_FAMILY.get(got, "another model")
             return f"Embedding {name} is for {made_for} ({got}-wide vectors; this model takes {width}); it was left out."
     if embedding.count > chunk_length:
-        return f"Embedding {name} has {embedding.count} vectors, more than the {chunk_length} a prompt chunk holds; it was left out."
+        return (f"Embedding {name} has {embedding.count} vectors, more than the {chunk_length} a prompt chunk holds; "
+                "it was left out.")
     return ""
 
 
@@ -114,7 +115,7 @@ class EmbeddingLookup:
             self._by_first = {}
             names = list(self.files)
             ids = self.tokenizer(names, add_special_tokens=False, truncation=False, verbose=False)["input_ids"] if names else []
-            for name, name_ids in zip(names, ids):
+            for name, name_ids in zip(names, ids, strict=False):
                 if name_ids:
                     self._by_first.setdefault(name_ids[0], []).append((name_ids, name))
             for entries in self._by_first.values():

@@ -16,7 +16,6 @@ import torch
 from PIL import Image
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.infotext import lora_hashes, ti_hashes
 from studio.core.events import (
     EventSink,
     ImageFinished,
@@ -28,19 +27,20 @@ from studio.core.events import (
     ModelLoading,
     StepProgress,
 )
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest, Mode
+from studio.core.infotext import lora_hashes, ti_hashes
 from studio.core.model_detect import Family, ModelInfo, inspect_model
 from studio.core.model_hash import file_sha256, short_hash
+from studio.core.outputs import OutputWriter
+from studio.core.request import GenerationRequest, Mode
 from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
+from studio.engine.hires import hires_pass, hires_steps, wants_hires
 from studio.engine.image_inputs import prepare_img2img, prepare_inpaint
 from studio.engine.loader import load_pipeline, load_vae_file, move_to_device, pipeline_for_mode
 from studio.engine.lora import engine_lora_folders, loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
-from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
-from studio.engine.hires import hires_pass, hires_steps, wants_hires
 from studio.engine.noise import image_request, initial_noise
+from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
 from studio.engine.prompt_encoding import prompt_arguments, prompt_notes
 from studio.engine.schedulers import make_scheduler
 from studio.engine.vae import VaeDecoder
@@ -309,11 +309,13 @@ class Engine:
         full = Image.new("L", (request.width, request.height), 255)
         if request.mode is Mode.INPAINT:
             job = prepare_inpaint(request)
-            return model.pipeline(Mode.INPAINT), {"image": job.image, "mask_image": job.mask, "strength": request.strength, **size}, job
+            inputs = {"image": job.image, "mask_image": job.mask, "strength": request.strength, **size}
+            return model.pipeline(Mode.INPAINT), inputs, job
         if request.mode is Mode.IMG2IMG:
             image = prepare_img2img(request)
             if model.inpaint_only:
-                return model.pipeline(Mode.INPAINT), {"image": image, "mask_image": full, "strength": request.strength, **size}, None
+                inputs = {"image": image, "mask_image": full, "strength": request.strength, **size}
+                return model.pipeline(Mode.INPAINT), inputs, None
             return model.pipeline(Mode.IMG2IMG), {"image": image, "strength": request.strength}, None
         if model.inpaint_only:
             blank = Image.new("RGB", (request.width, request.height), (127, 127, 127))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.model_detect import Family, ModelInfo, inspect_model
+from studio.core.model_detect import Family, ModelInfo
 from studio.core.request import Mode
 from studio.core.safetensors_header import read_header
 from studio.engine.errors import is_out_of_memory
@@ -28,7 +28,7 @@ def pipeline_classes(family: Family) -> dict[Mode, type]:
         names = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
     else:
         names = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
-    return {mode: getattr(diffusers, name) for mode, name in zip((Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT), names)}
+    return {mode: getattr(diffusers, name) for mode, name in zip((Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT), names, strict=True)}
 
 
 def pipeline_for_mode(pipe, family: Family, mode: Mode):
@@ -66,11 +66,13 @@ def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
 
     path = Path(path).expanduser()
     if path.suffix.lower() != ".safetensors":
-        raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is not a .safetensors VAE; the studio reads only .safetensors files.")
+        raise StudioError(ErrorKind.BAD_MODEL,
+                          f"{path.name} is not a .safetensors VAE; the studio reads only .safetensors files.")
     header = read_header(path)
     names = header.tensors
     if any(k.startswith("model.diffusion_model.") for k in names):
-        raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is a whole checkpoint, not a VAE.", "Choose it as the model instead.")
+        raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is a whole checkpoint, not a VAE.",
+                          "Choose it as the model instead.")
     template = config_dir(info.config_name)
     try:
         from safetensors.torch import load_file

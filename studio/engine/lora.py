@@ -138,7 +138,11 @@ def _delete(pipe, names: list[str]) -> None:
 def _activate(pipe, weights: dict[str, tuple[float, float]]) -> None:
     """Switch on exactly these adapters at these (text encoder, UNet) weights; every other
     loaded adapter is off. A component no active adapter touches is switched off entirely."""
-    from diffusers.loaders.lora_base import disable_lora_for_text_encoder, enable_lora_for_text_encoder, set_adapters_for_text_encoder
+    from diffusers.loaders.lora_base import (
+        disable_lora_for_text_encoder,
+        enable_lora_for_text_encoder,
+        set_adapters_for_text_encoder,
+    )
 
     for component, module in _components(pipe):
         present = set(getattr(module, "peft_config", None) or {})

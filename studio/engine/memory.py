@@ -63,6 +63,8 @@ def load_note(info: ModelInfo, device: str, options: MemoryOptions) -> str:
     if need < free * 0.85:
         return ""
     if options.cpu_offload and device != "cpu":
-        return f"The model ({need / gb:.1f} GB) is larger than the free GPU memory ({free / gb:.1f} GB): CPU offload streams it in."
-    hint = "Turn on model CPU offload in the memory options if loading fails." if device != "cpu" else "Close other programs if loading fails."
+        return (f"The model ({need / gb:.1f} GB) is larger than the free GPU memory ({free / gb:.1f} GB): "
+                "CPU offload streams it in.")
+    hint = ("Turn on model CPU offload in the memory options if loading fails." if device != "cpu"
+            else "Close other programs if loading fails.")
     return f"The model needs about {need / gb:.1f} GB; {device.upper()} has {free / gb:.1f} GB free. {hint}"

@@ -107,7 +107,8 @@ def encode_request(model, pipe, request) -> EncodedPrompt:
     lookup = _lookup(model, encoders)
     cfg = request.guidance > 1.0  # the pipelines' do_classifier_free_guidance
     negative_text = extract_extra_networks(request.negative_prompt or "")[0]
-    zero_negative = family is Family.SDXL and not negative_text and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
+    zero_negative = (family is Family.SDXL and not negative_text
+                     and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
     # Chunks per encoder, for the prompt and (when the negative is used and encoded) the negative.
     texts = [request.prompt] + ([request.negative_prompt or ""] if cfg and not zero_negative else [])
     chunked = [[_chunks(text, encoder, lookup) for encoder in encoders] for text in texts]
@@ -143,7 +144,8 @@ def _lookup(model, encoders: list[TextEncoder]) -> EmbeddingLookup:
 def _chunks(text: str, encoder: TextEncoder, lookup: EmbeddingLookup) -> list[PromptChunk]:
     fragments = parse_prompt_attention(extract_extra_networks(text)[0])
     tokenizer = encoder.tokenizer
-    token_lists = tokenizer([piece for piece, _ in fragments], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    pieces = [piece for piece, _ in fragments]
+    token_lists = tokenizer(pieces, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     comma = _comma_id(tokenizer)
     chunks, _ = make_chunks(
         fragments, token_lists, comma, tokenizer.eos_token_id, lookup, PLACEHOLDER_ID, length=chunk_length(encoder)
@@ -166,7 +168,7 @@ def _comma_id(tokenizer) -> int | None:
 def _encode_text(per_encoder: list[list[PromptChunk]], encoders: list[TextEncoder], count: int, clip_skip: int, device):
     """(embeddings [1, count * 77, width(s)], pooled [1, projection] or None) of one text."""
     hidden, pooled = [], None
-    for chunks, encoder in zip(per_encoder, encoders):
+    for chunks, encoder in zip(per_encoder, encoders, strict=False):
         end = encoder.tokenizer.eos_token_id
         length = chunk_length(encoder)
         chunks = chunks + [PromptChunk([end] * length, [1.0] * length, []) for _ in range(count - len(chunks))]

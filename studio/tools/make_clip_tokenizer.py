@@ -52,7 +52,7 @@ def bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             codes.append(256 + extra)
             extra += 1
-    return dict(zip(printable, (chr(c) for c in codes)))
+    return dict(zip(printable, (chr(c) for c in codes), strict=True))
 
 
 def read_merges(source_gz: Path) -> list[tuple[str, str]]:

@@ -57,7 +57,8 @@ class LoraScanner(QObject):
 
     def scan(self, model_dirs: list[str]) -> None:
         self._number += 1
-        self._thread = threading.Thread(target=self._run, args=(self._number, tuple(model_dirs)), name=SCAN_THREAD_NAME, daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(self._number, tuple(model_dirs)), name=SCAN_THREAD_NAME,
+                                        daemon=True)
         self._thread.start()
 
     def _run(self, number: int, model_dirs: tuple[str, ...]) -> None:

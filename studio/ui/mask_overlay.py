@@ -59,7 +59,8 @@ class MaskOverlayItem(QGraphicsItem):
         self.setScale(1 / self.factor)
         self._image = QImage(width * self.factor, height * self.factor, QImage.Format.Format_ARGB32_Premultiplied)
         stride = self._image.bytesPerLine() // 4
-        self._pixels = np.frombuffer(self._image.bits(), np.uint32).reshape(height * self.factor, stride)[:, : width * self.factor]
+        words = np.frombuffer(self._image.bits(), np.uint32).reshape(height * self.factor, stride)
+        self._pixels = words[:, : width * self.factor]
         self._mask = mask
         self.refresh(mask, Rect(0, 0, width, height))
 

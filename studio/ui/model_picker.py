@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup
@@ -180,7 +180,8 @@ class ModelPicker(QObject):
     def summary(self) -> str:
         library = self.library
         found = f"{len(library.models)} model{'s' if len(library.models) != 1 else ''}"
-        text = f"Found {found} and {len(library.vaes)} VAE{'s' if len(library.vaes) != 1 else ''} in {len(library.folders)} model folder{'s' if len(library.folders) != 1 else ''}."
+        vaes, folders = len(library.vaes), len(library.folders)
+        text = f"Found {found} and {vaes} VAE{'s' if vaes != 1 else ''} in {folders} model folder{'s' if folders != 1 else ''}."
         if library.skipped:
             text += f" {len(library.skipped)} file(s) skipped (hover “Rescan model folders” to see why)."
         return text
@@ -261,7 +262,8 @@ class ModelPicker(QObject):
                 if same_path(path, str(demo_model_dir())):
                     self._descriptions[path] = f"Demo model  ·  {info.label}"
                 else:
-                    self._descriptions[path] = LibraryModel(path, info.name, info.label, info.size_bytes, info.single_file).display
+                    model = LibraryModel(path, info.name, info.label, info.size_bytes, info.single_file)
+                    self._descriptions[path] = model.display
         return self._descriptions[path]
 
     @Slot(int)

@@ -80,7 +80,8 @@ def test_a1111_upscalers_and_hires_resize():
     assert esrgan.fields["hires_upscaler"] == "Lanczos" and esrgan.extras["Hires upscaler"] == "R-ESRGAN 4x+"
     resize = from_a1111("p\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x768, Denoising strength: 0.4, "
                         "Hires resize: 1024x1536, Hires upscaler: latent (bicubic)")
-    assert (resize.fields["hires_fix"], resize.fields["hires_scale"], resize.fields["hires_upscaler"]) == (True, 2.0, "Latent (bicubic)")
+    fields = resize.fields
+    assert (fields["hires_fix"], fields["hires_scale"], fields["hires_upscaler"]) == (True, 2.0, "Latent (bicubic)")
     odd = from_a1111("p\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x768, Hires resize: 1024x1024")
     assert not odd.fields["hires_fix"] and odd.extras["Hires resize"] == "1024x1024"
 

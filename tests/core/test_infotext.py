@@ -3,7 +3,9 @@ import re
 import time
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from PIL import Image
 
 from studio.core.infotext import MAX_INFOTEXT_CHARS, _scan_params, format_infotext, parse_infotext

@@ -265,7 +265,7 @@ def test_any_sequence_of_operations_keeps_the_invariants_and_survives_a_restart(
     restored, _ = JobQueue.load(path)
     assert [j.id for j in restored.jobs] == [j.id for j in queue.jobs], "the order survives"
     assert restored.paused == queue.paused
-    for before, after in zip(queue.jobs, restored.jobs):
+    for before, after in zip(queue.jobs, restored.jobs, strict=True):
         assert after.request == before.request
         if before.status in (JobStatus.PENDING, JobStatus.RUNNING):
             assert (after.status, after.restored) == (JobStatus.PENDING, True)

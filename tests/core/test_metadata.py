@@ -2,7 +2,9 @@ import io
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from studio.core.infotext import format_infotext

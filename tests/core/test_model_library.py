@@ -52,9 +52,10 @@ def test_a_dropped_a1111_image_names_its_model_by_hash_or_name(tmp_path, studio_
     folder = tmp_path / "Stable-diffusion"
     path = files.write_single_file(build_tiny_family("sd1"), folder / "dreamy_v3.safetensors", dtype=torch.float16)
     short = file_sha256(path)[:10]
-    by_hash = from_a1111(f"a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: {short}, Model: renamed")
+    common = "a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512"
+    by_hash = from_a1111(f"{common}, Model hash: {short}, Model: renamed")
     by_name = from_a1111("a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Model: dreamy_v3")
-    missing = from_a1111("a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 0123456789, Model: other")
+    missing = from_a1111(f"{common}, Model hash: 0123456789, Model: other")
     assert model_of_image(by_hash, [str(folder)])[0].path == str(path)
     assert model_of_image(by_name, [str(folder)])[0].path == str(path)
     assert model_of_image(missing, [str(folder)]) == (None, "other")

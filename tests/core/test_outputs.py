@@ -36,7 +36,7 @@ class DiskFullAfter:
         self.budget = budget
 
     def __call__(self, fd, mode="r", *args, **kwargs):
-        handle = io.open(fd, mode, *args, **kwargs)
+        handle = open(fd, mode, *args, **kwargs)
         outer = self
 
         class Full:

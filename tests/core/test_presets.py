@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from studio.core.presets import (
     PRESET_FIELDS,
@@ -242,7 +244,8 @@ def test_import_a1111_styles_csv(store, tmp_path):
 def test_import_fooocus_style_list(store, tmp_path):
     path = tmp_path / "sdxl_styles_fooocus.json"
     path.write_text(json.dumps([
-        {"name": "Fooocus Sharp", "prompt": "cinematic still {prompt} . emotional, harmonious", "negative_prompt": "anime, cartoon"},
+        {"name": "Fooocus Sharp", "prompt": "cinematic still {prompt} . emotional, harmonious",
+         "negative_prompt": "anime, cartoon"},
         {"name": "Fooocus Masterpiece", "prompt": "(masterpiece), (best quality), {prompt}"},
         "garbage",
     ]))

@@ -79,7 +79,7 @@ def test_never_raises_and_returns_fragments(text):
     fragments = parse_prompt_attention(text)
     assert fragments and all(isinstance(t, str) and isinstance(w, float) for t, w in fragments)
     # Equal-weight neighbours are merged; breaks stay separate.
-    for left, right in zip(fragments, fragments[1:]):
+    for left, right in zip(fragments, fragments[1:], strict=False):
         assert left[1] != right[1] or BREAK in (left, right)
 
 

@@ -4,7 +4,6 @@ end-to-end generation with the bundled weights (a few seconds on CPU)."""
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 

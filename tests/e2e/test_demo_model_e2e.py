@@ -33,7 +33,8 @@ def test_first_run_makes_the_prompted_picture(qtbot, studio, monkeypatch):
     assert (window.panel.width_spin.value(), window.panel.height_spin.value()) == (64, 64)  # native size
     previews = []  # what the canvas was asked to show, on the GUI thread
     show = window.canvas.show_pixels
-    monkeypatch.setattr(window.canvas, "show_pixels", lambda pixels, *a, **k: (previews.append(pixels.shape), show(pixels, *a, **k)))
+    monkeypatch.setattr(window.canvas, "show_pixels",
+                        lambda pixels, *a, **k: (previews.append(pixels.shape), show(pixels, *a, **k)))
     window.panel.prompt.setPlainText(PROMPT)
     pixels = _generate(qtbot, window)
     scene = analyze(Image.fromarray(pixels))

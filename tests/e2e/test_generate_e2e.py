@@ -20,7 +20,8 @@ def test_prompt_to_png_with_metadata(qtbot, studio, studio_home, monkeypatch):
     window = studio
     previews = []  # what the GUI thread put on the canvas
     show = window.canvas.show_pixels
-    monkeypatch.setattr(window.canvas, "show_pixels", lambda pixels, *a, **k: (previews.append(pixels.shape), show(pixels, *a, **k)))
+    monkeypatch.setattr(window.canvas, "show_pixels",
+                        lambda pixels, *a, **k: (previews.append(pixels.shape), show(pixels, *a, **k)))
     qtbot.keyClicks(window.panel.prompt, "a red circle on the left")
     window.panel.negative.setPlainText("green")
     window.panel.sampler.setCurrentText("Euler a")

@@ -120,7 +120,8 @@ def test_invalid_size_is_reported_as_bad_input(engine, tiny_model_dir):
     [
         (lambda p: p / "missing", ErrorKind.MODEL_NOT_FOUND, "No model found"),
         (lambda p: (p / "empty").mkdir() or p / "empty", ErrorKind.BAD_MODEL, "no model_index.json"),
-        (lambda p: (p / "m.safetensors").write_bytes(b"x") and p / "m.safetensors", ErrorKind.BAD_MODEL, "not a valid .safetensors"),
+        (lambda p: (p / "m.safetensors").write_bytes(b"x") and p / "m.safetensors", ErrorKind.BAD_MODEL,
+         "not a valid .safetensors"),
         (lambda p: (p / "m.ckpt").write_bytes(b"x") and p / "m.ckpt", ErrorKind.BAD_MODEL, "pickled checkpoint"),
     ],
 )

@@ -122,7 +122,7 @@ def test_pipeline_folder_loads_and_its_scheduler_builds(family):
 def test_tokenizer_folders_hold_only_the_special_tokens(family):
     entry, folder = FAMILY_CONFIGS[family], config_dir(family)
     names = ("tokenizer", "tokenizer_2")[: len(entry.tokenizer_pads)]
-    for name, pad in zip(names, entry.tokenizer_pads):
+    for name, pad in zip(names, entry.tokenizer_pads, strict=True):
         files = sorted(p.name for p in (folder / name).iterdir())
         assert files == ["special_tokens_map.json", "tokenizer_config.json"]  # the vocab is shipped once
         assert read(folder / name / "special_tokens_map.json")["pad_token"] == pad

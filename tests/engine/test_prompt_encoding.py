@@ -62,7 +62,7 @@ def test_plain_prompt_equals_the_pipelines_encode_prompt(pipes, family, negative
     ours = _encode(pipe, family, "a red circle, on the left", negative).arguments
     reference = _reference(pipe, family, "a red circle, on the left", negative)
     names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
-    for name, expected in zip(names, reference):
+    for name, expected in zip(names, reference, strict=False):
         assert ours[name].shape == expected.shape
         assert torch.allclose(ours[name], expected, atol=1e-6, rtol=0), name
 
@@ -248,7 +248,8 @@ def engine(tmp_path):
 
 
 def _pixels(engine, model, **changes):
-    base = dict(prompt="a red circle", negative_prompt="blue", steps=2, width=64, height=64, seed=3, sampler="Euler", model=str(model))
+    base = dict(prompt="a red circle", negative_prompt="blue", steps=2, width=64, height=64, seed=3, sampler="Euler",
+                model=str(model))
     before = len(engine.events)
     engine.generate(GenerationRequest(**{**base, **changes}), threading.Event())
     finished = [e for e in engine.events[before:] if isinstance(e, ImageFinished)]

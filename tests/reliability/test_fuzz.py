@@ -197,7 +197,8 @@ def test_preset_files_load_and_import_without_raising(tmp_path):
 def test_state_files_load_without_raising(tmp_path, studio_home):
     rng = random.Random(6)
     studio_home.mkdir(parents=True, exist_ok=True)
-    settings_path, session_path, index_path = studio_home / "settings.json", studio_home / "session.json", tmp_path / "history.jsonl"
+    settings_path, session_path = studio_home / "settings.json", studio_home / "session.json"
+    index_path = tmp_path / "history.jsonl"
     valid_settings = json.dumps({"prompt": "a cat", "steps": 20, "width": 512, "device": "cpu"})
     valid_session = json.dumps({"format": 1, "settings": json.loads(valid_settings), "canvas_image": None})
     for _ in range(700):

@@ -139,7 +139,8 @@ def test_mask_reads_over_a_red_object_and_its_colour_is_saved(qtbot, make_window
     shot = canvas.viewport().grab().toImage()
     assert canvas.mask[64, 64] == 255 and canvas.mask[64, 30] == 0
     y = canvas.mapFromScene(QPointF(0, 64)).y()
-    row = {shot.pixelColor(x, y).getRgb()[:3] for x in range(canvas.mapFromScene(QPointF(30, 64)).x(), canvas.mapFromScene(QPointF(50, 64)).x())}
+    left, right = canvas.mapFromScene(QPointF(30, 64)).x(), canvas.mapFromScene(QPointF(50, 64)).x()
+    row = {shot.pixelColor(x, y).getRgb()[:3] for x in range(left, right)}
     # Black and white dashes (greys where the view scales them down): colours the tint is not.
     assert any(max(c) - min(c) < 12 for c in row), row
     # Colour setting: the toolbar button, stored in settings.

@@ -63,7 +63,8 @@ def test_dropping_an_a1111_image_restores_every_extra(qtbot, make_window, tmp_pa
     # What Generate would send: the picture A1111 made, hires fix and variation included.
     window.panel.store(window.settings)
     request = request_from_settings(window.settings, "m")
-    assert (request.seed, request.steps, request.sampler, request.width, request.height) == (3141592653, 24, "DPM++ 2M Karras", 512, 640)
+    got = (request.seed, request.steps, request.sampler, request.width, request.height)
+    assert got == (3141592653, 24, "DPM++ 2M Karras", 512, 640)
     assert (request.clip_skip, request.hires_scale, request.hires_steps, request.hires_denoise, request.hires_upscaler) == \
         (2, 1.5, 12, 0.45, "Latent (nearest)")
     assert (request.variation_seed, request.variation_strength, request.seed_resize_width, request.seed_resize_height) == \
@@ -73,7 +74,8 @@ def test_dropping_an_a1111_image_restores_every_extra(qtbot, make_window, tmp_pa
 def test_an_a1111_image_without_extras_switches_them_off(qtbot, make_window, tmp_path):
     window = make_window()
     _drop(window, _png(tmp_path / "with.png", {PARAMETERS_KEY: A1111}))
-    _drop(window, _png(tmp_path / "plain.png", {PARAMETERS_KEY: "p\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512"}))
+    plain = "p\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512"
+    _drop(window, _png(tmp_path / "plain.png", {PARAMETERS_KEY: plain}))
     assert not window.panel.hires_group.isChecked() and not window.panel.variation_group.isChecked()
     assert window.panel.clip_skip.value() == 1
     assert window.panel.hires_scale.value() == 1.5  # off, but kept for next time

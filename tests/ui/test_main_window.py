@@ -68,8 +68,9 @@ def test_random_seed_is_shown_and_recorded(qtbot, make_window, script):
 def test_previews_newest_frame_wins(qtbot, make_window, script):
     window = make_window()
     worker = window.worker
-    from studio.core.events import StepProgress
     import numpy as np
+
+    from studio.core.events import StepProgress
 
     script.hold = threading.Event()  # the job runs (held before its first step) while steps are sent
     window.generate()

@@ -33,7 +33,8 @@ def test_applying_a_preset_fills_the_panel(qtbot, make_window):
 def test_dropping_an_a1111_image_fills_the_panels(qtbot, make_window, tmp_path):
     window = make_window()
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", "a cat in a hat\nNegative prompt: dogs\nSteps: 33, Sampler: DDIM, CFG scale: 4.5, Seed: 77, Size: 320x448")
+    info.add_text("parameters",
+                  "a cat in a hat\nNegative prompt: dogs\nSteps: 33, Sampler: DDIM, CFG scale: 4.5, Seed: 77, Size: 320x448")
     path = tmp_path / "a1111.png"
     Image.new("RGB", (8, 8)).save(path, pnginfo=info)
     mime = QMimeData()
@@ -41,7 +42,8 @@ def test_dropping_an_a1111_image_fills_the_panels(qtbot, make_window, tmp_path):
     assert window.recall.handle_drop(mime)
     panel = window.panel
     assert panel.prompt.toPlainText() == "a cat in a hat" and panel.negative.toPlainText() == "dogs"
-    assert (panel.steps.value(), panel.sampler.currentText(), panel.guidance.value(), int(panel.seed.value())) == (33, "DDIM", 4.5, 77)
+    shown = (panel.steps.value(), panel.sampler.currentText(), panel.guidance.value(), int(panel.seed.value()))
+    assert shown == (33, "DDIM", 4.5, 77)
     assert (panel.width_spin.value(), panel.height_spin.value()) == (320, 448)
     assert not panel.random_seed.isChecked()
 
