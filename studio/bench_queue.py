@@ -74,11 +74,11 @@ def bench_save_modes(model: str, scratch: Path, size: int = 1024, batch: int = 4
                      repeats: int = 1) -> dict[str, Any]:
     """Median seconds until the last image of the batch is on disk, per mode: "bare" (nothing
     saved), "sync" (the engine saves each image before going on), "writer" (the writer thread
-    saves while the next image denoises); plus one PNG's encode time and the ratios to bare."""
+    saves while the next image denoises; "writer_engine": when the engine was free for the next
+    job); plus one PNG's encode time and the ratios to bare, paired within each repeat."""
     from PIL import Image
 
     from studio.engine.engine import Engine
-
     from studio.engine.threads import apply_cpu_threads, cpu_threads
 
     apply_cpu_threads(cpu_threads())  # as the studio's engine thread does: a core is left for the rest
@@ -111,6 +111,7 @@ def bench_save_modes(model: str, scratch: Path, size: int = 1024, batch: int = 4
         started = time.perf_counter()
         try:
             engine.generate(request, threading.Event(), job_id="bench", save_images=False)
+            timings["writer_engine"].append(time.perf_counter() - started)  # when the engine is free again
             image_writer.close(120)  # returns when the last PNG is on disk
         finally:
             engine.emit = events.append
@@ -121,7 +122,7 @@ def bench_save_modes(model: str, scratch: Path, size: int = 1024, batch: int = 4
 
     # Paired: each repeat runs the three modes back to back (in a rotating order), and the
     # ratios are taken within a repeat, so a busy neighbour on a shared CPU skews all three alike.
-    timings: dict[str, list[float]] = {"bare": [], "sync": [], "writer": []}
+    timings: dict[str, list[float]] = {"bare": [], "sync": [], "writer": [], "writer_engine": []}
     modes = [("bare", bare), ("sync", sync), ("writer", writer)]
     for repeat in range(repeats):
         for name, run in modes[repeat % 3:] + modes[:repeat % 3]:
@@ -134,8 +135,8 @@ def bench_save_modes(model: str, scratch: Path, size: int = 1024, batch: int = 4
     encode = time.perf_counter() - started
     result: dict[str, Any] = {name: statistics.median(values) for name, values in timings.items()}
     ratios = {f"{name}_ratio": statistics.median(t / b for t, b in zip(timings[name], timings["bare"], strict=True))
-              for name in ("sync", "writer")}
-    result.update(size=size, batch=batch, steps=steps, repeats=repeats, png_encode_s=encode, **ratios)
+              for name in ("sync", "writer", "writer_engine")}
+    result.update(size=size, batch=batch, steps=steps, repeats=repeats, png_encode_s=encode, runs=timings, **ratios)
     return result
 
 
@@ -147,7 +148,8 @@ def _raise_failure(events: list[Event]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studio.bench_queue", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="", help="a model folder or file (default: a tiny random SD 1.x model, save_bench_model)")
+    parser.add_argument("--model", default="",
+                        help="a model folder or file (default: a tiny random SD 1.x model, save_bench_model)")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=2)
@@ -164,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  bare (no saving)           {r['bare']:.2f} s")
     print(f"  engine saves each image    {r['sync']:.2f} s  ({r['sync_ratio']:.3f} x bare)")
     print(f"  writer thread              {r['writer']:.2f} s  ({r['writer_ratio']:.3f} x bare)")
+    print(f"  engine free again (writer) {r['writer_engine']:.2f} s  ({r['writer_engine_ratio']:.3f} x bare)")
     print(f"  one PNG encode             {r['png_encode_s'] * 1000:.0f} ms")
+    for name, values in r["runs"].items():
+        print(f"  {name} runs: {', '.join(f'{v:.2f}' for v in values)} s")
     return 0
 
 

@@ -22,7 +22,8 @@ def test_generate_with_hires_fix_and_variations(tiny_model_dir, tmp_path, studio
         (2, 1.5, 1, 0.5, "Lanczos")
     assert (request.variation_seed, request.variation_strength, request.seed_resize_width, request.seed_resize_height) == \
         (9, 0.25, 64, 96)
-    assert Image.open(out).size == (96, 96)
+    with Image.open(out) as image:  # .size alone reads no pixels: the file would stay open
+        assert image.size == (96, 96)
     assert "step 3/3" in result.stderr  # two first-pass steps and one hires step, on one count
     assert "variation seed 9" in result.stdout
     text = Image.open(out).text[PARAMETERS_KEY]

@@ -46,7 +46,8 @@ def test_latent_hires_upscales_with_previews_of_both_passes_on_one_count(engine)
     request = _request(engine, hires_steps=4)
     finished = _run(engine, request)
     assert finished[0].image.shape == (96, 96, 3)
-    assert Image.open(finished[0].path).size == (96, 96)
+    with Image.open(finished[0].path) as image:  # .size alone reads no pixels: the file would stay open
+        assert image.size == (96, 96)
     steps = [e for e in engine.events if isinstance(e, StepProgress)]
     second = hires_steps(request.validated(), engine.model)
     assert second == 4  # A1111: the hires pass runs exactly "Hires steps", whatever the denoise
