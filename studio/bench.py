@@ -167,20 +167,20 @@ def _bench_generation(args: Namespace, model: str) -> dict:
     from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
+    from studio.core.model_detect import inspect_model
     from studio.core.model_info import model_defaults
     from studio.core.paths import settings_file
     from studio.core.request import GenerationRequest
     from studio.core.samplers import DEFAULT_SAMPLER
     from studio.core.settings import Settings
     from studio.engine.devices import resolve_device
-    from studio.core.model_detect import inspect_model
     from studio.engine.loader import load_pipeline, move_to_device
     from studio.engine.schedulers import make_scheduler
     from studio.engine.threads import apply_cpu_threads, cpu_threads
     from studio.ui.main_window import MainWindow
     from studio.ui.worker import EngineThread
 
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])  # kept alive for the whole bench
     threads = cpu_threads()
     apply_cpu_threads(threads)  # the bare pipeline runs here, on the bench's main thread
     defaults = model_defaults(model)
@@ -257,7 +257,7 @@ def _bench_generation(args: Namespace, model: str) -> dict:
         probe.start()
         studio_times.append(run_job()[1])
         probe.stop()
-    del pipe
+    pipe = None  # the bare pipeline's memory goes before the studio loads its own copy
     stall = list(probe.lateness_ms)
 
     # Contention: the same job while another program keeps one core busy.
@@ -319,9 +319,12 @@ def _report(r: dict, json_path: Path) -> None:
     cancel = max(r["cancel_latency_s"]) if r["cancel_latency_s"] else float("nan")
     rows = [
         ("overhead (studio / bare)", f"{r['overhead']:.3f}", f"<= {GOALS['overhead']}", r["overhead"] <= GOALS["overhead"]),
-        ("GUI stall p99", f"{r['stall_p99_ms']:.1f} ms", f"<= {GOALS['stall_p99_ms']:.0f} ms", r["stall_p99_ms"] <= GOALS["stall_p99_ms"]),
-        ("GUI stall max", f"{r['stall_max_ms']:.1f} ms", f"<= {GOALS['stall_max_ms']:.0f} ms", r["stall_max_ms"] <= GOALS["stall_max_ms"]),
-        ("cancel latency (worst)", f"{cancel * 1000:.0f} ms", f"<= {r['cancel_budget_s'] * 1000:.0f} ms (1 step + 50)", cancel <= r["cancel_budget_s"]),
+        ("GUI stall p99", f"{r['stall_p99_ms']:.1f} ms", f"<= {GOALS['stall_p99_ms']:.0f} ms",
+         r["stall_p99_ms"] <= GOALS["stall_p99_ms"]),
+        ("GUI stall max", f"{r['stall_max_ms']:.1f} ms", f"<= {GOALS['stall_max_ms']:.0f} ms",
+         r["stall_max_ms"] <= GOALS["stall_max_ms"]),
+        ("cancel latency (worst)", f"{cancel * 1000:.0f} ms", f"<= {r['cancel_budget_s'] * 1000:.0f} ms (1 step + 50)",
+         cancel <= r["cancel_budget_s"]),
         ("with 1 busy process / idle", f"{r['busy_ratio']:.2f}x", f"<= {GOALS['busy_ratio']}x",
          r["busy_ratio"] <= GOALS["busy_ratio"]),
         ("launch to window shown", f"{r['launch_s']:.2f} s", f"<= {GOALS['launch_s']} s", r["launch_s"] <= GOALS["launch_s"]),

@@ -47,7 +47,7 @@ EMPTY_TEXT = "No image. Open one (Ctrl+O), paste (Ctrl+V) or drop it here."
 
 def _same_view(a: tuple, b: tuple) -> bool:
     # Arrays compare by identity: a view state holds the very result array it shows.
-    return all(x is y or (isinstance(x, str) and x == y) for x, y in zip(a, b))
+    return all(x is y or (isinstance(x, str) and x == y) for x, y in zip(a, b, strict=False))
 
 
 class CanvasView(QGraphicsView):
@@ -346,7 +346,8 @@ class CanvasView(QGraphicsView):
             self._apply_brush(size=default_brush_size(*size, MIN_BRUSH, SLIDER_MAX_BRUSH))
 
     def grow_brush(self, factor: float) -> None:
-        self.set_brush(size=max(self.brush.size + 1, round(self.brush.size * factor)) if factor > 1 else round(self.brush.size * factor))
+        size = max(self.brush.size + 1, round(self.brush.size * factor)) if factor > 1 else round(self.brush.size * factor)
+        self.set_brush(size=size)
 
     def set_erasing(self, erasing: bool) -> None:
         self.erasing = erasing

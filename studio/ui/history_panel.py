@@ -98,7 +98,7 @@ class HistoryModel(QAbstractListModel):
         self._wanted.clear()
         self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()) -> int:
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
         return 0 if parent.isValid() else len(self.entries)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -193,7 +193,9 @@ class HistoryPanel(QWidget):
         self.view_action = self._action("View", "historyViewAction", self.view_selected)
         self.restore_all_action = self._action("Restore all settings", "historyRestoreAll", lambda: self.restore_selected("all"))
         self.restore_seed_action = self._action("Restore seed only", "historyRestoreSeed", lambda: self.restore_selected("seed"))
-        self.restore_prompt_action = self._action("Restore prompt only", "historyRestorePrompt", lambda: self.restore_selected("prompt"))
+        self.restore_prompt_action = self._action(
+            "Restore prompt only", "historyRestorePrompt", lambda: self.restore_selected("prompt")
+        )
         self.delete_action = self._action("Delete image…", "historyDelete", lambda: self.delete_selected())
         self.delete_action.setShortcut(Qt.Key.Key_Delete)
         self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)

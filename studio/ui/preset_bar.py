@@ -10,8 +10,8 @@ which is how tests (and scripts) drive it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from PySide6.QtCore import QEventLoop, QObject, Qt, Signal
 from PySide6.QtWidgets import (
@@ -154,7 +154,10 @@ class StyleChip(QWidget):
         self.style = style
         if style is not None:
             self.label.setText(f"Style: {style.name}")
-            parts = [f"Prompt: {style.prompt}" if style.prompt else "", f"Negative: {style.negative_prompt}" if style.negative_prompt else ""]
+            parts = [
+                f"Prompt: {style.prompt}" if style.prompt else "",
+                f"Negative: {style.negative_prompt}" if style.negative_prompt else "",
+            ]
             self.setToolTip("\n".join(p for p in parts if p) + "\n({prompt} is your prompt; applied when you generate)")
         self.setVisible(style is not None)
         self.styleChanged.emit(style)
