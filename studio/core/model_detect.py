@@ -8,11 +8,11 @@ model library scans many files with this before torch is even imported.
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.errors import ErrorKind, StudioError
+from studio.core.jsonfile import read_json_object
 from studio.core.safetensors_header import SafetensorsHeader, read_header
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -227,13 +227,7 @@ _FOLDER_CLASSES = (
 
 
 def _read_config(path: Path) -> dict:
-    try:
-        if path.stat().st_size > 4 * 1024 * 1024:
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(path, max_bytes=4 * 1024 * 1024) or {}  # the one tolerant reader
 
 
 def _inspect_folder(folder: Path) -> ModelInfo:

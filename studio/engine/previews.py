@@ -8,11 +8,12 @@ factors (InvokeAI step_callback.py), SDXL ComfyUI's; any other VAE is calibrated
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from studio.core.jsonfile import read_json_object
 
 PREVIEW_FILE = "latent_preview.json"
 SD15_FACTORS = [
@@ -55,14 +56,13 @@ class LatentPreviewer:
 
 
 def previewer_for(model_dir: Path, vae) -> LatentPreviewer:
-    shipped = Path(model_dir) / PREVIEW_FILE
-    if shipped.is_file():
+    data = read_json_object(Path(model_dir) / PREVIEW_FILE)  # None for a missing or damaged file
+    if data is not None:
         try:
-            data = json.loads(shipped.read_text(encoding="utf-8"))
             factors = data["factors"]
             if len(factors) == vae.config.latent_channels and all(len(row) == 3 for row in factors):
                 return LatentPreviewer(factors, data.get("bias", (0.0, 0.0, 0.0)))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             pass  # fall through: a bad preview file must never block generation
     scaling = float(vae.config.get("scaling_factor", 1.0) or 1.0)
     if vae.config.latent_channels == 4 and abs(scaling - SD15_SCALING) < 1e-4:

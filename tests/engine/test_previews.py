@@ -70,3 +70,12 @@ def test_x0_tap_reads_each_scheduler_family(tiny_model_dir):
         assert isinstance(out, tuple) and out[0].shape == sample.shape
         assert tap.x0 is not None and tap.x0.shape == sample.shape, cls.__name__
         assert not torch.equal(tap.x0, out[0]), cls.__name__  # x0, not the next noisy sample
+
+
+def test_a_deeply_nested_preview_file_never_blocks_the_model(tmp_path):
+    """A latent_preview.json nested past the parser's recursion limit falls back like any bad file."""
+    from studio.engine.tiny_model import build_tiny_pipeline
+
+    vae = build_tiny_pipeline(0).vae
+    (tmp_path / "latent_preview.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert previewer_for(tmp_path, vae).factors.shape == (4, 3)
