@@ -95,3 +95,15 @@ def clean_stale_temp_files(folder: Path, older_than: float = STALE_TEMP_SECONDS)
         except OSError:
             continue
     return removed
+
+
+def set_aside(path: Path, aside_name: str) -> Path:
+    """Rename a damaged file to `aside_name` beside it (numbered -2, -3 … if taken), so the
+    artist can still find it and the next save starts fresh. Raises OSError."""
+    base, ext = (aside_name[:-5], ".json") if aside_name.endswith(".json") else (aside_name, "")
+    target, number = path.with_name(aside_name), 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{base}-{number}{ext}")
+    os.replace(path, target)
+    return target

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import json
-import os
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from studio.core.atomic import write_text_atomic
+from studio.core.atomic import set_aside, write_text_atomic
 from studio.core.jsonfile import read_json_object
 from studio.core.paths import data_home
 from studio.core.request import GenerationRequest, InvalidRequest
@@ -325,13 +324,8 @@ class JobQueue:
         reason = "is from a newer studio" if data is not None and isinstance(data.get("format"), int) \
             and data["format"] > QUEUE_FORMAT else "was damaged"
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
-        target = path.with_name(f"queue-damaged-{stamp}.json")
-        number = 1
-        while target.exists():
-            number += 1
-            target = path.with_name(f"queue-damaged-{stamp}-{number}.json")
         try:
-            os.replace(path, target)
+            target = set_aside(path, f"queue-damaged-{stamp}.json")
         except OSError as exc:
             return f"The saved job queue {reason} and could not be set aside ({exc.strerror or exc}); the queue starts empty."
         return f"The saved job queue {reason}; it was set aside as {target.name} and the queue starts empty."

@@ -95,8 +95,10 @@ def embedding_folders(folders: list[Path]) -> list[Path]:
     return found
 
 
-def _walk(folder: Path, depth: int = 0):
-    """Files and model folders under `folder`, skipping hidden entries and unreadable folders."""
+def _walk(folder: Path, depth: int = 0, models: bool = False):
+    """.safetensors files under `folder` (MAX_DEPTH levels, hidden entries skipped, sorted by
+    name); with `models`, also diffusers model folders, and the extra-network folders a model
+    folder may hold are left out."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
     except OSError:
@@ -107,33 +109,20 @@ def _walk(folder: Path, depth: int = 0):
         path = Path(entry.path)
         try:
             if entry.is_dir():
-                if (path / "model_index.json").is_file():
+                if models and (path / "model_index.json").is_file():
                     yield path
-                elif depth < MAX_DEPTH and entry.name not in _VAE_DIRS + _LORA_DIRS + _EMBEDDING_DIRS:
-                    yield from _walk(path, depth + 1)
+                elif depth < MAX_DEPTH and not (models and entry.name in _VAE_DIRS + _LORA_DIRS + _EMBEDDING_DIRS):
+                    yield from _walk(path, depth + 1, models)
             elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
                 yield path
         except OSError:
             continue
 
 
-def safetensors_files(folder: Path, depth: int = 0):
-    """The .safetensors files in a folder and its subfolders (MAX_DEPTH levels, hidden entries
-    skipped, sorted by name): LoRA, VAE and embedding folders are all read this way."""
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        try:
-            if entry.is_dir() and depth < MAX_DEPTH:
-                yield from safetensors_files(Path(entry.path), depth + 1)
-            elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
-                yield Path(entry.path)
-        except OSError:
-            continue
+def safetensors_files(folder: Path):
+    """The .safetensors files in a folder and its subfolders: LoRA, VAE and embedding folders
+    are all read this way."""
+    return _walk(Path(folder))
 
 
 def folders_beside_model(model_path: str) -> list[Path]:
@@ -153,7 +142,7 @@ def scan_models(folders: list[Path]) -> tuple[list[LibraryModel], list[str]]:
     skipped: list[str] = []
     seen: set[str] = set()
     for folder in folders:
-        for path in _walk(folder):
+        for path in _walk(folder, models=True):
             key = str(path.resolve())
             if key in seen:
                 continue
@@ -174,8 +163,8 @@ def scan_vaes(folders: list[Path]) -> list[Path]:
     """Single-file VAEs (.safetensors) in the VAE folders."""
     found: list[Path] = []
     for folder in folders:
-        for path in _walk(folder):
-            if path.is_file() and path not in found:
+        for path in safetensors_files(folder):
+            if path not in found:
                 found.append(path)
     return found
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.core.atomic import write_text_atomic
+from studio.core.atomic import set_aside, write_text_atomic
 from studio.core.fields import FIELD, FIELDS
 from studio.core.paths import data_home
 from studio.core.samplers import canonical_sampler
@@ -508,16 +508,10 @@ class PresetStore:
 
     @staticmethod
     def _set_aside(path: Path) -> Path:
-        aside = path.with_name(f"{path.name}.invalid-{time.strftime('%Y%m%d-%H%M%S')}")
-        number = 1
-        while aside.exists():
-            number += 1
-            aside = path.with_name(f"{path.name}.invalid-{time.strftime('%Y%m%d-%H%M%S')}-{number}")
         try:
-            path.replace(aside)
+            return set_aside(path, f"{path.name}.invalid-{time.strftime('%Y%m%d-%H%M%S')}")
         except OSError:
             return path
-        return aside
 
     def list(self) -> list[Preset]:
         merged = dict(self._builtin)

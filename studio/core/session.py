@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from studio.core.atomic import clean_stale_temp_files, write_text_atomic
+from studio.core.atomic import clean_stale_temp_files, set_aside, write_text_atomic
 from studio.core.jsonfile import read_json_object
 from studio.core.paths import data_home
 from studio.core.settings import MAX_SETTINGS_BYTES, Settings, settings_from_dict
@@ -82,9 +82,8 @@ def load_session(path: Path | None = None) -> tuple[Session | None, str | None]:
         if not isinstance(version, int) or isinstance(version, bool) or version > SESSION_FORMAT:
             raise ValueError(f"unsupported format {version!r}")
     except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
-        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
         try:
-            path.replace(aside)
+            aside = set_aside(path, f"{path.name}.unreadable-{int(time.time())}")
         except OSError:
             aside = path
         return None, f"The last session could not be restored ({exc}). The old file is at {aside}."
@@ -179,8 +178,6 @@ def _set_aside(path: Path) -> Path:
     try:
         if path.parent.resolve() != session_images_dir().resolve() or not path.is_file() or path.is_symlink():
             return path
-        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
-        path.replace(aside)
-        return aside
+        return set_aside(path, f"{path.name}.unreadable-{int(time.time())}")
     except OSError:
         return path

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from studio.core.atomic import write_text_atomic
+from studio.core.atomic import set_aside, write_text_atomic
 from studio.core.fields import FIELD as _FIELD
 from studio.core.fields import (  # noqa: F401 - HIRES_UPSCALERS, MAX_HIRES_SCALE re-exported (cli, panel)
     FIELDS,
@@ -173,9 +173,8 @@ def load_settings(path: Path) -> tuple[Settings, str | None]:
     data = read_json_object(path, MAX_SETTINGS_BYTES)
     if data is None:
         reason = _unreadable_reason(path)
-        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
         try:
-            path.replace(aside)
+            aside = set_aside(path, f"{path.name}.unreadable-{int(time.time())}")
         except OSError:
             aside = path
         return Settings(), f"Settings could not be read ({reason}); defaults are used. The old file is at {aside}."
