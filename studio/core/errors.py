@@ -12,6 +12,9 @@ class ErrorKind(str, enum.Enum):
     BAD_MODEL = "bad_model"
     OUT_OF_MEMORY = "out_of_memory"
     DEVICE = "device"
+    # The artist's disk or folder refused a write (full, read-only, no permission, removed):
+    # something they can fix, never a studio bug, so never INTERNAL.
+    DISK = "disk"
     INTERNAL = "internal"
 
 

@@ -14,6 +14,7 @@ a Qt caller forwards it to the GUI thread with a queued signal.
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 from collections.abc import Callable
@@ -42,14 +43,35 @@ class _Write:
 _STOP = None  # the queue item that ends the thread
 
 
+# What each errno means to the artist, and what they can do about it; the strerror stays in the
+# message (in brackets) for anyone who searches for it.
+_KEPT = "It is still shown: use Save as… to keep it"
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # a quota is a full disk too
+_UNWRITABLE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def save_error(exc: BaseException, folder: object) -> StudioError:
-    """What a failed write means to the artist, and what to do about it."""
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return StudioError(
-        ErrorKind.INTERNAL,
-        f"The image could not be saved to {folder}: {reason}.",
-        "It is still shown: use Save as… to keep it elsewhere, and free some space or choose another outputs folder.",
-    )
+    """What a failed write means to the artist, and what to do about it. An OSError (or a
+    StudioError raised from one, like output_folder.UnsavedImage) is the disk's doing: kind
+    DISK, classified by errno. Anything else is a fault in the studio: INTERNAL."""
+    os_error = exc if isinstance(exc, OSError) else exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+    if os_error is None:
+        reason = str(exc) or type(exc).__name__
+        return StudioError(ErrorKind.INTERNAL, f"The image could not be saved to {folder}: {reason}.",
+                           f"{_KEPT} elsewhere. This is a fault in the studio; please report it.")
+    reason = os_error.strerror or str(os_error) or type(os_error).__name__
+    if os_error.errno in _FULL_ERRNOS:
+        return StudioError(ErrorKind.DISK, f"The disk is full: the image could not be saved to {folder} ({reason}).",
+                           f"{_KEPT} on another disk, then free some space or choose an output folder "
+                           "on a disk with room.")
+    if os_error.errno in _UNWRITABLE_ERRNOS:
+        return StudioError(ErrorKind.DISK, f"The output folder can't be written to: the image could not be saved "
+                           f"to {folder} ({reason}).",
+                           f"{_KEPT} elsewhere, then choose an output folder you can write to, "
+                           "or allow writing to this one.")
+    return StudioError(ErrorKind.DISK, f"The image could not be saved to {folder}: {reason}.",
+                       f"{_KEPT} elsewhere, then check that the disk is connected and has room, or choose "
+                       "another output folder.")
 
 
 class ImageWriter:
