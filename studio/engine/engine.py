@@ -39,7 +39,7 @@ from studio.engine.image_inputs import prepare_img2img, prepare_inpaint
 from studio.engine.loader import load_pipeline, load_vae_file, move_to_device, pipeline_for_mode
 from studio.engine.lora import engine_lora_folders, loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
-from studio.engine.noise import image_request, initial_noise
+from studio.engine.noise import image_request, initial_noise, vary_added_noise
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
 from studio.engine.prompt_encoding import prompt_arguments, prompt_notes
 from studio.engine.schedulers import make_scheduler
@@ -272,9 +272,12 @@ class Engine:
         pixels = (image * 255).round().clip(0, 255).astype(np.uint8)
         return (inpaint.composite(pixels) if inpaint else pixels), " ".join(n for n in notes if n)
 
-    def denoise(self, model: LoadedModel, pipe, request: GenerationRequest, inputs: dict, progress: StepReporter):
+    def denoise(self, model: LoadedModel, pipe, request: GenerationRequest, inputs: dict, progress: StepReporter,
+                vary_img2img_noise: bool = False):
         """One denoising pass of `pipe` with the request's sampler, prompt and seed; the final
-        latents (decoded by the caller, where a half-precision overflow can be retried)."""
+        latents (decoded by the caller, where a half-precision overflow can be retried).
+        `vary_img2img_noise`: the request's variation seed and "resize seed from" also shape the
+        noise an img2img pass adds (the hires fix's second pass, as in A1111)."""
         pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
         progress.tap = X0Tap(pipe.scheduler)
         generator = torch.Generator("cpu").manual_seed(request.seed)  # same noise on every device
@@ -286,6 +289,8 @@ class Engine:
             noise = initial_noise(pipe, request, generator)
             if noise is not None:
                 inputs = {**inputs, "latents": noise}
+        elif vary_img2img_noise:
+            vary_added_noise(pipe, request)
         self.memory.apply_for_size(pipe, request.width * request.height)
         result = pipe(
             **prompt_arguments(model, pipe, request),

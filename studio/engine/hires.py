@@ -3,7 +3,7 @@
 A1111 (modules/processing.py, StableDiffusionProcessingTxt2Img.sample_hr_pass): the first pass
 runs at the requested size; its latents are upscaled (interpolated as latents for the "Latent"
 upscalers; decoded, resized as pixels and encoded again for the others) and denoised again by
-img2img at the hires denoising strength, with the same prompt, seed and sampler.
+img2img at the hires denoising strength, with the same prompt, seed, variation seed and sampler.
 
 Steps: A1111 runs exactly `Hires steps` (or `Steps` when 0) denoising steps in the second pass,
 stretching the schedule to `steps / denoise` (sd_samplers_common.setup_img2img_steps). diffusers'
@@ -130,5 +130,8 @@ def hires_pass(engine, model, request: GenerationRequest, latents: torch.Tensor,
     second = replace(request, width=size[0], height=size[1], steps=total)  # SDXL conditions on this size
     pipe = model.pipeline(Mode.IMG2IMG)
     progress.extra_steps = 0  # this pass's own steps are counted by the pipeline from now on
-    latents = engine.denoise(model, pipe, second, {"image": image, "strength": request.hires_denoise}, progress)
+    # A1111 gives this pass's noise the same variation seed and "resize seed from" (measured
+    # against the upscaled size) as the first pass's: studio.engine.noise.vary_added_noise.
+    inputs = {"image": image, "strength": request.hires_denoise}
+    latents = engine.denoise(model, pipe, second, inputs, progress, vary_img2img_noise=True)
     return pipe, latents, " ".join(n for n in notes if n)

@@ -9,6 +9,13 @@ the seed's part of the noise is bit-for-bit the noise of an image made without v
 
 When no variation or resize is asked, `initial_noise` returns None and the pipeline draws the
 noise itself, so every image made before this existed stays reproducible.
+
+The hires fix's second pass gets the same treatment (A1111's sample_hr_pass builds a new ImageRNG
+of the upscaled latent shape with the same seeds, variation seeds, strength and "resize seed
+from"): `vary_added_noise` mixes the noise the img2img pipeline adds to the upscaled picture.
+There "resize seed from" is measured against the upscaled size, as in A1111, so a resize from the
+first pass's size, which changes nothing in the first pass, pastes that size's noise into the
+middle of the second pass's noise.
 """
 
 from __future__ import annotations
@@ -94,6 +101,32 @@ def draw(shape: tuple[int, ...], seed: int | None, dtype: torch.dtype, generator
     return randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=dtype)
 
 
+def with_variations(pipe, request: GenerationRequest, seed_noise: torch.Tensor) -> torch.Tensor:
+    """The request's noise, made from `seed_noise`: the seed's own noise of the pass, (B, C, h, w)
+    at the request's size, as the pipeline draws it from its generator.
+
+    With a variation strength it is slerped with the variation seed's noise; with "resize seed
+    from" the seed's and the variation seed's noise are drawn afresh at that size, mixed, and
+    pasted centred into `seed_noise` (A1111's ImageRNG.first). The mix is computed on the CPU,
+    so it is the same on every device, and handed back on `seed_noise`'s device and dtype."""
+    if not uses_noise_extras(request):
+        return seed_noise
+    dtype, device = seed_noise.dtype, seed_noise.device
+    resize = _resize_size(request)
+    scale = pipe.vae_scale_factor
+    noise_shape = (1, seed_noise.shape[1], resize[1] // scale, resize[0] // scale) if resize else (1, *seed_noise.shape[1:])
+    vary = request.variation_strength > 0 and request.variation_seed != request.seed
+    rows = []
+    for row in seed_noise.cpu():  # one image per pass in this engine; a batch gets the same mix per image
+        # A1111 draws the seed's noise afresh at the resize size, from the pipeline's generator otherwise.
+        noise = draw(noise_shape, request.seed, dtype)[0] if resize else row
+        if vary:
+            subnoise = draw(noise_shape, request.variation_seed, dtype)[0]
+            noise = slerp(request.variation_strength, noise.float(), subnoise.float()).to(dtype)
+        rows.append(paste_centred(noise, row) if resize else noise)
+    return torch.stack(rows).to(device)
+
+
 def initial_noise(pipe, request: GenerationRequest, generator: torch.Generator | None = None) -> torch.Tensor | None:
     """Latents to start from, or None to let the pipeline draw them from the seed's generator.
 
@@ -102,22 +135,28 @@ def initial_noise(pipe, request: GenerationRequest, generator: torch.Generator |
     ancestral and SDE samplers' later steps is unchanged."""
     if not uses_noise_extras(request):
         return None
-    dtype = pipe.unet.dtype
-    shape = latent_shape(pipe, request.width, request.height)
-    resize = _resize_size(request)
-    noise_shape = latent_shape(pipe, *resize) if resize else shape
-    vary = request.variation_strength > 0 and request.variation_seed != request.seed
     if generator is None:
         generator = torch.Generator("cpu").manual_seed(request.seed)
-    if resize:
-        noise = draw(noise_shape, request.seed, dtype)  # A1111: randn(seed, noise_shape), a fresh draw
-    else:
-        noise = draw(shape, request.seed, dtype, generator)
-    if vary:
-        subnoise = draw(noise_shape, request.variation_seed, dtype)
-        noise = slerp(request.variation_strength, noise[0].float(), subnoise[0].float()).to(dtype)[None]
-    if resize:
-        # A1111 then draws the full-size noise from the seed's generator and pastes the mix into it.
-        full = draw(shape, request.seed, dtype, generator)
-        noise = paste_centred(noise[0], full[0])[None]
-    return noise
+    seed_noise = draw(latent_shape(pipe, request.width, request.height), request.seed, pipe.unet.dtype, generator)
+    return with_variations(pipe, request, seed_noise)
+
+
+def vary_added_noise(pipe, request: GenerationRequest) -> None:
+    """Make the img2img pass of `pipe` (the hires fix's second pass) start from the request's
+    varied noise, as A1111's sample_hr_pass does. Call it after the pass's scheduler is set.
+
+    diffusers' img2img pipelines draw their noise inside prepare_latents and hand it to the
+    scheduler's add_noise once; the scheduler (a fresh one per pass) gets a one-shot wrapper
+    that mixes that noise. The pipeline still draws the seed's noise itself, so its generator
+    advances exactly as without variations (the VAE's sampling before it, ancestral samplers'
+    noise after it), and without variations nothing is wrapped: today's images stay as they are."""
+    if not uses_noise_extras(request):
+        return
+    scheduler = pipe.scheduler
+    add_noise = scheduler.add_noise
+
+    def add_varied_noise(original_samples, noise, timesteps):
+        del scheduler.add_noise  # once: only the starting noise is varied
+        return add_noise(original_samples, with_variations(pipe, request, noise), timesteps)
+
+    scheduler.add_noise = add_varied_noise
