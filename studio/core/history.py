@@ -1,15 +1,19 @@
 """The history of everything made: an index of output images that survives restarts.
 
 The index is JSON lines (data_home()/history.jsonl), oldest first. Adding an image appends one
-line and fsyncs it: a crash can tear at most that last line, which loading skips (and the next
-append starts on a fresh line). Deleting rewrites the whole file atomically. The images hold
-their own metadata, so `rebuild()` can always recreate a lost or damaged index from them.
+line and fsyncs it: a crash can tear at most that last line. Loading heals it: the torn bytes
+are cut off the file and the image the line named is re-added from its own metadata (the image
+was on disk before its line was written), so a kill mid-append loses nothing and needs no
+rebuild. Deleting rewrites the whole file atomically. The images hold their own metadata, so
+`rebuild()` can always recreate a lost or damaged index from them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import stat
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +35,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # a longer line is damage, and is skipped without ever being held in memory whole.
 MAX_LINE_BYTES = 1_000_000
 _READ_BLOCK = 64 * 1024
+# How every line we write begins (asdict keeps the field order): enough of a torn line to name its image.
+_PATH_KEY = re.compile(r'\s*\{\s*"path"\s*:\s*')
+
+try:  # POSIX: appends and the healing of a torn tail never interleave, even across two studios
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the size check in _heal_torn_tail remains
+    fcntl = None  # type: ignore[assignment]
 
 
 def history_file() -> Path:
@@ -138,16 +149,18 @@ class History:
         self.damaged = False
 
     def load(self) -> list[str]:
-        """Read the index; damaged lines are skipped and reported. Returns warnings."""
+        """Read the index; damaged lines are skipped and reported, a torn last line is healed
+        (see `_heal_torn_tail`). Returns warnings."""
         self._entries = {}
         self.damaged = False
         try:
-            lines = list(self._read_lines())
+            index = self._read_index()
         except FileNotFoundError:
             return []
         except OSError as exc:
             self.damaged = True
             return [f"The history index could not be read ({exc})."]
+        lines = index.lines[:-1] if index.torn else index.lines
         bad = 0
         for line in lines:
             if line is None:  # over MAX_LINE_BYTES
@@ -162,6 +175,8 @@ class History:
                 continue
             self._entries.pop(entry.path, None)
             self._entries[entry.path] = entry
+        if index.torn and not self._heal_torn_tail(index):
+            bad += 1  # its image could not be named: a rebuild may still find it
         if bad:
             self.damaged = True
             return [f"{bad} damaged line(s) in the history index were skipped; "
@@ -229,7 +244,7 @@ class History:
         return len(found)
 
     # files
-    def _read_lines(self):
+    def _read_index(self) -> _IndexText:
         """The index's lines as text; None for a line over MAX_LINE_BYTES, which is skipped in
         blocks and never held whole. A FIFO or other non-file is refused (it could block)."""
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
@@ -237,24 +252,70 @@ class History:
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise OSError("the history index is not a regular file")
+            index = _IndexText()
             while True:
                 line = handle.readline(MAX_LINE_BYTES + 1)
                 if not line:
-                    return
+                    return index
+                index.size += len(line)
                 if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    while True:  # skip the rest of the overlong line
-                        rest = handle.readline(_READ_BLOCK)
-                        if not rest or rest.endswith(b"\n"):
+                    while not line.endswith(b"\n"):  # skip the rest of the overlong line
+                        line = handle.readline(_READ_BLOCK)
+                        if not line:
                             break
-                    yield None
-                    continue
-                yield line.decode("utf-8", errors="replace").rstrip("\r\n")
+                        index.size += len(line)
+                    index.lines.append(None)
+                else:
+                    index.lines.append(line.decode("utf-8", errors="replace").rstrip("\r\n"))
+                if line.endswith(b"\n"):
+                    index.complete_end = index.size
+
+    def _heal_torn_tail(self, index: _IndexText) -> bool:
+        """A kill mid-append left a last line without its newline. Cut it off the file (so
+        nothing can glue onto it) and re-add its image: from the line itself when it is whole,
+        else from the image's own metadata (rebuild's reader). False when the line does not
+        even name its image: it is then only ended with a newline, and reported as damage (a
+        rebuild may still find the image). True when nothing was lost, or the image is gone or
+        carries no metadata (a rebuild could not add it either)."""
+        torn = index.lines[-1]
+        entry = None
+        named = torn is not None  # an overlong torn line (None) was never read: no name
+        if torn is not None and torn.strip():
+            try:
+                entry = HistoryEntry.from_json(torn)
+            except (ValueError, TypeError, RecursionError):
+                path = _torn_line_path(torn)
+                named = path is not None
+                if path is not None and Path(path).suffix.lower() in IMAGE_SUFFIXES:
+                    try:
+                        entry = entry_from_file(Path(path))
+                    except ValueError:  # a name the file system cannot encode (a lone surrogate)
+                        entry = None
+        if entry is not None:
+            self._entries.pop(entry.path, None)
+            self._entries[entry.path] = entry
+        try:
+            with open(self.index_path, "r+b") as handle, _exclusive(handle):
+                # Another studio appended since we read: the torn line is no longer the last one.
+                if os.fstat(handle.fileno()).st_size == index.size:
+                    if named:
+                        handle.truncate(index.complete_end)
+                    handle.seek(0, os.SEEK_END)
+                    # Unnamed, the line stays as (terminated) damage: the next start still sees it and
+                    # rebuilds, if this one is closed before its rebuild has rewritten the index.
+                    handle.write(entry.to_json().encode("utf-8") + b"\n" if entry is not None
+                                 else b"" if named else b"\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except OSError:
+            pass  # a read-only index: the entry is shown, and _append still starts a fresh line
+        return named
 
     def _append(self, entry: HistoryEntry) -> None:
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.index_path, "a+b") as handle:
+        with open(self.index_path, "a+b") as handle, _exclusive(handle):
             # After a torn write the file may not end in a newline: start a fresh line.
-            if handle.tell() > 0:
+            if handle.seek(0, os.SEEK_END) > 0:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":
                     handle.write(b"\n")
@@ -264,3 +325,35 @@ class History:
 
     def _write_all(self) -> None:
         write_text_atomic(self.index_path, "".join(e.to_json() + "\n" for e in self._entries.values()))
+
+
+@dataclass
+class _IndexText:
+    lines: list[str | None] = field(default_factory=list)  # None: a line over MAX_LINE_BYTES
+    size: int = 0  # bytes read
+    complete_end: int = 0  # where the last line that ends in a newline ends
+
+    @property
+    def torn(self) -> bool:
+        return self.complete_end < self.size
+
+
+def _torn_line_path(line: str) -> str | None:
+    """The image path at the start of a torn index line, when the cut came after it."""
+    match = _PATH_KEY.match(line)
+    if match is None:
+        return None
+    try:
+        path, _ = json.JSONDecoder().raw_decode(line, match.end())
+    except ValueError:
+        return None
+    return path if isinstance(path, str) and path and "\0" not in path else None
+
+
+@contextlib.contextmanager
+def _exclusive(handle):
+    """An advisory lock on the index for one append or one heal (released when closed)."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # a file system without locks (some network shares)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    yield handle

@@ -102,11 +102,10 @@ def test_damaged_index_lines_are_skipped_then_rebuilt(tmp_path):
     for i in range(3):
         history.add(*_make(writer, f"p{i}", i))
     with open(history.index_path, "ab") as handle:
-        handle.write(b'{"path": "/torn", "pro')  # a crash mid-append
+        handle.write(b'{"path": "/damaged", "pro\n')  # damage in the middle (a torn tail heals: test_history_torn)
     again = History(tmp_path / "h.jsonl")
     warnings = again.load()
     assert len(again) == 3 and "damaged" in warnings[0]
-    # The next append starts a fresh line, so the torn one does not swallow it.
     again.add(*_make(writer, "after crash", 9))
     third = History(tmp_path / "h.jsonl")
     third.load()
