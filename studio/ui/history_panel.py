@@ -1,19 +1,27 @@
 """The history panel: thumbnails of everything made, newest first, searchable by prompt.
 
-Thumbnails load lazily on the GUI thread, one small decode per event-loop turn (QImageReader
-scales while decoding), only for the items the view actually paints, and are cached. So a
-history of thousands of images opens instantly and the window never stalls.
+A history entry can name any path: a FIFO or device placed in outputs/, a file swapped since,
+a folder on a disk that hangs. So the GUI thread never opens one. Thumbnails are read on one
+background thread (ThumbnailReader) through the session's safe reader (only regular,
+size-capped files; a FIFO is refused without blocking), scaled down with Pillow there, and
+handed to the GUI thread as small arrays by a queued signal; only the GUI thread makes QPixmaps.
+Only the items the view paints are asked for, the most recently asked first, and the icons are
+cached: a history of thousands of images opens at once and never stalls the window.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QImageReader, QPixmap
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -29,22 +37,112 @@ from PySide6.QtWidgets import (
 
 from studio.core.history import History, HistoryEntry
 from studio.core.request import GenerationRequest
+from studio.core.session import read_session_image
+from studio.ui.images import qimage_from_rgb
 
 THUMB_SIZE = 96
 CACHE_LIMIT = 600  # icons kept in memory (~30 KB each)
-TICK_BUDGET_S = 0.012  # at most this long per event-loop turn decoding thumbnails
+# Thumbnails asked for and not read yet. Scrolling through thousands of entries asks for each
+# one it passes; past this many, the oldest asks are dropped (asked again if painted again).
+MAX_WAITING = 200
 EntryRole = Qt.ItemDataRole.UserRole + 1
 
 
-def load_thumbnail(path: str, size: int = THUMB_SIZE) -> QPixmap | None:
-    """A small pixmap of the image, decoded at the small size; None if it cannot be read."""
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)
-    original = reader.size()
-    if original.isValid() and original.width() > 0 and original.height() > 0:
-        reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    return None if image.isNull() else QPixmap.fromImage(image)
+def read_thumbnail(path: str, size: int = THUMB_SIZE) -> np.ndarray | None:
+    """The image as an owned (h, w, 3) uint8 array at most `size` on its longer side, aspect
+    kept; None when it is not an image the studio reads (not a regular file, too large,
+    damaged, gone). Any thread; it may take a while (a slow disk), so never the GUI thread.
+    (read_session_image decodes the whole image, so Image.draft cannot help here: a 1024 px
+    PNG takes ~20 ms either way, a JPEG 6 ms against 2.)"""
+    try:
+        pixels = read_session_image(path, "RGB")
+    except (OSError, ValueError):  # SessionImageError is a ValueError; fdopen refuses a folder
+        return None
+    image = Image.fromarray(pixels)
+    image.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.array(image, dtype=np.uint8)
+
+
+ThumbnailSink = Callable[[str, "np.ndarray | None"], None]
+
+
+class ThumbnailReader:
+    """Reads thumbnails on one daemon thread, the most recently asked-for first (the view asks
+    for what it paints, so that is what is on screen now). Plain Python: results go to
+    `deliver(path, pixels or None)`, called in the reader thread; a Qt caller emits a queued
+    signal from it. A daemon thread, so a read stuck on a hung disk cannot keep the studio alive."""
+
+    def __init__(self, deliver: ThumbnailSink, size: int = THUMB_SIZE, max_waiting: int = MAX_WAITING):
+        self.deliver = deliver
+        self.size = size
+        self.max_waiting = max_waiting
+        self._waiting: OrderedDict[str, None] = OrderedDict()  # newest ask last
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def want(self, path: str) -> list[str]:
+        """Ask for one thumbnail; returns the paths dropped to keep the queue short (they were
+        asked for longest ago, and are no longer on screen)."""
+        with self._lock:
+            if self._closed:
+                return [path]
+            self._waiting[path] = None
+            self._waiting.move_to_end(path)
+            dropped = []
+            while len(self._waiting) > self.max_waiting:
+                dropped.append(self._waiting.popitem(last=False)[0])
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="history-thumbnails", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+            return dropped
+
+    def clear(self) -> list[str]:
+        """Forget every ask not yet read (the list changed); returns them."""
+        with self._lock:
+            dropped = list(self._waiting)
+            self._waiting.clear()
+            return dropped
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def stop(self) -> None:
+        """End the thread after the read it is in, without waiting for it."""
+        with self._lock:
+            self._closed = True
+            self._waiting.clear()
+            self._wake.notify_all()
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Stop, and wait up to `timeout` for the thread to end. False when it still runs
+        (a read stuck on a hung disk); it is a daemon thread and delivers nothing more."""
+        self.stop()
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                path, _ = self._waiting.popitem(last=True)
+            pixels = read_thumbnail(path, self.size)
+            with self._lock:
+                if self._closed:
+                    return
+            try:
+                self.deliver(path, pixels)
+            except Exception:  # noqa: BLE001 - a listener gone (a deleted model) must not end the reads
+                pass
 
 
 def made_at(when: float, now: float | None = None) -> str:
@@ -78,24 +176,31 @@ def recipe(entry: HistoryEntry) -> str:
 
 
 class HistoryModel(QAbstractListModel):
+    # (path, (h, w, 3) uint8 pixels or None when unreadable): emitted in the reader thread,
+    # received in the GUI thread (queued), where the only QPixmaps are made.
+    thumbnailRead = Signal(str, object)
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.entries: list[HistoryEntry] = []
+        self._rows: dict[str, int] = {}
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
-        self._wanted: OrderedDict[str, None] = OrderedDict()
-        self._missing: set[str] = set()
+        self._asked: set[str] = set()  # with the reader, not back yet
+        self._missing: set[str] = set()  # unreadable: the placeholder stays
         placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE)
         placeholder.fill(QColor(60, 60, 64))
         self._placeholder = QIcon(placeholder)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(0)
-        self._timer.timeout.connect(self._load_some)
+        self.thumbnailRead.connect(self._thumbnail_read, Qt.ConnectionType.QueuedConnection)
+        self.reader = ThumbnailReader(self.thumbnailRead.emit)
+        # Whoever owns the panel should call close(); if it is simply deleted, the reader
+        # thread still ends after the read it is in.
+        self.destroyed.connect(self.reader.stop)
 
     def set_entries(self, entries: list[HistoryEntry]) -> None:
         self.beginResetModel()
         self.entries = list(entries)
-        self._wanted.clear()
+        self._rows = {entry.path: row for row, entry in enumerate(self.entries)}
+        self._asked.difference_update(self.reader.clear())  # the view asks again for what it paints
         self.endResetModel()
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
@@ -125,40 +230,44 @@ class HistoryModel(QAbstractListModel):
         if icon is not None:
             self._icons.move_to_end(path)
             return icon
-        if path not in self._missing:
-            # Asked for by the view, i.e. visible: queue it, newest request first.
-            self._wanted[path] = None
-            self._wanted.move_to_end(path, last=False)
-            self._timer.start()
+        if path not in self._missing and path not in self._asked:
+            # Asked for by the view, i.e. painted: read it in the background.
+            self._asked.add(path)
+            self._asked.difference_update(self.reader.want(path))
         return self._placeholder
 
-    def _load_some(self) -> None:
-        deadline = time.monotonic() + TICK_BUDGET_S
-        loaded: set[str] = set()
-        while self._wanted and time.monotonic() < deadline:
-            path, _ = self._wanted.popitem(last=False)
-            pixmap = load_thumbnail(path)
-            if pixmap is None:
-                self._missing.add(path)
-                continue
-            self._icons[path] = QIcon(pixmap)
-            loaded.add(path)
-            while len(self._icons) > CACHE_LIMIT:
-                self._icons.popitem(last=False)
-        for row, entry in enumerate(self.entries):
-            if entry.path in loaded:
-                index = self.index(row)
-                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
-        if self._wanted:
-            self._timer.start()
+    def _thumbnail_read(self, path: str, pixels: np.ndarray | None) -> None:
+        """In the GUI thread: the reader's result becomes an icon (or stays a placeholder)."""
+        self._asked.discard(path)
+        if pixels is None:
+            self._missing.add(path)
+            return
+        self._icons[path] = QIcon(QPixmap.fromImage(qimage_from_rgb(pixels)))
+        self._icons.move_to_end(path)
+        while len(self._icons) > CACHE_LIMIT:
+            self._icons.popitem(last=False)
+        row = self._rows.get(path)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
     def has_thumbnail(self, path: str) -> bool:
         return path in self._icons
 
+    def is_unreadable(self, path: str) -> bool:
+        """Read and refused (not an image, not a regular file): it shows the placeholder."""
+        return path in self._missing
+
+    def is_placeholder(self, icon: QIcon) -> bool:
+        return icon.cacheKey() == self._placeholder.cacheKey()
+
     def forget(self, path: str) -> None:
         self._icons.pop(path, None)
-        self._wanted.pop(path, None)
         self._missing.discard(path)
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """End the reader thread; False when a read is stuck (a daemon thread: harmless)."""
+        return self.reader.close(timeout)
 
 
 class HistoryPanel(QWidget):
@@ -254,6 +363,11 @@ class HistoryPanel(QWidget):
         action.setObjectName(name)
         action.triggered.connect(slot)
         return action
+
+    def close_thumbnails(self, timeout: float | None = 5.0) -> bool:
+        """Stop reading thumbnails (the studio is closing). False when a read is stuck on a
+        hung disk: its thread is a daemon, so it cannot keep the studio alive."""
+        return self.model.close(timeout)
 
     # -- state --------------------------------------------------------------------------
     def refresh(self) -> None:

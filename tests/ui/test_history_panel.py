@@ -11,7 +11,7 @@ from studio.core.outputs import png_bytes
 from studio.core.request import GenerationRequest
 from studio.core.settings import Settings
 from studio.ui.drop import dropped_image_paths, has_dropped_images
-from studio.ui.history_panel import EntryRole, HistoryPanel, load_thumbnail
+from studio.ui.history_panel import EntryRole, HistoryPanel, read_thumbnail
 
 
 def _image(folder: Path, name: str, request: GenerationRequest, size=(128, 96)) -> Path:
@@ -26,7 +26,8 @@ def panel(qtbot, tmp_path):
     qtbot.addWidget(widget)
     widget.resize(400, 400)
     widget.show()
-    return widget
+    yield widget
+    assert widget.close_thumbnails(5), "the thumbnail thread ended"
 
 
 @pytest.fixture
@@ -59,9 +60,8 @@ def test_thumbnails_load_lazily_and_small(qtbot, panel, three):
     path = str(three[0][0])
     assert not panel.model.has_thumbnail(path)  # nothing decoded before the view paints
     qtbot.waitUntil(lambda: all(panel.model.has_thumbnail(str(p)) for p, _ in three), timeout=3000)
-    pixmap = load_thumbnail(path, 48)
-    assert pixmap.width() == 48 and pixmap.height() == 36  # scaled while decoding, aspect kept
-    assert load_thumbnail(str(Path(path).with_name("missing.png"))) is None
+    assert read_thumbnail(path, 48).shape == (36, 48, 3)  # scaled down, aspect kept
+    assert read_thumbnail(str(Path(path).with_name("missing.png"))) is None
 
 
 def test_search_filters_case_insensitively_with_and(qtbot, panel, three):
