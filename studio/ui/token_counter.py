@@ -1,14 +1,26 @@
 """A1111's token counter under the prompt box: "37/75", and "92/150" once a second chunk starts.
 
 The count is the engine's own arithmetic (studio.core.prompt_syntax.make_chunks: emphasis
-parsed, tags taken out, comma backtrack and BREAK), with the shipped CLIP tokenizer, so the
-counter and the encoder agree on where a chunk ends. Embedding names count as the words they
+parsed, tags taken out, comma backtrack and BREAK), with the shipped CLIP tokenizer's merges, so
+the counter and the encoder agree on where a chunk ends. Embedding names count as the words they
 spell (the engine counts their vectors; the window does not open embedding files).
 
-The tokenizer lives in transformers, which takes a second or two to import; it is imported and
-used in a Python thread, never on the GUI thread, and not before the first count is due, so the
-window opens as fast as before. Counting waits for a 150 ms pause in typing; the newest count
-wins.
+The tokenizer is CLIP's BPE in plain Python (studio.core.clip_bpe), not transformers': building
+that one held the GIL in one piece for 45-100 ms, a visible freeze of the GUI thread. It is still
+built and used in a Python thread, never on the GUI thread, and not before the first count is
+due, so the window opens as fast as before. Counting waits for a 150 ms pause in typing; the
+newest count wins.
+
+Nor does the counter start before the engine thread has finished its own imports (the window
+calls `engine_ready` when the model has loaded or failed): two threads importing at once froze
+the GUI for 50-270 ms (studio.bench_stall). Importing a C extension (the counter needs `regex`
+and `unicodedata`; it used to import all of transformers) loads a shared library while holding
+the GIL; while the engine thread loads torch's libraries, the dynamic loader's lock is taken, so
+the counter waits for it with the GIL in hand and every other Python thread, the GUI's
+included, waits too. Once the engine has imported transformers, these imports cost nothing.
+Until then the label is blank, never a guess. Counting starts earlier when the artist types in
+the prompt (a count asked for is worth the risk of one short stall), and FALLBACK_MS after the
+counter was built when no model loads at all (none chosen).
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import threading
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWidget
 
+from studio.core.clip_bpe import shipped_clip_bpe
 from studio.core.prompt_syntax import (
     extract_extra_networks,
     make_chunks,
@@ -26,33 +39,32 @@ from studio.core.prompt_syntax import (
 )
 
 DEBOUNCE_MS = 150
+# Counting starts this long after the counter is built when the window never says the engine is
+# ready (no model chosen): well past the engine's imports (3-6 s on a 2-core machine, warm).
+FALLBACK_MS = 15000
 THREAD_NAME = "token-counter"
 
 _lock = threading.Lock()  # one tokenizer, used by one count at a time (fast tokenizers are not reentrant)
-_tokenizer = None
-
-
-def _shared_tokenizer():
-    global _tokenizer
-    if _tokenizer is None:
-        # transformers, not torch: still a second or two to import, hence this thread
-        from studio.engine.clip_tokenizers import clip_tokenizer
-
-        _tokenizer = clip_tokenizer()
-    return _tokenizer
 
 
 def count_tokens(text: str, tokenizer=None) -> tuple[int, int]:
     """(tokens, the 75-per-chunk target) of a prompt, as A1111 counts them. Call off the GUI
-    thread when the tokenizer may not be loaded yet."""
+    thread when the counting tokenizer may not be built yet.
+
+    By default the shipped CLIP tokenizer's merges in plain Python (studio.core.clip_bpe: the
+    same ids as transformers' CLIPTokenizer, built without holding the GIL for long);
+    `tokenizer` may be a transformers tokenizer instead."""
+    fragments = parse_prompt_attention(extract_extra_networks(text)[0])
+    pieces = [piece for piece, _ in fragments]
     with _lock:
-        tokenizer = tokenizer or _shared_tokenizer()
-        fragments = parse_prompt_attention(extract_extra_networks(text)[0])
-        token_lists = tokenizer([piece for piece, _ in fragments], add_special_tokens=False, truncation=False, verbose=False)[
-            "input_ids"
-        ]
-        comma = tokenizer.convert_tokens_to_ids(",</w>")
-    _, count = make_chunks(fragments, token_lists, comma, tokenizer.eos_token_id)
+        if tokenizer is None:
+            bpe = shipped_clip_bpe()
+            token_lists = [bpe.encode(piece) for piece in pieces]
+            comma, end = bpe.comma_id, bpe.eos_token_id
+        else:
+            token_lists = tokenizer(pieces, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+            comma, end = tokenizer.convert_tokens_to_ids(",</w>"), tokenizer.eos_token_id
+    _, count = make_chunks(fragments, token_lists, comma, end)
     return count, target_token_count(count)
 
 
@@ -73,15 +85,44 @@ class TokenCounter(QLabel):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._count)
-        edit.textChanged.connect(self._timer.start)
+        edit.textChanged.connect(self._text_changed)
         # A bound method of an object living in the GUI thread: Qt queues the call there.
         self._counted.connect(self._show)
+        self._ready = False  # whether counting may start (the engine's imports are done)
+        self._waiting = False  # a count came due before that
+        self._fallback = QTimer(self)
+        self._fallback.setSingleShot(True)
+        self._fallback.timeout.connect(self.engine_ready)
+        self._fallback.start(FALLBACK_MS)
+
+    def engine_ready(self, *_event) -> None:
+        """Let counting start: the engine thread has imported its libraries (connect it to the
+        controller's modelLoaded and modelFailed; their event is ignored). A count that came due
+        before runs now. Later calls do nothing."""
+        self._fallback.stop()
+        if self._ready:
+            return
+        self._ready = True
+        if self._waiting:
+            self._waiting = False
+            self._count()
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    def _text_changed(self) -> None:
+        if not self._ready and self._edit.hasFocus():  # the artist is typing: they want the count
+            self.engine_ready()
+        self._timer.start()
 
     def busy(self) -> bool:
-        """True while a count is due or running (for tests)."""
-        return self._timer.isActive() or self._shown != self._number
+        """True while a count is due, waiting for the engine or running (for tests)."""
+        return self._timer.isActive() or self._waiting or self._shown != self._number
 
     def _count(self) -> None:
+        if not self._ready:
+            self._waiting = True  # counted at engine_ready; the label stays blank meanwhile
+            return
         self._number += 1
         threading.Thread(target=self._run, args=(self._number, self._edit.toPlainText()), name=THREAD_NAME, daemon=True).start()
 

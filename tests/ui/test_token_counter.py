@@ -1,5 +1,8 @@
-"""The token counter under the prompt box: A1111's "37/75" and "92/150", live and off the GUI thread."""
+"""The token counter under the prompt box: A1111's "37/75" and "92/150", live and off the GUI
+thread, and not before the engine thread's imports are done."""
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -32,6 +35,7 @@ def test_panel_shows_the_count_live(qtbot):
     qtbot.addWidget(panel)
     counter = panel.findChild(TokenCounter, "tokenCounter")
     assert counter is panel.token_counter
+    counter.engine_ready()
     panel.prompt.setPlainText("a red circle")
     qtbot.waitUntil(lambda: counter.text() == "3/75", timeout=15000)
     panel.prompt.setPlainText(_words(92))
@@ -42,6 +46,7 @@ def test_typing_is_debounced_and_the_newest_count_wins(qtbot):
     edit = QPlainTextEdit()
     qtbot.addWidget(edit)
     counter = TokenCounter(edit, edit)
+    counter.engine_ready()
     for i in range(1, 8):  # keystrokes faster than the debounce
         edit.setPlainText(_words(i))
     assert counter.busy() and counter.text() == ""
@@ -62,6 +67,7 @@ def test_gui_thread_never_tokenizes(qtbot, monkeypatch):
     edit = QPlainTextEdit()
     qtbot.addWidget(edit)
     counter = TokenCounter(edit, edit)
+    counter.engine_ready()
     edit.setPlainText("a red circle")
     qtbot.waitUntil(lambda: counter.text() == "3/75", timeout=15000)
     assert threads and all(t is not threading.main_thread() for t in threads)
@@ -75,3 +81,65 @@ def test_a_2000_character_prompt_counts_in_milliseconds():
     for _ in range(10):
         count_tokens(text)
     assert (time.perf_counter() - started) / 10 < 0.05
+
+
+def _recording_counts(monkeypatch) -> list[str]:
+    asked: list[str] = []
+    real = token_counter.count_tokens
+    monkeypatch.setattr(token_counter, "count_tokens", lambda text: (asked.append(text), real(text))[1])
+    return asked
+
+
+def test_nothing_is_counted_before_the_engine_is_ready(qtbot, monkeypatch):
+    asked = _recording_counts(monkeypatch)
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    edit.setPlainText("a red circle")  # a restored prompt, as the window loads its settings
+    qtbot.wait(token_counter.DEBOUNCE_MS * 3)
+    assert asked == [] and counter.text() == "" and counter.busy()  # blank, never a guess
+    counter.engine_ready(object())  # as connected to modelLoaded/modelFailed: their event ignored
+    qtbot.waitUntil(lambda: counter.text() == "3/75", timeout=15000)
+    assert asked == ["a red circle"] and not counter.busy()
+    counter.engine_ready()  # a later model load changes nothing
+    edit.setPlainText(_words(92))
+    qtbot.waitUntil(lambda: counter.text() == "92/150", timeout=5000)
+
+
+def test_counting_starts_without_a_model_after_the_fallback(qtbot, monkeypatch):
+    monkeypatch.setattr(token_counter, "FALLBACK_MS", 300)
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    edit.setPlainText("a red circle")
+    qtbot.wait(150)
+    assert not counter.is_ready() and counter.text() == ""
+    qtbot.waitUntil(lambda: counter.text() == "3/75", timeout=15000)
+    assert counter.is_ready()
+
+
+def test_typing_in_the_prompt_starts_counting_at_once(qtbot, monkeypatch):
+    asked = _recording_counts(monkeypatch)
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    edit.show()
+    qtbot.waitExposed(edit)
+    edit.activateWindow()
+    edit.setFocus()
+    qtbot.waitUntil(edit.hasFocus, timeout=5000)
+    qtbot.keyClicks(edit, "a red circle")
+    qtbot.waitUntil(lambda: counter.text() == "3/75", timeout=15000)
+    assert asked[-1] == "a red circle"
+
+
+def test_counting_never_imports_transformers():
+    """The counter's tokenizer is plain Python: building it froze the GUI thread when it was
+    transformers' (45-100 ms holding the GIL), and importing transformers beside the engine's
+    imports froze it for up to 270 ms."""
+    code = ("import sys; from studio.ui.token_counter import count_tokens; "
+            "assert count_tokens('a red circle, (blue:1.2)') == (5, 75); "
+            "print(sorted(m for m in ('transformers', 'tokenizers', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
