@@ -14,6 +14,9 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QStyle,
+    QStyleOptionGroupBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -26,6 +29,7 @@ from studio.ui.preset_bar import StyleChip
 from studio.ui.token_counter import TokenCounter
 
 MODES = FIELD["mode"].choices  # (label, value)
+QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum" size (not exported by PySide6)
 
 
 def _named(widget, object_name: str, accessible: str):
@@ -263,7 +267,7 @@ class GenerationPanel(QWidget):
         self.clip_skip = widgets["clip_skip"]
         form.insertRow(form.getWidgetPosition(self.guidance)[0] + 1, _row_label("clip_skip"), self.clip_skip)
 
-        self.hires_group = _collapsible(QGroupBox(FIELD["hires_fix"].label))
+        self.hires_group = FoldingGroupBox(FIELD["hires_fix"].label)
         configure_widget(self.hires_group, FIELD["hires_fix"])
         self.hires_scale = widgets["hires_scale"]
         self.hires_steps = widgets["hires_steps"]
@@ -273,7 +277,7 @@ class GenerationPanel(QWidget):
         for name in ("hires_scale", "hires_steps", "hires_denoise", "hires_upscaler"):
             hires_form.addRow(_row_label(name), widgets[name])
 
-        self.variation_group = _collapsible(QGroupBox(FIELD["variation"].label))
+        self.variation_group = FoldingGroupBox(FIELD["variation"].label)
         configure_widget(self.variation_group, FIELD["variation"])
         self.variation_seed = widgets["variation_seed"]  # seeds go beyond QSpinBox's 2^31-1, as Seed
         self.variation_strength = widgets["variation_strength"]
@@ -322,15 +326,49 @@ def widget_value(widget: QWidget, f: Field):
     return widget.isChecked()
 
 
-def _collapsible(group: QGroupBox) -> QGroupBox:
+class FoldingGroupBox(QGroupBox):
     """A group whose check box switches its feature on and shows its fields; unchecked, it
-    folds to its title (the fields keep their values for next time)."""
-    group.setCheckable(True)
-    group.setChecked(False)
-    group.contents = QWidget(group)
-    group.contents.setVisible(False)
-    box = QVBoxLayout(group)
-    box.setContentsMargins(6, 2, 6, 2)
-    box.addWidget(group.contents)
-    group.toggled.connect(group.contents.setVisible)
-    return group
+    folds to its title line (the fields keep their values for next time).
+
+    A plain QGroupBox with its only child hidden still draws its frame, with the style's
+    margins inside (an empty strip under the title, in Fusion whether flat or not). Folded,
+    this one paints only its check box and title and is no taller than they are."""
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(title, parent)
+        self.setCheckable(True)
+        self.setChecked(False)
+        self.contents = QWidget(self)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 2, 6, 2)
+        box.addWidget(self.contents)
+        self.toggled.connect(self._fold)
+        self._fold(False)
+
+    def header_height(self) -> int:
+        """The height of the title line: the check box and the title, whichever is taller."""
+        option = QStyleOptionGroupBox()
+        self.initStyleOption(option)
+        style = self.style()
+        rects = [style.subControlRect(QStyle.ComplexControl.CC_GroupBox, option, part, self)
+                 for part in (QStyle.SubControl.SC_GroupBoxCheckBox, QStyle.SubControl.SC_GroupBoxLabel)]
+        return max(r.bottom() for r in rects) + 2
+
+    def _fold(self, on: bool) -> None:
+        self.contents.setVisible(on)
+        self.setMaximumHeight(QWIDGETSIZE_MAX if on else self.header_height())
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange) and not self.isChecked():
+            self._fold(False)  # the title line's height follows the style and the font
+
+    def paintEvent(self, event) -> None:
+        if self.isChecked():
+            super().paintEvent(event)
+            return
+        painter = QStylePainter(self)
+        option = QStyleOptionGroupBox()
+        self.initStyleOption(option)
+        option.subControls &= ~QStyle.SubControl.SC_GroupBoxFrame
+        painter.drawComplexControl(QStyle.ComplexControl.CC_GroupBox, option)
