@@ -18,6 +18,7 @@ import tempfile
 import time
 
 GOAL_MAX_MS = 50.0
+STACK_DEPTH = 6  # innermost frames kept per thread at a late tick
 
 
 def _summary(lateness: list[float]) -> dict:
@@ -37,11 +38,12 @@ def _other_threads_at() -> list[str]:
     import traceback
 
     here = threading.get_ident()
+    names = {t.ident: t.name for t in threading.enumerate()}
     places = []
     for ident, frame in sys._current_frames().items():
         if ident != here:
             stack = [f"{os.path.basename(f.f_code.co_filename)}:{line}" for f, line in traceback.walk_stack(frame)]
-            places.append(" < ".join(stack[:4]))
+            places.append(f"[{names.get(ident, ident)}] " + " < ".join(stack[:STACK_DEPTH]))
     return places
 
 
