@@ -54,19 +54,22 @@ def configure_app(app) -> None:
     app.setWindowIcon(app_icon())
 
 
-def build_controller(worker):
-    """The application layer over the local engine thread: a StudioController with the
-    LocalBackend, the job queue saved in the data folder, and the writer for the output folder
-    the settings name at each save (KeepingWriter). Returns it with the queue's startup
-    messages (a damaged queue file set aside, jobs left from last time)."""
+def build_controller(worker, settings, settings_path):
+    """The application layer over the local engine thread: a StudioController holding the
+    generation state (`settings`, saved to `settings_path`), with the LocalBackend, the job
+    queue saved in the data folder, and the writer for the output folder the settings name at
+    each save. Returns it with the queue's startup messages (a damaged queue file set aside,
+    jobs left from last time)."""
     from studio.app_layer.controller import StudioController
+    from studio.app_layer.generation_state import GenerationState
     from studio.app_layer.local_backend import LocalBackend
     from studio.core.job_queue import JobQueue
     from studio.ui.lora_picker import saved_model_dirs
 
     queue, messages = JobQueue.load()
     backend = LocalBackend(worker, saved_model_dirs)
-    return StudioController(backend, queue, OutputFolderWriter()), messages
+    state = GenerationState(settings, settings_path)
+    return StudioController(backend, queue, OutputFolderWriter(), state=state), messages
 
 
 class OutputFolderWriter:
@@ -90,7 +93,7 @@ class OutputFolderWriter:
 def build_main_window(worker, model: str | None = None, device: str | None = None):
     """Settings in, window on screen with its startup messages. `--model` and the fallback for a
     vanished model are for this run only: settings.json keeps just a model that loaded
-    (MainWindow.remembered_model), so one bad choice cannot break every later start."""
+    (GenerationState.remembered_model), so one bad choice cannot break every later start."""
     from studio.core.paths import settings_file, startup_cleanup
     from studio.core.settings import apply_model_defaults, effective_model, load_settings
     from studio.ui.main_window import MainWindow
@@ -115,9 +118,9 @@ def build_main_window(worker, model: str | None = None, device: str | None = Non
     from studio.ui.theme import apply_theme
 
     settings.theme = apply_theme(settings.theme)  # before the window exists: every widget starts themed
-    controller, queue_messages = build_controller(worker)
+    controller, queue_messages = build_controller(worker, settings, settings_file())
+    controller.state.remembered_model = remembered
     window = MainWindow(settings, settings_file(), worker, controller)
-    window.remembered_model = remembered
     window.show()
     if warning:
         window.notify(warning)  # kept in front of the "Loading…" that follows at once

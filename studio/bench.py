@@ -241,17 +241,17 @@ def _bench_generation(args: Namespace, model: str) -> dict:
         def maybe_cancel(*_) -> None:
             if cancel_after_step is not None and not cancel_at[0] and window.progress.value() >= cancel_after_step:
                 cancel_at[0] = time.perf_counter()
-                window.cancel()
+                window.job_view.cancel()
 
-        window.jobEnded.connect(ended)
+        window.job_view.jobEnded.connect(ended)
         # The progress bar's signal fires on the GUI thread, as a person's Esc would.
         window.progress.valueChanged.connect(maybe_cancel)
         started = time.perf_counter()
-        window.generate()
+        window.job_view.generate()
         if not outcome:
             loop.exec()
         finished = time.perf_counter()
-        window.jobEnded.disconnect(ended)
+        window.job_view.jobEnded.disconnect(ended)
         window.progress.valueChanged.disconnect(maybe_cancel)
         return outcome[0], finished - started, (finished - cancel_at[0]) if cancel_at[0] else 0.0
 

@@ -122,13 +122,13 @@ def soak_window(window, jobs: int, cancel_every: int = 5, timeout_s: float = 360
             loop.quit()
             return
         state["sent"] += 1
-        window.generate()
-        if not window.running:  # refused (no model, bad input): stop rather than spin
+        window.job_view.generate()
+        if not window.job_view.running:  # refused (no model, bad input): stop rather than spin
             report.failed += 1
             loop.quit()
             return
         if cancel_every and state["sent"] % cancel_every == 0:
-            window.cancel()  # the cancel event is set at once; the engine sees it at the next step
+            window.job_view.cancel()  # the cancel event is set at once; the engine sees it at the next step
 
     def ended(how: str) -> None:
         setattr(report, how, getattr(report, how) + 1)
@@ -139,7 +139,7 @@ def soak_window(window, jobs: int, cancel_every: int = 5, timeout_s: float = 360
                 progress(report)
         QTimer.singleShot(0, send)
 
-    window.jobEnded.connect(ended)
+    window.job_view.jobEnded.connect(ended)
     guard = QTimer()
     guard.setSingleShot(True)
     guard.timeout.connect(loop.quit)
@@ -149,7 +149,7 @@ def soak_window(window, jobs: int, cancel_every: int = 5, timeout_s: float = 360
     loop.exec()
     report.seconds = time.perf_counter() - started
     guard.stop()
-    window.jobEnded.disconnect(ended)
+    window.job_view.jobEnded.disconnect(ended)
     if not report.samples or report.samples[-1].jobs != report.finished + report.cancelled + report.failed:
         report.samples.append(sample(report.finished + report.cancelled + report.failed))
     return report

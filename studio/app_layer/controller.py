@@ -1,6 +1,7 @@
-"""StudioController: the studio without its window. Owns the job queue, drives a Backend,
-writes the finished images off the critical path and adds them to the history; the window
-(once wired to it) only sends it the artist's commands and connects to its signals.
+"""StudioController: the studio without its window. Owns the generation state (the view-model
+the panel edits) and the job queue, drives a Backend, writes the finished images off the
+critical path and adds them to the history; the window only sends it the artist's commands
+and connects to its signals.
 
 It lives in the GUI thread. Backend events arrive there (the Backend contract); the image
 writer's results come from its own thread through a queued signal (`_written`), so every slot
@@ -13,11 +14,13 @@ the queue is paused. A failed job is marked failed and the queue goes on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
+from studio.app_layer.generation_state import GenerationState
 from studio.core.backend import Backend, BackendModel
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import (
@@ -38,7 +41,9 @@ from studio.core.history import History, HistoryEntry
 from studio.core.image_writer import ImageWriter, WriteResult
 from studio.core.job_queue import Job, JobQueue, JobStatus
 from studio.core.outputs import OutputWriter
+from studio.core.presets import Style, apply_style
 from studio.core.request import GenerationRequest
+from studio.core.settings import Settings, request_from_settings
 
 WRITER_CLOSE_SECONDS = 30.0  # closing waits this long for queued images to reach the disk
 
@@ -62,8 +67,9 @@ class StudioController(QObject):
     _written = Signal(object)  # WriteResult, from the writer thread
 
     def __init__(self, backend: Backend, queue: JobQueue, outputs: OutputWriter, history: History | None = None,
-                 parent: QObject | None = None):
+                 state: GenerationState | None = None, parent: QObject | None = None):
         super().__init__(parent)
+        self.state = state if state is not None else GenerationState(Settings(), parent=self)
         self.backend = backend
         self.queue = queue
         self.history = history
@@ -75,6 +81,16 @@ class StudioController(QObject):
         backend.subscribe(self._on_event)
 
     # -- the artist's commands ---------------------------------------------------------------
+    def request(self, init_image: str | None = None, mask: str | None = None,
+                style: Style | None = None) -> GenerationRequest:
+        """The generation state as a checked request (InvalidRequest says what is wrong).
+        `init_image`/`mask`: the input files of img2img and inpaint. The style wraps the
+        prompts here, so the image's metadata holds the final prompt (as A1111 writes it) while
+        the state keeps the artist's words."""
+        request = request_from_settings(self.state.current(), self.state.model_path(), init_image, mask)
+        prompt, negative = apply_style(style, request.prompt, request.negative_prompt)
+        return dataclasses.replace(request, prompt=prompt, negative_prompt=negative).validated()
+
     def generate(self, request: GenerationRequest) -> str:
         """Queue a job; it starts at once when nothing runs and the queue is not paused."""
         job = self.queue.add(request)

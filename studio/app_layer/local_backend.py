@@ -83,8 +83,7 @@ class LocalBackend(QObject):
         self._deliver(ModelFailed(error, self._model))
 
     def _step_ready(self) -> None:
-        step = self.worker.take_step()  # the newest preview only: a slow GUI skips frames
-        if step is not None:
+        for step in self.worker.take_steps():  # all of them, at once when the GUI fell behind
             self._deliver(step)
 
 

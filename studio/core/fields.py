@@ -263,7 +263,8 @@ PANEL_FIELDS = tuple(f for f in FIELDS if f.widget is not None)
 # Settings that are not generation fields: where the app runs, how it looks, what it remembers.
 # Every other Settings field must be in the table (tests/core/test_fields.py checks it).
 NON_GENERATION_SETTINGS = (
-    "device", "model_dirs", "attention_slicing", "vae_tiling", "cpu_offload", "mask_color", "outputs_dir",
+    "device", "model_dirs", "attention_slicing", "vae_tiling", "cpu_offload", "mask_color", "brush_hardness",
+    "brush_opacity", "outputs_dir",
     "theme", "window_state", "window_geometry",
 )  # fmt: skip
 

@@ -60,8 +60,9 @@ def check_output_folder(folder: Path, min_free: int = MIN_FREE_BYTES) -> StudioE
 class UnsavedImage(StudioError):
     """A finished image whose file could not be written: the pixels travel with the error."""
 
-    def __init__(self, message: str, hint: str, image: np.ndarray, request: GenerationRequest):
-        super().__init__(ErrorKind.BAD_INPUT, message, hint)
+    def __init__(self, message: str, hint: str, image: np.ndarray, request: GenerationRequest,
+                 kind: ErrorKind = ErrorKind.DISK):
+        super().__init__(kind, message, hint)
         self.image = image
         self.request = request
 

@@ -20,6 +20,7 @@ from studio.core.fields import (  # noqa: F401 - HIRES_UPSCALERS, MAX_HIRES_SCAL
     default,
 )
 from studio.core.jsonfile import read_json_object, read_text_limited
+from studio.core.mask_ops import Brush
 from studio.core.request import (
     MAX_PROMPT_CHARS,
     GenerationRequest,
@@ -90,6 +91,9 @@ class Settings:
     seed_resize_width: int = default("seed_resize_width")  # 0 = off
     seed_resize_height: int = default("seed_resize_height")
     mask_color: str = "#ff3060"  # the mask's stripes on the canvas (a colour that reads on this artist's images)
+    # The mask brush's feel, as the artist left it (its size is per image: the session keeps it).
+    brush_hardness: float = Brush.hardness
+    brush_opacity: float = Brush.opacity
     outputs_dir: str = ""  # where finished images go; "" = outputs/ in the data folder (core/output_folder.py)
     theme: str = "dark"  # "dark" (the default, as in Krita, InvokeAI, ComfyUI) or "light"
     window_state: str = ""  # QMainWindow.saveState() as base64: toolbars and dock widths
@@ -156,6 +160,9 @@ def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
         settings.vae_tiling = Settings.vae_tiling
     if settings.hires_upscaler not in HIRES_UPSCALERS:
         settings.hires_upscaler = Settings.hires_upscaler
+    for name in ("brush_hardness", "brush_opacity"):  # fractions; NaN fails both comparisons
+        value = getattr(settings, name)
+        setattr(settings, name, min(1.0, max(0.0, value)) if value == value else getattr(Settings, name))
     if settings.theme not in THEMES:
         settings.theme = Settings.theme
     if "\0" in settings.outputs_dir:  # not a path any system opens

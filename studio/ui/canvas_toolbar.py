@@ -49,13 +49,13 @@ class CanvasToolbar(QToolBar):
         self.setObjectName("canvasToolbar")
         self.canvas = canvas
         c = canvas
-        self.open_action = _action(self, "Open…", "Ctrl+O", window.open_image, "Open an image as input")
+        self.open_action = _action(self, "Open…", "Ctrl+O", window.image_input.open_image, "Open an image as input")
         self.paste_action = _action(
-            self, "Paste", QKeySequence.StandardKey.Paste, window.paste_image, "Paste an image from the clipboard"
+            self, "Paste", QKeySequence.StandardKey.Paste, window.image_input.paste_image, "Paste an image from the clipboard"
         )
-        self.export_action = _action(self, "Export…", "Ctrl+E", window.export_image, "Export the shown image")
+        self.export_action = _action(self, "Export…", "Ctrl+E", window.outputs.export_image, "Export the shown image")
         self.use_result_action = _action(
-            self, "Use as input", "Ctrl+Shift+U", window.use_result_as_input, "Use the result as the input image"
+            self, "Use as input", "Ctrl+Shift+U", window.image_input.use_result_as_input, "Use the result as the input image"
         )
         self.addSeparator()
 

@@ -11,8 +11,6 @@ time: Run / Discard"), non-modal, as InvokeAI and Krita's job list do it.
 
 from __future__ import annotations
 
-import time
-
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImageReader, QPixmap
 from PySide6.QtWidgets import (
@@ -29,7 +27,6 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.job_queue import Job, JobStatus
-from studio.ui.step_scrubber import PreviewCost
 
 THUMB = 48  # thumbnail side in the list, pixels
 PROMPT_CHARS = 60  # longer prompts are elided in the list (the tooltip has it whole)
@@ -270,54 +267,3 @@ class RestoredJobsBar(QFrame):
     def discard(self) -> None:
         self.hide()
         self.controller.discard_restored()
-
-
-
-class JobTracker:
-    """What the window remembers about the jobs it shows, between the controller's signals: the
-    job on the canvas, its images on their way to the disk, and how each job ended. A job is
-    "ended" for the artist once the backend is done with it *and* its images are written
-    (or failed to be): only then is "Saved …" true."""
-
-    def __init__(self, clock=time.perf_counter):
-        self.clock = clock
-        self.current: str | None = None  # the job whose previews the canvas shows
-        self.compositors: dict[str, object] = {}  # inpaint preview compositors, by job
-        self.notes: list[str] = []  # the current job's ImageFinished notes
-        self.saved_paths: dict[str, list] = {}
-        self.write_failed: set[str] = set()
-        self._started: dict[str, float] = {}
-        self._unwritten: dict[tuple[str, int], object] = {}  # (job, image index) -> ImageFinished
-        self._ended: dict[str, tuple[str, float]] = {}
-        self.preview_cost = PreviewCost()
-
-    def started(self, job_id: str) -> None:
-        self.current = job_id
-        self.notes = []
-        self._started[job_id] = self.clock()
-        self.preview_cost.reset()
-
-    def image_ready(self, event) -> None:
-        if event.path is None:
-            self._unwritten[event.job_id, event.image_index] = event
-
-    def written(self, job_id: str, index: int):
-        """The ImageFinished of an image now written (or failed); None if unknown."""
-        return self._unwritten.pop((job_id, index), None)
-
-    def ended(self, job_id: str, status: str) -> None:
-        started = self._started.pop(job_id, None)
-        self._ended[job_id] = (status, self.clock() - started if started is not None else 0.0)
-
-    def outcome(self, job_id: str) -> tuple[str, float] | None:
-        """(status, seconds) once the job ended and its images are written; a failed write
-        makes it "failed"."""
-        if job_id not in self._ended or any(key[0] == job_id for key in self._unwritten):
-            return None
-        status, seconds = self._ended[job_id]
-        return ("failed" if job_id in self.write_failed else status), seconds
-
-    def forget(self, job_id: str) -> None:
-        self._ended.pop(job_id, None)
-        self.compositors.pop(job_id, None)
-        self.write_failed.discard(job_id)

@@ -1,8 +1,9 @@
 """The engine's thread. One long-lived QThread owns the engine and its pipeline; jobs run one
 at a time in arrival order. Engine events become Qt signals, delivered queued to the GUI.
 
-Step previews do not queue up: the newest one waits in a one-slot mailbox and at most one
-`stepReady` notification is in flight, so a slow GUI skips frames instead of lagging behind.
+Step previews do not queue up as signals: they wait in a mailbox and at most one `stepReady`
+notification is in flight, so a slow GUI takes every frame that arrived meanwhile in one go
+(the step scrubber keeps them all) and shows only the newest, instead of lagging behind.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ EngineFactory = Callable[[Callable[[Event], None]], object]
 # wants the window gone, and nothing is lost: finished images and settings are already saved.
 CLOSE_WAIT_SECONDS = 20.0
 CLOSE_POLL_MS = 50
+# Previews waiting for a GUI that fell behind (each a latent-resolution frame of about 50 KB).
+MAX_WAITING_STEPS = 1000
 # QThreads still running when their owner gave up waiting. Destroying a running QThread aborts
 # the process ("QThread: Destroyed while thread is still running"), so they stay referenced
 # here until they end (pruned at the next stop) or the process exits through os._exit.
@@ -47,7 +50,7 @@ class EngineWorker(QObject):
     modelLoaded = Signal(object)
     modelFailed = Signal(object)  # StudioError
     jobStarted = Signal(object)
-    stepReady = Signal()  # call take_step() for the newest StepProgress
+    stepReady = Signal()  # call take_steps() for the StepProgress events since the last call
     imageFinished = Signal(object)
     jobFinished = Signal(object)
     jobCancelled = Signal(object)
@@ -62,7 +65,7 @@ class EngineWorker(QObject):
         self._engine_factory = engine_factory
         self._engine = None
         self._lock = threading.Lock()
-        self._latest_step: StepProgress | None = None
+        self._steps: list[StepProgress] = []
         self._step_pending = False
         self._cancel: threading.Event | None = None
         self._generateRequested.connect(self._run_job)
@@ -92,10 +95,11 @@ class EngineWorker(QObject):
         effect at the next load; the engine reloads for the next job."""
         self._memoryRequested.emit(dict(options))
 
-    def take_step(self) -> StepProgress | None:
+    def take_steps(self) -> list[StepProgress]:
+        """Every step reported since the last call, oldest first (the newest is last)."""
         with self._lock:
-            step, self._latest_step, self._step_pending = self._latest_step, None, False
-        return step
+            steps, self._steps, self._step_pending = self._steps, [], False
+        return steps
 
     # -- worker thread ----------------------------------------------------------------------
     def _engine_or_fail(self):
@@ -138,7 +142,9 @@ class EngineWorker(QObject):
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, StepProgress):
             with self._lock:
-                self._latest_step = event
+                self._steps.append(event)
+                if len(self._steps) > MAX_WAITING_STEPS:  # a GUI frozen for minutes: keep the newest
+                    del self._steps[0]
                 notify = not self._step_pending
                 self._step_pending = True
             if notify:

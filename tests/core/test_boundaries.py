@@ -34,3 +34,23 @@ def test_core_imports_neither_qt_nor_torch():
 def test_engine_imports_no_qt():
     result = _imports_without("engine", {"PySide6", "shiboken6"})
     assert result.returncode == 0, result.stderr
+
+
+def test_the_application_layer_has_no_widgets_and_no_torch():
+    """DESIGN.md: the controller and its services never touch the window. Qt's core (signals,
+    timers) is theirs; widgets, pixmaps and the UI package are not (the local backend's engine
+    thread, studio.ui.worker, is the one exception: it has no widget either)."""
+    code = textwrap.dedent(
+        """
+        import importlib, pkgutil, sys
+        import studio.app_layer as pkg
+        for info in pkgutil.walk_packages(pkg.__path__, 'studio.app_layer.'):
+            importlib.import_module(info.name)
+        bad = sorted(m for m in sys.modules if m in ('PySide6.QtWidgets', 'PySide6.QtGui', 'torch')
+                     or (m.startswith('studio.ui.') and m != 'studio.ui.worker'))
+        print(bad)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

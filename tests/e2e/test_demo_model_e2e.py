@@ -22,10 +22,10 @@ def studio(open_studio):
 
 
 def _generate(qtbot, window):
-    with qtbot.waitSignal(window.jobEnded, timeout=120000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=120000) as ended:
+        window.job_view.generate()
     assert ended.args == ["finished"], window.banner.label.text()
-    return np.asarray(Image.open(window.last_image_path).convert("RGB"))
+    return np.asarray(Image.open(window.job_view.last_image_path).convert("RGB"))
 
 
 def test_first_run_makes_the_prompted_picture(qtbot, studio, monkeypatch):
@@ -41,14 +41,14 @@ def test_first_run_makes_the_prompted_picture(qtbot, studio, monkeypatch):
     assert (scene["background"], scene["color"], scene["shape"], scene["position"]) == ("blue", "red", "circle", "left")
     assert previews[:-2] and all(shape == (16, 16, 3) for shape in previews[:-2])  # x0 previews at latent size
     assert previews[-2] == previews[-1] == (64, 64, 3)  # then the result: once decoded, once saved
-    assert read_request(window.last_image_path).prompt == PROMPT
+    assert read_request(window.job_view.last_image_path).prompt == PROMPT
 
 
 def test_inpainting_recolours_the_object_and_keeps_the_rest(qtbot, studio, tmp_path):
     window = studio
     source = np.asarray(draw(Scene("large", "red", "circle", "center", "blue", 0.0, 0.0)))
     Image.fromarray(source).save(tmp_path / "scene.png")
-    assert window.load_image_file(str(tmp_path / "scene.png"))
+    assert window.image_input.load_image_file(str(tmp_path / "scene.png"))
     window.panel.set_mode("inpaint")
     window.panel.strength.setValue(1.0)
     window.panel.mask_blur.setValue(0)
@@ -67,7 +67,7 @@ def test_img2img_at_low_strength_stays_close_to_its_input(qtbot, studio, tmp_pat
     window = studio
     source = np.asarray(draw(Scene("large", "yellow", "square", "center", "purple", 0.0, 0.0)))
     Image.fromarray(source).save(tmp_path / "in.png")
-    assert window.load_image_file(str(tmp_path / "in.png"))
+    assert window.image_input.load_image_file(str(tmp_path / "in.png"))
     distances = {}
     for strength in (0.2, 1.0):
         window.panel.strength.setValue(strength)

@@ -25,10 +25,10 @@ def test_prompt_to_png_with_metadata(qtbot, studio, studio_home, monkeypatch):
     qtbot.keyClicks(window.panel.prompt, "a red circle on the left")
     window.panel.negative.setPlainText("green")
     window.panel.sampler.setCurrentText("Euler a")
-    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=60000) as ended:
         qtbot.mouseClick(window.panel.generate_button, Qt.MouseButton.LeftButton)
     assert ended.args == ["finished"]
-    path = window.last_image_path
+    path = window.job_view.last_image_path
     assert path.is_relative_to(studio_home / "outputs")
     request = read_request(path)
     assert (request.prompt, request.negative_prompt, request.sampler, request.seed) == (
@@ -48,20 +48,20 @@ def test_prompt_to_png_with_metadata(qtbot, studio, studio_home, monkeypatch):
 def test_cancel_then_generate_again(qtbot, studio):
     window = studio
     window.panel.steps.setValue(150)
-    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=60000) as ended:
+        window.job_view.generate()
         qtbot.waitUntil(lambda: window.progress.value() >= 2, timeout=30000)
         qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert ended.args == ["cancelled"]
     assert window.progress.value() == 0 and window.panel.generate_button.isEnabled()
     window.panel.steps.setValue(2)
-    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=60000) as ended:
+        window.job_view.generate()
     assert ended.args == ["finished"]
-    first = np.asarray(Image.open(window.last_image_path))
-    with qtbot.waitSignal(window.jobEnded, timeout=60000):
-        window.generate()
-    assert np.array_equal(first, np.asarray(Image.open(window.last_image_path)))  # same seed, same pixels
+    first = np.asarray(Image.open(window.job_view.last_image_path))
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=60000):
+        window.job_view.generate()
+    assert np.array_equal(first, np.asarray(Image.open(window.job_view.last_image_path)))  # same seed, same pixels
 
 
 def test_inpaint_from_the_window(qtbot, studio, tmp_path):
@@ -70,7 +70,7 @@ def test_inpaint_from_the_window(qtbot, studio, tmp_path):
     rng = np.random.default_rng(5)
     source = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     Image.fromarray(source).save(tmp_path / "photo.png")
-    assert window.load_image_file(str(tmp_path / "photo.png"))
+    assert window.image_input.load_image_file(str(tmp_path / "photo.png"))
     assert window.panel.current_mode() == "img2img"  # an input image leaves txt2img
     window.panel.set_mode("inpaint")
     window.panel.mask_blur.setValue(0)
@@ -83,19 +83,19 @@ def test_inpaint_from_the_window(qtbot, studio, tmp_path):
     qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=at(44, 32))
     mask = canvas.mask.copy()
     assert mask[32, 30] == 255 and mask[5, 5] == 0
-    with qtbot.waitSignal(window.jobEnded, timeout=60000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=60000) as ended:
+        window.job_view.generate()
     assert ended.args == ["finished"], window.banner.label.text()
-    result = np.asarray(Image.open(window.last_image_path))
+    result = np.asarray(Image.open(window.job_view.last_image_path))
     assert np.array_equal(result[mask == 0], source[mask == 0])
     assert not np.array_equal(result[mask == 255], source[mask == 255])
-    recorded = read_request(window.last_image_path)
+    recorded = read_request(window.job_view.last_image_path)
     assert recorded.mode.value == "inpaint"
     assert np.array_equal(np.asarray(Image.open(recorded.mask)), mask)  # the mask travels with the result
     # Dropping the result back brings the mode, the input image and the mask back too.
     window.canvas.clear_mask()
     window.panel.set_mode("txt2img")
-    window.recall.restore_from_image(str(window.last_image_path))
+    window.recall.restore_from_image(str(window.job_view.last_image_path))
     assert window.panel.current_mode() == "inpaint"
     assert np.array_equal(canvas.document, source) and np.array_equal(canvas.mask, mask)
 
@@ -108,9 +108,9 @@ def test_dropping_a_result_back_reproduces_its_pixels(qtbot, studio):
     window.panel.prompt.setPlainText("a green square")
     window.panel.random_seed.setChecked(True)
     window.panel.sampler.setCurrentText("Euler a")  # an ancestral sampler: the seed matters at every step
-    with qtbot.waitSignal(window.jobEnded, timeout=60000):
-        window.generate()
-    original_path = window.last_image_path
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=60000):
+        window.job_view.generate()
+    original_path = window.job_view.last_image_path
     original = np.asarray(Image.open(original_path))
     window.panel.prompt.setPlainText("something else")
     window.panel.sampler.setCurrentText("DDIM")
@@ -119,8 +119,8 @@ def test_dropping_a_result_back_reproduces_its_pixels(qtbot, studio):
     mime.setUrls([QUrl.fromLocalFile(str(original_path))])
     assert window.recall.handle_drop(mime)
     assert window.panel.prompt.toPlainText() == "a green square" and not window.panel.random_seed.isChecked()
-    with qtbot.waitSignal(window.jobEnded, timeout=60000):
-        window.generate()
-    assert window.last_image_path != original_path
-    assert read_request(window.last_image_path) == read_request(original_path)
-    assert np.array_equal(np.asarray(Image.open(window.last_image_path)), original)
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=60000):
+        window.job_view.generate()
+    assert window.job_view.last_image_path != original_path
+    assert read_request(window.job_view.last_image_path) == read_request(original_path)
+    assert np.array_equal(np.asarray(Image.open(window.job_view.last_image_path)), original)

@@ -32,7 +32,7 @@ def release(script):
 
 def _start_held_job(qtbot, window, script) -> None:
     script.hold = threading.Event()
-    window.generate()
+    window.job_view.generate()
     assert script.held.wait(5), "the fake step never started"
 
 
@@ -113,7 +113,7 @@ APP_SCRIPT = textwrap.dedent("""
     window.start()
     window.panel.prompt.setPlainText("kept at exit")
     window.panel.width_spin.setValue(64); window.panel.height_spin.setValue(64)
-    window.generate()
+    window.job_view.generate()
 
     def close_when_held():
         if not script.held.is_set():

@@ -17,10 +17,10 @@ from studio.core.errors import ErrorKind
 
 
 def _run(qtbot, window, expect: str) -> None:
-    with qtbot.waitSignal(window.jobEnded, timeout=10000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=10000) as ended:
+        window.job_view.generate()
     assert ended.args == [expect]
-    assert not window.running and window.panel.generate_button.isEnabled()
+    assert not window.job_view.running and window.panel.generate_button.isEnabled()
 
 
 def _files(folder) -> list:
@@ -31,7 +31,7 @@ def _next_job_works(qtbot, window, script) -> None:
     script.raise_at_step = script.fail_at_step = None
     script.nan_image = False
     _run(qtbot, window, "finished")
-    assert window.last_image_path is not None and window.last_image_path.stat().st_size > 0
+    assert window.job_view.last_image_path is not None and window.job_view.last_image_path.stat().st_size > 0
 
 
 @pytest.mark.parametrize("exception", [RuntimeError("CUDA error: an illegal memory access"), MemoryError(),

@@ -99,9 +99,13 @@ def test_painting_returns_from_result_to_the_input(qtbot, canvas):
 def test_bracket_keys_resize_and_b_e_switch_tools(qtbot, canvas):
     from studio.ui.canvas_toolbar import CanvasToolbar
 
-    class Window(QWidget):
+    class Handlers:  # the window's image_input and outputs: every action does nothing here
         def __getattr__(self, name):
             return lambda *a: None
+
+    class Window(QWidget):
+        def __getattr__(self, name):
+            return Handlers()
 
     toolbar = CanvasToolbar(canvas, Window())
     qtbot.addWidget(toolbar)

@@ -31,7 +31,7 @@ def _inpaint_window(qtbot, make_window):
     window = make_window(Settings(model="/m", random_seed=False, seed=5, width=64, height=64, steps=3, mode="inpaint"))
     with qtbot.waitActive(window):
         window.activateWindow()
-    window.set_input_image(np.full((64, 64, 3), 90, np.uint8), "Open")
+    window.image_input.set_input_image(np.full((64, 64, 3), 90, np.uint8), "Open")
     window.panel.set_mode("inpaint")
     window.canvas.set_brush(size=8, hardness=1.0)
     return window
@@ -43,7 +43,7 @@ def test_undo_steps_back_through_result_then_stroke_and_redo_brings_both(qtbot, 
     _stroke(qtbot, canvas, [(20, 20), (40, 20)])
     stroked = canvas.mask.copy()
     assert stroked[20, 30] == 255
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(window.panel.generate_button, Qt.MouseButton.LeftButton)
     assert canvas.showing == "result" and _shown_rgb(canvas, 5, 5) == RED
     # After clicking Generate the keyboard focus is not in a text box: Ctrl+Z is the canvas's.
@@ -58,7 +58,7 @@ def test_undo_steps_back_through_result_then_stroke_and_redo_brings_both(qtbot, 
     assert np.array_equal(canvas.mask, stroked) and canvas.showing == "document"
     qtbot.keyClick(focused, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
     assert canvas.showing == "result" and _shown_rgb(canvas, 5, 5) == RED  # Redo brings the result back
-    assert canvas.result_path == window.last_image_path
+    assert canvas.result_path == window.job_view.last_image_path
 
 
 def test_each_image_of_a_batch_is_one_step_and_a_stroke_after_a_result_undoes_to_it(qtbot, make_window, script):
@@ -66,9 +66,9 @@ def test_each_image_of_a_batch_is_one_step_and_a_stroke_after_a_result_undoes_to
     canvas = window.canvas
     canvas.fill_mask()
     window.panel.batch.setValue(2)
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
-    first, second = sorted(p for p in window.last_image_path.parent.glob("*.png") if p.stem.count("-") == 1)[-2:]
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
+    first, second = sorted(p for p in window.job_view.last_image_path.parent.glob("*.png") if p.stem.count("-") == 1)[-2:]
     assert canvas.result_path == second
     _stroke(qtbot, canvas, [(10, 50), (12, 50)])  # painting brings the input back into view
     assert canvas.showing == "document"
@@ -104,14 +104,14 @@ def test_text_fields_keep_their_own_ctrl_z_and_the_edit_menu_acts_on_the_canvas(
 def test_default_brush_fits_the_image_unless_the_artist_chose_one(qtbot, make_window):
     window = make_window()
     canvas, toolbar = window.canvas, window.canvas_toolbar
-    window.set_input_image(np.zeros((64, 64, 3), np.uint8), "Open")
+    window.image_input.set_input_image(np.zeros((64, 64, 3), np.uint8), "Open")
     assert canvas.brush.size == 6 and toolbar.size_spin.value() == 6  # was 48: three quarters of the image
     toolbar.size_spin.setValue(11)  # the artist's choice for this image...
-    window.set_input_image(np.ones((64, 64, 3), np.uint8), "Open")
+    window.image_input.set_input_image(np.ones((64, 64, 3), np.uint8), "Open")
     assert canvas.brush.size == 11  # ...kept for another image of the same size
-    window.set_input_image(np.zeros((768, 512, 3), np.uint8), "Open")
+    window.image_input.set_input_image(np.zeros((768, 512, 3), np.uint8), "Open")
     assert canvas.brush.size == 51  # a new size: a tenth of the shorter side
-    window.set_input_image(np.zeros((4096, 4096, 3), np.uint8)[:, :, :], "Open")
+    window.image_input.set_input_image(np.zeros((4096, 4096, 3), np.uint8)[:, :, :], "Open")
     assert canvas.brush.size == toolbar.size_slider.maximum()  # within the slider's range
 
 
@@ -120,7 +120,7 @@ def test_mask_reads_over_a_red_object_and_its_colour_is_saved(qtbot, make_window
     canvas = window.canvas
     red = np.zeros((128, 128, 3), np.uint8)
     red[...] = (255, 48, 96)  # the very colour of the default tint
-    window.set_input_image(red, "Open")
+    window.image_input.set_input_image(red, "Open")
     canvas.fill_mask()
     canvas.resize(400, 400)
     canvas.fit()
@@ -158,17 +158,20 @@ def test_inpaint_previews_keep_the_unmasked_part_of_the_input(qtbot, make_window
     mask[:, 32:] = 255
     canvas.set_document(canvas.document, "mask", mask)
     window.panel.mask_blur.setValue(4)
+    script.step_seconds = 0.05  # steps apart: the canvas draws only the newest of previews that arrive together
     shown = []
     original = canvas.show_pixels
     canvas.show_pixels = lambda pixels, *a, **k: (shown.append(pixels.copy()), original(pixels, *a, **k))
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     previews = shown[:-2]  # the last two are the result: shown once decoded, then once saved
     assert previews, "no preview was drawn"
     frame = previews[-1]
     assert frame.shape == (64, 64, 3)
     assert (frame[:, :20] == 90).all()  # kept: the input, not the preview's grey
-    fake_shade = 255  # the fake engine's last preview is flat white
+    steps = window.settings.steps
+    fake_shade = int(frame[0, 48, 0])  # the fake engine's previews are flat greys, brighter each step
+    assert fake_shade in {int(255 * step / steps) for step in range(1, steps + 1)} and fake_shade > 90
     assert (frame[:, 48:] == fake_shade).all()  # masked: the preview
     assert 90 < frame[10, 32, 0] < fake_shade  # the seam is feathered like the final composite
 
@@ -176,7 +179,7 @@ def test_inpaint_previews_keep_the_unmasked_part_of_the_input(qtbot, make_window
 def test_extend_from_the_toolbar_masks_the_new_area_switches_to_inpaint_and_undoes(qtbot, make_window, script):
     window = make_window()
     canvas = window.canvas
-    window.set_input_image(np.full((64, 64, 3), 90, np.uint8), "Open")
+    window.image_input.set_input_image(np.full((64, 64, 3), 90, np.uint8), "Open")
     assert window.canvas_toolbar.extend_action.isEnabled()
     assert window.canvas_toolbar.extend_canvas(Extension(right=30), "stretch")
     assert canvas.document.shape == (64, 96, 3)  # 30 rounded up: sizes stay multiples of 8
@@ -184,8 +187,8 @@ def test_extend_from_the_toolbar_masks_the_new_area_switches_to_inpaint_and_undo
     assert (window.panel.width_spin.value(), window.panel.height_spin.value()) == (96, 64)
     assert canvas.mask[:, 64:].min() == 255 and canvas.mask[:, :50].max() == 0
     assert 0 < canvas.mask[10, 60] < 255  # a feathered seam into the old image
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     request = script.requests[-1]
     assert request.mode.value == "inpaint" and (request.width, request.height) == (96, 64)
     canvas.undo()  # the result
@@ -198,7 +201,7 @@ def test_extend_from_the_toolbar_masks_the_new_area_switches_to_inpaint_and_undo
 def test_dragging_a_border_extends_the_canvas(qtbot, make_window):
     window = make_window()
     canvas = window.canvas
-    window.set_input_image(np.full((64, 64, 3), 90, np.uint8), "Open")
+    window.image_input.set_input_image(np.full((64, 64, 3), 90, np.uint8), "Open")
     canvas.resize(500, 500)
     canvas.fit()
     scale = canvas.transform().m11()
@@ -216,8 +219,8 @@ def test_extending_a_result_extends_what_is_shown(qtbot, make_window):
     window = _inpaint_window(qtbot, make_window)
     canvas = window.canvas
     canvas.fill_mask()
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert canvas.extend(Extension(bottom=16))
     assert canvas.document.shape == (80, 64, 3) and tuple(canvas.document[5, 5]) == RED
     assert canvas.mask[:56].max() == 0  # the result's own area is kept but for the seam

@@ -123,7 +123,7 @@ def test_an_image_without_settings_becomes_the_input_without_asking(qtbot, make_
 # -- Open… (item 7) ---------------------------------------------------------------------------
 def test_open_restores_settings_resets_a_stale_mask_and_starts_in_the_outputs(qtbot, make_window, tmp_path, monkeypatch):
     window = make_window()
-    window.set_input_image(np.full((24, 40, 3), 50, np.uint8), "old")
+    window.image_input.set_input_image(np.full((24, 40, 3), 50, np.uint8), "old")
     window.canvas.fill_mask()
     window.panel.set_mode("inpaint")
     path = _a1111_png(tmp_path / "studio.png")
@@ -135,8 +135,8 @@ def test_open_restores_settings_resets_a_stale_mask_and_starts_in_the_outputs(qt
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", dialog)
     window.recall.ask_drop_action = lambda name: "both"
-    window.open_image()
-    assert started_in == [str(window.output_folder())]
+    window.image_input.open_image()
+    assert started_in == [str(window.outputs.folder())]
     assert window.panel.steps.value() == 33  # the settings came back
     assert window.canvas.document[0, 0, 1] == 200 and not window.canvas.mask.any()  # no stale mask
     assert window.panel.current_mode() == "img2img"  # nor a stale Inpaint mode
@@ -150,12 +150,12 @@ def test_an_unwritable_output_folder_is_said_at_start_and_no_job_runs(qtbot, mak
                                   outputs_dir=str(blocked)))
     assert window.banner.isVisible() and "cannot be saved" in window.banner.label.text()
     assert window.banner.button("Choose output folder…") is not None
-    window.generate()
-    assert not window.running and script.requests == []
-    assert window.choose_output_folder(str(tmp_path / "elsewhere"))
-    assert load_settings(window.settings_path)[0].outputs_dir == str(tmp_path / "elsewhere")
-    with qtbot.waitSignal(window.jobEnded, timeout=5000) as ended:
-        window.generate()
+    window.job_view.generate()
+    assert not window.job_view.running and script.requests == []
+    assert window.outputs.choose_folder(str(tmp_path / "elsewhere"))
+    assert load_settings(window.state.path)[0].outputs_dir == str(tmp_path / "elsewhere")
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000) as ended:
+        window.job_view.generate()
     assert ended.args == ["finished"] and not window.banner.isVisible()
 
 
@@ -180,13 +180,13 @@ def test_an_image_whose_write_fails_stays_on_the_canvas_with_save_as(qtbot, open
     settings = Settings(model="/models/fake", random_seed=False, seed=9, width=64, height=64, steps=2)
     window = open_window(settings, lambda emit: _SavingFake(emit, script, blocked))
     window.panel.prompt.setPlainText("a red square")
-    with qtbot.waitSignal(window.jobEnded, timeout=5000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000) as ended:
+        window.job_view.generate()
     assert ended.args == ["failed"]
     assert window.canvas.showing == "result" and window.canvas.result[0, 0].tolist() == [200, 30, 30]
     assert "could not be saved" in window.banner.label.text() and window.banner.button("Save as…") is not None
     kept = tmp_path / "kept.png"
-    assert window.save_unsaved_as(str(kept))
+    assert window.outputs.save_unsaved_as(str(kept))
     assert np.asarray(Image.open(kept))[0, 0].tolist() == [200, 30, 30]
     assert read_request(kept).seed == 9 and read_request(kept).prompt == "a red square"  # the recipe is kept too
     assert not window.banner.isVisible()
@@ -245,7 +245,7 @@ def test_a_normal_quit_keeps_the_input_mask_brush_and_dock_width(qtbot, make_win
     QApplication.processEvents()
     width = window.recall.dock.width()
     window.close()
-    saved = load_settings(window.settings_path)[0]
+    saved = load_settings(window.state.path)[0]
     again = make_window(saved)
     QApplication.processEvents()
     assert again.canvas.document is not None and again.canvas.document[0, 0, 0] == 91
@@ -256,7 +256,7 @@ def test_a_normal_quit_keeps_the_input_mask_brush_and_dock_width(qtbot, make_win
 # -- stale messages (item 17) -----------------------------------------------------------------
 def test_the_empty_canvas_says_what_the_mode_needs(qtbot, make_window):
     window = make_window(Settings(model="/models/fake", mode="inpaint", width=64, height=64))
-    qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+    qtbot.waitUntil(lambda: window.model_status.ready, timeout=5000)
     assert "needs an input image" in window.canvas._message.toPlainText()
     window.panel.set_mode("txt2img")
     assert "Type a prompt" in window.canvas._message.toPlainText()
@@ -265,13 +265,13 @@ def test_the_empty_canvas_says_what_the_mode_needs(qtbot, make_window):
 def test_a_success_clears_an_old_error(qtbot, make_window, script):
     window = make_window()
     script.fail_at_step = 1
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert window.banner.isVisible()
     script.fail_at_step = None
     window.banner.show_error(StudioError("bad_input", "Left over from before."))  # shown while nothing runs
-    with qtbot.waitSignal(window.jobEnded, timeout=5000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000) as ended:
+        window.job_view.generate()
     assert ended.args == ["finished"] and not window.banner.isVisible()
 
 
@@ -280,7 +280,7 @@ def test_restored_session_message_survives_the_model_loading(qtbot, make_window)
     window.panel.prompt.setPlainText("idea")
     window.close()
     again = make_window(Settings(model="/models/fake"))
-    qtbot.waitUntil(lambda: again.model_ready, timeout=5000)
+    qtbot.waitUntil(lambda: again.model_status.ready, timeout=5000)
     assert "Restored your last session." in again.status_label.text() and "Ready" in again.status_label.text()
 
 
@@ -314,7 +314,7 @@ def test_damaged_settings_take_the_models_defaults_not_512(qtbot, start_app):
     assert (panel.width_spin.value(), panel.height_spin.value()) == (64, 64)  # resources/demo-model/studio.json
     assert panel.guidance.value() == 5.0 and panel.sampler.currentText() == "DPM++ 2M"
     assert "Settings could not be read" in window.status_label.text()
-    qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+    qtbot.waitUntil(lambda: window.model_status.ready, timeout=5000)
     assert "Settings could not be read" in window.status_label.text()  # not wiped by "Loading…"
 
 

@@ -14,7 +14,7 @@ NAMED = (
 
 
 def _wait_idle(qtbot, window, timeout=5000):
-    qtbot.waitUntil(lambda: not window.running, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.job_view.running, timeout=timeout)
 
 
 def test_controls_have_object_and_accessible_names(make_window):
@@ -28,12 +28,12 @@ def test_controls_have_object_and_accessible_names(make_window):
 def test_generate_runs_in_engine_thread_and_shows_result(qtbot, make_window, script):
     window = make_window()
     qtbot.keyClicks(window.panel.prompt, "a red circle")
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(window.panel.generate_button, Qt.MouseButton.LeftButton)
     assert script.requests[0].prompt == "a red circle"
     assert script.thread_ids and threading.main_thread().ident not in script.thread_ids  # never the GUI thread
     assert window.canvas.current_pixmap().toImage().pixelColor(10, 10).red() == 200
-    assert window.last_image_path.exists()
+    assert window.job_view.last_image_path.exists()
     assert window.panel.generate_button.isEnabled() and not window.panel.cancel_button.isEnabled()
     assert "Done" in window.status_label.text()
 
@@ -45,22 +45,22 @@ def test_ctrl_enter_generates_and_escape_cancels(qtbot, make_window, script):
         window.activateWindow()
     window.panel.prompt.setFocus()
     qtbot.keyClick(window.panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    assert window.running, window.banner.label.text()
+    assert window.job_view.running, window.banner.label.text()
     assert "\n" not in window.panel.prompt.toPlainText()
     qtbot.waitUntil(lambda: window.progress.value() >= 2, timeout=5000)
-    with qtbot.waitSignal(window.jobEnded, timeout=2000):
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=2000):
         qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.progress.value() < 100
     assert "Cancelled" in window.status_label.text()
     script.step_seconds = 0.0
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(window.panel.generate_button, Qt.MouseButton.LeftButton)
 
 
 def test_random_seed_is_shown_and_recorded(qtbot, make_window, script):
     window = make_window(Settings(model="/m", random_seed=True, width=64, height=64, steps=2))
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     seed = script.requests[0].seed
     assert window.panel.last_seed.text() == f"Seed used: {seed}"
 
@@ -73,7 +73,7 @@ def test_previews_newest_frame_wins(qtbot, make_window, script):
     from studio.core.events import StepProgress
 
     script.hold = threading.Event()  # the job runs (held before its first step) while steps are sent
-    window.generate()
+    window.job_view.generate()
     qtbot.waitUntil(script.held.is_set, timeout=5000)
     job_id = window.controller.running_job
     notified = []
@@ -93,38 +93,38 @@ def test_previews_newest_frame_wins(qtbot, make_window, script):
         assert window.progress.value() == 50  # the GUI jumped straight to the newest step
         assert window.canvas.current_pixmap().toImage().pixelColor(1, 1).red() == 50
     finally:
-        with qtbot.waitSignal(window.jobEnded, timeout=5000):
+        with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
             script.hold.set()
 
 
 def test_failure_shows_message_and_next_job_works(qtbot, make_window, script):
     script.fail_at_step = 2
     window = make_window()
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert window.banner.isVisible() and "ran out of memory" in window.banner.label.text()
     assert window.panel.generate_button.isEnabled()
     script.fail_at_step = None
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert not window.banner.isVisible()
 
 
 def test_invalid_size_is_refused_before_the_engine(qtbot, make_window, script):
     window = make_window()
     window.panel.width_spin.setValue(100)  # typed values are snapped on editingFinished only
-    window.generate()
+    window.job_view.generate()
     assert "multiple of 8" in window.banner.label.text()
-    assert script.requests == [] and not window.running
+    assert script.requests == [] and not window.job_view.running
 
 
 def test_no_model_says_how_to_choose_one(qtbot, make_window, script, monkeypatch):
     monkeypatch.setattr("studio.core.settings.effective_model", lambda s: s.model)
-    monkeypatch.setattr("studio.ui.main_window.effective_model", lambda s: s.model)
+    monkeypatch.setattr("studio.app_layer.generation_state.effective_model", lambda s: s.model)
     window = make_window(Settings(model=""))
     assert window.model_combo.currentIndex() == -1 and window.model_combo.currentText() == ""  # the placeholder
     assert "Choose file or folder" in window.canvas._message.toPlainText()
-    window.generate()
+    window.job_view.generate()
     assert "No model chosen" in window.banner.label.text()
     assert script.loads == []
 
@@ -135,8 +135,8 @@ def test_model_load_failure_is_shown_and_app_keeps_running(qtbot, make_window, s
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
     assert "Could not load" in window.banner.label.text()
     script.load_error = None
-    window.set_model("/models/other")
-    qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+    window.model_status.set_model("/models/other")
+    qtbot.waitUntil(lambda: window.model_status.ready, timeout=5000)
     assert script.loads[-1][0] == "/models/other"
 
 
@@ -144,8 +144,8 @@ def test_settings_are_remembered(qtbot, make_window, tmp_path):
     window = make_window()
     window.panel.prompt.setPlainText("remember me")
     window.panel.sampler.setCurrentText("DDIM")
-    window.set_model("/models/chosen")
-    qtbot.waitUntil(lambda: window.remembered_model == "/models/chosen", timeout=5000)  # remembered once loaded
+    window.model_status.set_model("/models/chosen")
+    qtbot.waitUntil(lambda: window.state.remembered_model == "/models/chosen", timeout=5000)  # remembered once loaded
     window.close()
     saved = json.loads((tmp_path / "settings.json").read_text())
     assert saved["prompt"] == "remember me" and saved["sampler"] == "DDIM" and saved["model"] == "/models/chosen"

@@ -127,7 +127,7 @@ def test_choosing_a_model_loads_it_with_its_native_size(qtbot, make_window, scri
     sdxl = str(webui["models"]["sdxl"])
     _pick(qtbot, window.model_combo, "tinyXL")
     qtbot.waitUntil(lambda: bool(script.loads) and script.loads[-1][0] == sdxl, timeout=5000)
-    qtbot.waitUntil(lambda: window.remembered_model == sdxl, timeout=5000)  # remembered once loaded
+    qtbot.waitUntil(lambda: window.state.remembered_model == sdxl, timeout=5000)  # remembered once loaded
     assert window.model_combo.currentText().startswith("tinyXL")
     assert (window.settings.width, window.settings.height) == (1024, 1024)  # SDXL's native size
     assert window.panel.width_spin.value() == 1024
@@ -147,17 +147,17 @@ def test_choosing_a_vae_puts_it_in_the_next_request(qtbot, make_window, script, 
     _pick(qtbot, window.vae_combo, "tiny-ft-mse")
     assert window.settings.vae == str(webui["vae"])
     assert "tiny-ft-mse" in window.status_label.text()
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert script.requests[-1].vae == str(webui["vae"])
     assert len(script.loads) == loads  # applies at the next generation, no reload
     assert json.loads((tmp_path / "settings.json").read_text())["vae"] == str(webui["vae"])
-    window.set_model(str(webui["models"]["sd1"]))  # a model load takes the chosen VAE along
+    window.model_status.set_model(str(webui["models"]["sd1"]))  # a model load takes the chosen VAE along
     qtbot.waitUntil(lambda: len(script.loads) > loads, timeout=5000)
     assert script.load_vaes[-1] == str(webui["vae"])
     _pick(qtbot, window.vae_combo, "Automatic")
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert script.requests[-1].vae == ""
 
 
@@ -166,14 +166,14 @@ def test_a_vae_that_vanished_falls_back_to_automatic(qtbot, make_window, webui, 
     _scanned(qtbot, window)
     assert window.settings.vae == "" and window.vae_combo.currentText() == "Automatic"
     assert window.banner.isVisible() and "gone.safetensors, is no longer at" in window.banner.label.text()
-    assert load_settings(window.settings_path)[0].vae == ""
+    assert load_settings(window.state.path)[0].vae == ""
 
 
 def test_memory_options_reach_the_engine_thread(qtbot, make_window, script):
     from studio.engine.memory import MemoryOptions
 
     window = make_window()
-    qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+    qtbot.waitUntil(lambda: window.model_status.ready, timeout=5000)
     assert script.memory == []  # the defaults are the engine's own: nothing to send
     window.memory_button.cpu_offload.trigger()
     qtbot.waitUntil(lambda: bool(script.memory), timeout=10000)
@@ -185,7 +185,7 @@ def test_memory_options_reach_the_engine_thread(qtbot, make_window, script):
     qtbot.waitUntil(lambda: len(script.memory) == 3, timeout=5000)
     assert script.memory[-1] == MemoryOptions(attention_slicing=True, vae_tiling="on", cpu_offload=True)
     assert not window.memory_button.vae_tiling["auto"].isChecked()  # one tiling choice at a time
-    saved, _ = load_settings(window.settings_path)
+    saved, _ = load_settings(window.state.path)
     assert (saved.attention_slicing, saved.vae_tiling, saved.cpu_offload) == (True, "on", True)
 
 
@@ -222,7 +222,7 @@ def test_add_model_folder_finds_the_checkpoints_inside_an_a1111_install(qtbot, m
     qtbot.waitUntil(lambda: any("tinyXL" in t for t in _texts(window.model_combo)), timeout=5000)
     assert _texts(window.vae_combo) == ["Automatic", "tiny-ft-mse"]  # models/VAE beside it
     assert "Found 2 models" in window.status_label.text()
-    saved, _ = load_settings(window.settings_path)
+    saved, _ = load_settings(window.state.path)
     assert saved.model_dirs == [str(webui["checkpoints"])]
 
 
@@ -243,7 +243,7 @@ def test_choose_file_or_folder_opens_a_file_or_a_diffusers_folder(qtbot, make_wi
     diffusers.mkdir()
     (diffusers / "model_index.json").write_text("{}")
     answer = str(diffusers / "model_index.json")
-    window.choose_model()  # the old entry point still works
+    window.picker.choose_file()  # the old entry point still works
     qtbot.waitUntil(lambda: script.loads[-1][0] == str(diffusers), timeout=5000)
     assert window.model_combo.currentText() == "some-diffusers-model"
 
@@ -272,8 +272,8 @@ def test_engine_notes_are_shown_in_the_status_line(qtbot, open_window, script, t
     qtbot.waitUntil(window.banner.isVisible, timeout=5000)
     assert window.status_label.text() == f"The model could not be loaded. {MEMORY_NOTE}"
     script.load_error = None
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert window.status_label.text().startswith("Done in") and window.status_label.text().endswith(FP32_NOTE)
 
 

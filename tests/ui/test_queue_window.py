@@ -29,13 +29,13 @@ def _queue(window, qtbot, script, *prompts):
     script.hold = threading.Event()
     for prompt in prompts:
         window.panel.prompt.setPlainText(prompt)
-        window.generate()
+        window.job_view.generate()
     qtbot.waitUntil(script.held.is_set, timeout=5000)
 
 
 def _release(window, qtbot, script, jobs: int):
     ended = []
-    window.jobEnded.connect(ended.append)
+    window.job_view.jobEnded.connect(ended.append)
     script.hold.set()
     qtbot.waitUntil(lambda: len(ended) >= jobs, timeout=10000)
     return ended
@@ -68,7 +68,7 @@ def test_pause_lets_the_running_job_finish_and_resume_starts_the_next(qtbot, mak
     _release(window, qtbot, script, 1)
     qtbot.wait(100)
     assert [r.prompt for r in script.requests] == ["one"] and _statuses(window)[1] is JobStatus.PENDING
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(window.queue_panel.pause_button, Qt.MouseButton.LeftButton)
     assert [r.prompt for r in script.requests] == ["one", "two"]
     assert window.queue_panel.pause_button.text() == "Pause"
@@ -77,12 +77,12 @@ def test_pause_lets_the_running_job_finish_and_resume_starts_the_next(qtbot, mak
 def test_duplicate_runs_the_same_request_again(qtbot, make_window, script):
     window = make_window()
     window.panel.prompt.setPlainText("twice")
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     window.queue_panel.select(window.queue_panel.row_ids()[0])
     assert [a.text() for a in window.queue_panel.context_menu().actions() if a.text()][:3] == \
         ["Cancel", "Duplicate", "Remove"]
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(window.queue_panel.duplicate_button, Qt.MouseButton.LeftButton)
     assert len(script.requests) == 2 and script.requests[0] == script.requests[1]
     assert window.queue_panel.view.count() == 2
@@ -116,7 +116,7 @@ def test_jobs_left_from_last_time_are_offered_and_run(qtbot, make_window, script
     assert "From last time" in window.queue_panel.view.item(0).text()
     qtbot.wait(100)
     assert script.requests == []  # held until the artist says
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(bar.run_button, Qt.MouseButton.LeftButton)
     assert [r.prompt for r in script.requests] == ["left over"] and not bar.isVisible()
 
@@ -137,14 +137,14 @@ def _pixel(window, x=1, y=1):
 def test_the_step_scrubber_shows_every_step_and_saves_one(qtbot, make_window, script, tmp_path):
     script.step_seconds = 0.1  # a step as long as a real one: the window sees each preview
     window = make_window()  # 4 steps; the fake's step n preview is grey 255*n/4
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     assert "ms/step" in window.status_label.text() and "% of the step" in window.status_label.text()
     slider = window.scrubber.slider
     assert slider.objectName() == "stepSlider" and window.scrubber.isVisible()
     assert (slider.minimum(), slider.maximum(), slider.value()) == (1, 4, 4)
     assert _pixel(window).red() == 200 and window.canvas.showing == "result"  # the end is the final image
-    run = window.previews.get(window.scrubber.job_id)
+    run = window.job_view.previews.get(window.scrubber.job_id)
     assert sorted(run.frames) == [1, 2, 3, 4] and all(f.shape == (8, 8, 3) for f in run.frames.values())
     slider.setValue(2)
     assert _pixel(window).red() == 127 and "Step 2/4" in window.scrubber.label.text()
@@ -157,16 +157,40 @@ def test_the_step_scrubber_shows_every_step_and_saves_one(qtbot, make_window, sc
     saved = np.asarray(Image.open(tmp_path / "step2.png"))
     assert saved.shape == (64, 64, 3) and saved[10, 10].tolist() == [127, 127, 127]
     slider.setValue(4)
-    assert window.canvas.showing == "result" and window.canvas.result_path == window.last_image_path
+    assert window.canvas.showing == "result" and window.canvas.result_path == window.job_view.last_image_path
+
+
+def test_the_scrubber_keeps_every_step_when_the_window_falls_behind(qtbot, make_window, script):
+    """The GUI thread busy for the whole run (a long paint, a slow disk): the steps that arrived
+    meanwhile all reach the scrubber; the canvas draws only the newest of them."""
+    import time
+
+    script.step_seconds = 0.02
+    window = make_window(Settings(model="/models/fake", random_seed=False, seed=5, width=64, height=64, steps=12))
+    drawn = []
+    original = window.canvas.show_pixels
+    window.canvas.show_pixels = lambda pixels, *a, **k: (drawn.append(k.get("what")), original(pixels, *a, **k))
+    script.hold = threading.Event()
+    script.hold_at_step = 1
+    window.job_view.generate()
+    qtbot.waitUntil(script.held.is_set, timeout=5000)
+    script.hold.set()
+    time.sleep(1.0)  # the engine runs all 12 steps (0.24 s) while this thread takes no events
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        pass
+    run = window.job_view.previews.get(window.scrubber.job_id)
+    assert sorted(run.frames) == list(range(1, 13)), "a step the window was too busy to show is still kept"
+    assert window.scrubber.slider.maximum() == 12
+    assert drawn.count(None) <= 2, "steps that arrived together are drawn once, not one by one"
 
 
 def test_the_scrubber_keeps_the_last_three_runs(qtbot, make_window, script):
     window = make_window()
     for _ in range(4):
-        with qtbot.waitSignal(window.jobEnded, timeout=5000):
-            window.generate()
+        with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+            window.job_view.generate()
     ids = window.queue_panel.row_ids()
-    assert ids[0] not in window.previews and all(job_id in window.previews for job_id in ids[1:])
+    assert ids[0] not in window.job_view.previews and all(job_id in window.job_view.previews for job_id in ids[1:])
     window.queue_panel.select(ids[1])
     assert window.scrubber.job_id == ids[1]  # a selected job in memory: its steps
     window.queue_panel.select(ids[0])
@@ -180,16 +204,16 @@ def test_the_image_is_shown_before_it_is_saved_and_marked_saved_after(qtbot, mak
     real_save = writer.outputs.save
     writer.outputs.save = lambda image, request: (gate.wait(5), real_save(image, request))[1]
     ended = []
-    window.jobEnded.connect(ended.append)
-    window.generate()
+    window.job_view.jobEnded.connect(ended.append)
+    window.job_view.generate()
     qtbot.waitUntil(lambda: window.canvas.showing == "unsaved", timeout=5000)
     assert _pixel(window).red() == 200  # on screen while the writer waits
-    qtbot.waitUntil(lambda: not window.running, timeout=5000)
-    assert ended == [] and window.last_image_path is None  # not "saved" before it is on disk
+    qtbot.waitUntil(lambda: not window.job_view.running, timeout=5000)
+    assert ended == [] and window.job_view.last_image_path is None  # not "saved" before it is on disk
     gate.set()
     qtbot.waitUntil(lambda: ended == ["finished"], timeout=5000)
-    assert window.last_image_path.exists() and f"Saved {window.last_image_path}" in window.status_label.text()
-    assert window.recall.history.search("")[0].path == str(window.last_image_path)
+    assert window.job_view.last_image_path.exists() and f"Saved {window.job_view.last_image_path}" in window.status_label.text()
+    assert window.history.history.search("")[0].path == str(window.job_view.last_image_path)
 
 
 def test_a_failed_write_through_the_controller_keeps_the_image_with_save_as(qtbot, make_window, script, tmp_path):
@@ -198,13 +222,13 @@ def test_a_failed_write_through_the_controller_keeps_the_image_with_save_as(qtbo
     blocked.write_bytes(b"")  # a file where the folder should be: the write fails after the start check
     window.controller.writer.outputs = KeepingWriter(blocked)
     window.panel.prompt.setPlainText("a red square")
-    with qtbot.waitSignal(window.jobEnded, timeout=5000) as ended:
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000) as ended:
+        window.job_view.generate()
     assert ended.args == ["failed"]
     assert window.canvas.showing == "result" and window.canvas.result[0, 0].tolist() == [200, 30, 30]
     assert "could not be saved" in window.banner.label.text() and window.banner.button("Save as…") is not None
     kept = tmp_path / "kept.png"
-    assert window.save_unsaved_as(str(kept))
+    assert window.outputs.save_unsaved_as(str(kept))
     assert read_request(kept).prompt == "a red square" and not window.banner.isVisible()
 
 
@@ -214,8 +238,9 @@ def test_the_queue_dock_and_the_brush_come_back_at_the_next_start(qtbot, make_wi
     window.canvas.set_brush(hardness=0.3, opacity=0.6)
     window.canvas.set_mask_color("#00ff00", chosen=True)
     window.close()
-    saved = load_settings(window.settings_path)[0]
+    saved = load_settings(window.state.path)[0]
     assert saved.window_state and saved.mask_color == "#00ff00"
+    assert (saved.brush_hardness, saved.brush_opacity) == (0.3, 0.6)  # in settings.json, beside the mask colour
     again = make_window(saved)
     QApplication.processEvents()
     assert not again.queue_dock.isVisible() and again.recall.dock.isVisible()
@@ -225,7 +250,7 @@ def test_the_queue_dock_and_the_brush_come_back_at_the_next_start(qtbot, make_wi
 
 def test_closing_writes_the_images_already_made(qtbot, make_window, script):
     window = make_window(Settings(model="/models/fake", random_seed=False, seed=5, width=64, height=64, steps=2))
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     window.close()
-    assert window.controller.writer.pending == 0 and window.last_image_path.exists()
+    assert window.controller.writer.pending == 0 and window.job_view.last_image_path.exists()

@@ -10,14 +10,14 @@ from studio.core.settings import Settings
 def test_results_enter_history_and_survive_a_restart(qtbot, make_window):
     window = make_window()
     window.panel.prompt.setPlainText("a lighthouse")
-    with qtbot.waitSignal(window.jobEnded, timeout=5000):
-        window.generate()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
     panel = window.recall.history_panel
     qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=2000)
     window.close()
     again = make_window()
     assert again.recall.history_panel.model.rowCount() == 1
-    assert again.recall.history.search("lighthouse")[0].path == str(window.last_image_path)
+    assert again.history.history.search("lighthouse")[0].path == str(window.job_view.last_image_path)
 
 
 def test_applying_a_preset_fills_the_panel(qtbot, make_window):
@@ -26,7 +26,7 @@ def test_applying_a_preset_fills_the_panel(qtbot, make_window):
     bar = window.recall.preset_bar
     bar.select("Fast draft")
     bar.apply_current()
-    assert window.panel.steps.value() == window.recall.presets.get("Fast draft").values["steps"]
+    assert window.panel.steps.value() == window.recall.service.presets.get("Fast draft").values["steps"]
     assert "castle" in window.panel.prompt.toPlainText()
 
 
@@ -60,7 +60,7 @@ def test_session_comes_back_after_a_crash(qtbot, make_window, tmp_path):
     window.panel.prompt.setPlainText("unsaved idea")
     window.canvas.set_document(np.full((64, 64, 3), 77, np.uint8))
     window.canvas.fill_mask()
-    window.recall.save_session_now().result(timeout=10)  # what the debounced autosave does
+    window.session.save_now().result(timeout=10)  # what the debounced autosave does
     # A crash: no closeEvent, so neither settings.json nor the session is cleaned up.
     fresh = make_window(Settings(model="/models/fake"))
     assert fresh.panel.prompt.toPlainText() == "unsaved idea"
@@ -87,4 +87,4 @@ def test_lost_history_index_is_rebuilt_from_the_images(qtbot, make_window, studi
     window = make_window()  # no index file yet: rebuilt in the background
     qtbot.waitUntil(lambda: window.recall.history_panel.model.rowCount() == 3, timeout=5000)
     assert (studio_home / "history.jsonl").exists()
-    assert len(window.recall.history.search("old picture")) == 3
+    assert len(window.history.history.search("old picture")) == 3

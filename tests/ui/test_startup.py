@@ -58,15 +58,15 @@ def test_a_model_is_remembered_once_it_has_loaded(qtbot, start_app, tmp_path):
     chosen.mkdir()
     save_settings(Settings(model=""), settings_file())
     window = start_app(model=str(chosen))
-    qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+    qtbot.waitUntil(lambda: window.model_status.ready, timeout=5000)
     assert _saved_model() == str(chosen)  # saved on ModelLoaded, before any close
 
 
 def test_a_bad_folder_chosen_in_the_window_is_not_remembered(qtbot, make_window, script, tmp_path):
     window = make_window()  # model /models/fake, loads fine
-    qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+    qtbot.waitUntil(lambda: window.model_status.ready, timeout=5000)
     script.load_error = StudioError(ErrorKind.BAD_MODEL, "/home/me/Pictures has no model_index.json.")
-    window.set_model("/home/me/Pictures")
+    window.model_status.set_model("/home/me/Pictures")
     qtbot.waitUntil(window.banner.isVisible, timeout=5000)
     window.close()
     assert json.loads((tmp_path / "settings.json").read_text())["model"] == "/models/fake"
@@ -78,7 +78,7 @@ def test_a_vanished_remembered_model_falls_back_to_the_demo_with_a_message(qtbot
     window = start_app()
     assert window.banner.isVisible()
     assert f"no longer at {gone}" in window.banner.label.text() and "demo model" in window.banner.label.text()
-    qtbot.waitUntil(lambda: window.model_ready, timeout=5000)
+    qtbot.waitUntil(lambda: window.model_status.ready, timeout=5000)
     assert script.loads[0][0] == str(demo_model_dir())
     assert window.panel.width_spin.value() == 64  # the demo model's own defaults, not 512
     assert _saved_model() == ""  # the demo model, now that it loaded
