@@ -7,8 +7,9 @@ events carry none: a model is shared by the jobs that follow."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,9 @@ class ImageFinished:
     image: np.ndarray
     note: str = ""  # something the artist should know about this image (e.g. a VAE retried in fp32)
     job_id: str = ""
+    # When the image was ready (time.perf_counter(), in the process that decoded it): the
+    # bench's "decode to screen" row measures from here.
+    made_at: float = field(default_factory=time.perf_counter, compare=False)
 
 
 @dataclass(frozen=True)
