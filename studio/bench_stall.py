@@ -111,10 +111,10 @@ def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0) -> di
         marks["start"] = time.perf_counter()
         probe.start()  # from the moment the window is shown, as an artist sees it
         window.controller.modelLoaded.connect(loaded)
-        window.jobEnded.connect(ended)
+        window.job_view.jobEnded.connect(ended)
         engine.start()
         window.start()  # asks the engine thread to load the model
-        QTimer.singleShot(0, window.generate)  # the click on Generate right after the window opens
+        QTimer.singleShot(0, window.job_view.generate)  # the click on Generate right after the window opens
         QTimer.singleShot(int(timeout_s * 1000), loop.quit)
         loop.exec()
         probe.stop()

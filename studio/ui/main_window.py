@@ -245,6 +245,10 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         state, jobs, models = self.state, self.job_view, self.model_status
+        # The token counter starts once the engine has imported its libraries: two threads
+        # importing at once held the GIL for up to 270 ms (python -m studio.bench_stall).
+        for signal in (self.controller.modelLoaded, self.controller.modelFailed):
+            signal.connect(self.panel.token_counter.engine_ready)
         state.collect = self.panel.store
         state.replaced.connect(self.panel.load)
         state.seedRestored.connect(self.panel.show_restored_seed)

@@ -67,9 +67,11 @@ class ModelStatus(QObject):
 
     def load_current(self) -> None:
         """Load the chosen model (at start, and after a change of device)."""
-        settings = self.state.settings
-        if self.state.model_path():
-            self.controller.load_model(self.state.model_path(), settings.device, settings.vae)
+        settings, model = self.state.settings, self.state.model_path()
+        if model:
+            # Said at once: the engine thread's first words come only after torch is imported.
+            self.window.say(f"{self._notice} Loading {Path(model).name}…".strip())
+            self.controller.load_model(model, settings.device, settings.vae)
 
     def device_changed(self, device: str) -> None:
         self.state.settings.device = device
