@@ -32,27 +32,15 @@ import json
 import sys
 from pathlib import Path
 
+# CLIP's (and GPT-2's) byte table, shared with the token counter's tokenizer (pure Python, no transformers).
+from studio.core.clip_bpe import bytes_to_unicode
+
 VOCAB_SIZE = 49408
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
 # CLIP keeps 49152 - 256 - 2 merges; with 256 bytes, 256 bytes+"</w>" and the two specials
 # that makes exactly VOCAB_SIZE ids. The `+ 1` skips the header line.
 _MERGE_LINES = slice(1, 49152 - 256 - 2 + 1)
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """CLIP's (and GPT-2's) reversible map from the 256 byte values to printable characters,
-    so BPE never sees whitespace or control characters. Copied, not imported, so this tool
-    needs neither CLIP nor transformers."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(c) for c in codes), strict=True))
 
 
 def read_merges(source_gz: Path) -> list[tuple[str, str]]:
