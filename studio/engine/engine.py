@@ -41,7 +41,7 @@ from studio.engine.lora import engine_lora_folders, loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.noise import image_request, initial_noise, vary_added_noise
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
-from studio.engine.prompt_encoding import prompt_arguments, prompt_notes
+from studio.engine.prompt_encoding import PromptSwitches, prompt_arguments, prompt_encoding, prompt_notes
 from studio.engine.schedulers import make_scheduler
 from studio.engine.vae import VaeDecoder
 
@@ -55,6 +55,7 @@ class StepReporter:
         self.extra_steps = extra_steps  # steps of passes still to come
         self.done = 0  # steps of finished passes
         self.tap: X0Tap | None = None
+        self.switches: PromptSwitches | None = None  # the pass's prompt editing, if its prompt edits
         self.last = time.perf_counter()
         self._this_pass = 0  # steps of the pass running now (known once it has started)
 
@@ -71,6 +72,8 @@ class StepReporter:
         self.engine.emit(StepProgress(self.index, self.done + step_index + 1, total, preview, now - self.last,
                                       job_id=self.engine.job_id))
         self.last = now
+        if self.switches is not None:
+            tensors = self.switches.step_end(pipeline, step_index, tensors)  # the next step's prompt
         return tensors
 
     def pass_done(self) -> None:
@@ -273,11 +276,13 @@ class Engine:
         return (inpaint.composite(pixels) if inpaint else pixels), " ".join(n for n in notes if n)
 
     def denoise(self, model: LoadedModel, pipe, request: GenerationRequest, inputs: dict, progress: StepReporter,
-                vary_img2img_noise: bool = False):
+                vary_img2img_noise: bool = False, hires_of: tuple[int, int] | None = None):
         """One denoising pass of `pipe` with the request's sampler, prompt and seed; the final
         latents (decoded by the caller, where a half-precision overflow can be retried).
         `vary_img2img_noise`: the request's variation seed and "resize seed from" also shape the
-        noise an img2img pass adds (the hires fix's second pass, as in A1111)."""
+        noise an img2img pass adds (the hires fix's second pass, as in A1111).
+        `hires_of`: (first pass's steps, hires steps) when this is the hires fix's second pass:
+        its prompt edits are scheduled against them, as A1111's hires conds are."""
         pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
         progress.tap = X0Tap(pipe.scheduler)
         generator = torch.Generator("cpu").manual_seed(request.seed)  # same noise on every device
@@ -292,16 +297,31 @@ class Engine:
         elif vary_img2img_noise:
             vary_added_noise(pipe, request)
         self.memory.apply_for_size(pipe, request.width * request.height)
-        result = pipe(
-            **prompt_arguments(model, pipe, request),
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance,
-            generator=generator,
-            output_type="latent",
-            callback_on_step_end=progress.on_step_end,
-            callback_on_step_end_tensor_inputs=["latents"],
-            **inputs,
-        )
+        # Prompt editing is scheduled in sampler calls, as A1111 counts them: its total is the
+        # steps asked for (img2img too: not the fewer it runs), doubled for a second-order sampler.
+        order = int(getattr(pipe.scheduler, "order", 1) or 1)
+        steps = (request.steps * order, None) if hires_of is None else (hires_of[0] * order, hires_of[1] * order)
+        encoded = prompt_encoding(model, pipe, request, steps)
+        progress.switches = encoded.switches
+        tensor_inputs = ["latents"]
+        if encoded.switches is None:  # a prompt that never changes: the path it always took
+            arguments = prompt_arguments(model, pipe, request)
+        else:
+            arguments = encoded.arguments
+            tensor_inputs += encoded.switches.tensor_inputs(model.info.family is Family.SDXL)
+        try:
+            result = pipe(
+                **arguments,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                generator=generator,
+                output_type="latent",
+                callback_on_step_end=progress.on_step_end,
+                callback_on_step_end_tensor_inputs=tensor_inputs,
+                **inputs,
+            )
+        finally:
+            progress.switches = None
         progress.pass_done()
         return result.images
 

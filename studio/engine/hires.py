@@ -133,5 +133,7 @@ def hires_pass(engine, model, request: GenerationRequest, latents: torch.Tensor,
     # A1111 gives this pass's noise the same variation seed and "resize seed from" (measured
     # against the upscaled size) as the first pass's: studio.engine.noise.vary_added_noise.
     inputs = {"image": image, "strength": request.hires_denoise}
-    latents = engine.denoise(model, pipe, second, inputs, progress, vary_img2img_noise=True)
+    # Its prompt edits follow A1111's hires schedule: steps counted on from the first pass's.
+    latents = engine.denoise(model, pipe, second, inputs, progress, vary_img2img_noise=True,
+                             hires_of=(request.steps, request.hires_steps or request.steps))
     return pipe, latents, " ".join(n for n in notes if n)

@@ -23,6 +23,13 @@ A1111's behaviour).
 
 A plain prompt under 75 tokens at clip skip 1 gives exactly the tensors of the pipeline's own
 `encode_prompt`, so such prompts keep their pixels. Nothing is cached between jobs.
+
+Prompt editing `[from:to:when]` and alternation `[a|b]` (studio.core.prompt_schedule): after the
+extra-network tags come out (A1111's order), each prompt becomes a schedule of texts; every
+distinct text is encoded once per job (the cache), all at one chunk count (A1111 encodes a
+schedule's texts as one batch, padded alike, and pads prompt and negative to each other), and
+`PromptSwitches` hands the pipeline the next step's tensors from its step callback. A prompt
+without them is a schedule of one entry, itself, and takes exactly the path it always took.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from dataclasses import dataclass, field
 import torch
 
 from studio.core.model_detect import Family
+from studio.core.prompt_schedule import ScheduleEntry, entry_index, prompt_schedule
 from studio.core.prompt_syntax import (
     CHUNK_LENGTH,
     PromptChunk,
@@ -42,6 +50,7 @@ from studio.core.prompt_syntax import (
 from studio.engine.embeddings import SD_KEY, Embedding, EmbeddingLookup, embedding_files
 
 PLACEHOLDER_ID = 0  # the token under an embedding's vectors (A1111 uses 0 too); replaced before use
+_TEXT = object()  # marks a text's tensors in the job's prompt cache (no request key can equal it)
 
 
 @dataclass
@@ -67,6 +76,51 @@ class EncodedPrompt:
     chunks: int = 1
     notes: list[str] = field(default_factory=list)
     embeddings: dict[str, Embedding] = field(default_factory=dict)  # used, by name (A1111's "TI hashes")
+    switches: PromptSwitches | None = None  # the prompt changes between steps (A1111's prompt editing)
+
+
+class PromptSwitches:
+    """The prompt tensors of each denoising step, for a prompt or negative prompt that edits or
+    alternates. The pipeline starts with step 0's (EncodedPrompt.arguments); after step i the
+    step callback swaps in step i + 1's where they differ. Step numbers are the pipeline's loop
+    index within one pass, which is A1111's denoiser call count (both start at 0 in each pass,
+    img2img's included, and count a second-order sampler's two calls per step)."""
+
+    def __init__(self, positive: list[ScheduleEntry], negative: list[ScheduleEntry], arguments_for):
+        self.positive, self.negative = positive, negative
+        self._arguments_for = arguments_for  # (prompt text, negative text or None) -> arguments
+
+    def texts_at(self, step: int) -> tuple[str, str | None]:
+        negative = self.negative[entry_index(self.negative, step)].text if self.negative else None
+        return self.positive[entry_index(self.positive, step)].text, negative
+
+    def arguments_at(self, step: int) -> dict:
+        return self._arguments_for(*self.texts_at(step))
+
+    def tensor_inputs(self, sdxl: bool) -> list[str]:
+        """What the step callback must see and may replace (the pipelines' _callback_tensor_inputs)."""
+        return ["prompt_embeds", "add_text_embeds"] if sdxl else ["prompt_embeds"]
+
+    def step_end(self, pipeline, step_index: int, tensors: dict) -> dict:
+        """Inside the loop the pipelines hold `prompt_embeds` as cat([negative, prompt]) under
+        classifier-free guidance (SDXL's pooled embeddings likewise as `add_text_embeds`), and
+        read what the callback returns from the next step on."""
+        following = step_index + 1
+        if self.texts_at(following) == self.texts_at(step_index):
+            return tensors
+        arguments = self.arguments_at(following)
+        guided = bool(getattr(pipeline, "do_classifier_free_guidance", False))
+        pairs = [("prompt_embeds", "prompt_embeds", "negative_prompt_embeds"),
+                 ("add_text_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")]
+        for name, positive, negative in pairs:
+            if name not in tensors:
+                continue
+            value = arguments[positive]
+            if guided:
+                value = torch.cat([arguments[negative], value])
+            current = tensors[name]
+            tensors[name] = value.to(device=current.device, dtype=current.dtype)
+        return tensors
 
 
 def text_encoders(family: Family, pipe) -> list[TextEncoder]:
@@ -78,17 +132,28 @@ def text_encoders(family: Family, pipe) -> list[TextEncoder]:
     return [TextEncoder(pipe.tokenizer, pipe.text_encoder, SD_KEY, sdxl=False)]
 
 
-def _cached(model, pipe, request) -> EncodedPrompt:
+def _cached(model, pipe, request, steps: tuple[int, int | None] | None = None) -> EncodedPrompt:
     """The request's encoded prompts, once per job: the prompt, LoRAs and embeddings are the same
     for every image of a batch and for the hires pass (the engine clears the cache per job).
-    Under CPU offload each encoding would move the text encoders onto the GPU and back."""
+    Under CPU offload each encoding would move the text encoders onto the GPU and back.
+    `steps`: (sampler steps of the pass, hires steps or None), for prompt editing."""
     cache = getattr(model, "prompt_cache", None)
     key = (request.prompt, request.negative_prompt, request.clip_skip, request.guidance > 1.0)
     if cache is None:
-        return encode_request(model, pipe, request)
-    if key not in cache:
-        cache[key] = encode_request(model, pipe, request)
-    return cache[key]
+        return encode_request(model, pipe, request, steps)
+    full = (*key, steps if _edits(request, steps) else None)  # a prompt that never changes: one key
+    if full not in cache:
+        cache[full] = encode_request(model, pipe, request, steps)
+    cache[key] = cache[full]  # the latest, for prompt_notes
+    return cache[full]
+
+
+def _edits(request, steps: tuple[int, int | None] | None) -> bool:
+    """Whether the request's prompt or negative prompt changes between the steps of this pass."""
+    if steps is None:
+        return False
+    texts = (request.prompt, request.negative_prompt or "")
+    return any(len(prompt_schedule(extract_extra_networks(text)[0], *steps)) > 1 for text in texts)
 
 
 def prompt_arguments(model, pipe, request) -> dict:
@@ -96,43 +161,73 @@ def prompt_arguments(model, pipe, request) -> dict:
     return _cached(model, pipe, request).arguments
 
 
+def prompt_encoding(model, pipe, request, steps: tuple[int, int | None]) -> EncodedPrompt:
+    """The request's prompts for a pass of `steps` = (sampler steps, hires steps or None): the
+    first step's arguments and, where the prompt edits or alternates, its switches."""
+    return _cached(model, pipe, request, steps)
+
+
 def prompt_notes(model, request) -> list[str]:
     """Notes about the request's prompts for the artist (embeddings left out and why)."""
+    cache = getattr(model, "prompt_cache", None)
+    key = (request.prompt, request.negative_prompt, request.clip_skip, request.guidance > 1.0)
+    if cache is not None and key in cache:
+        return list(cache[key].notes)
     return list(_cached(model, model.pipe, request).notes)
 
 
-def encode_request(model, pipe, request) -> EncodedPrompt:
+def encode_request(model, pipe, request, steps: tuple[int, int | None] | None = None) -> EncodedPrompt:
     family = model.info.family
     encoders = text_encoders(family, pipe)
     lookup = _lookup(model, encoders)
     cfg = request.guidance > 1.0  # the pipelines' do_classifier_free_guidance
-    negative_text = extract_extra_networks(request.negative_prompt or "")[0]
-    zero_negative = (family is Family.SDXL and not negative_text
+    total, hires = steps if steps is not None else (getattr(request, "steps", 1), None)
+    # Tags out first, then the schedule (A1111's order: extra_networks.parse_prompts, then setup_conds).
+    positive = prompt_schedule(extract_extra_networks(request.prompt)[0], total, hires)
+    negative = prompt_schedule(extract_extra_networks(request.negative_prompt or "")[0], total, hires)
+    # An SDXL negative that is empty at every step is zeros (A1111: all texts of its batch empty).
+    zero_negative = (family is Family.SDXL and all(not entry.text for entry in negative)
                      and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
-    # Chunks per encoder, for the prompt and (when the negative is used and encoded) the negative.
-    texts = [request.prompt] + ([request.negative_prompt or ""] if cfg and not zero_negative else [])
-    chunked = [[_chunks(text, encoder, lookup) for encoder in encoders] for text in texts]
-    count = max(len(chunks) for per_text in chunked for chunks in per_text)
+    # Chunks per encoder, for each distinct text of the prompt and (when the negative is used and
+    # encoded) of the negative, in that order (the order of the notes).
+    texts = [entry.text for entry in positive] + ([entry.text for entry in negative] if cfg and not zero_negative else [])
+    texts = list(dict.fromkeys(texts))
+    chunked = {text: [_chunks(text, encoder, lookup) for encoder in encoders] for text in texts}
+    count = max(len(chunks) for per_text in chunked.values() for chunks in per_text)
     device = _execution_device(pipe)
+    # A1111 applies clip skip to SD 1.x only: its SD 2.x encoder ignores it, and on SDXL it is
+    # off by default (sdxl_clip_l_skip), so pasted SDXL infotexts with "Clip skip: 2" (Pony,
+    # Illustrious) render as in A1111.
+    clip_skip = request.clip_skip if family is Family.SD1 else 1
+    cache = getattr(model, "prompt_cache", None)
+    cache = cache if cache is not None else {}
+    encoded = {}
     with torch.no_grad():
-        # A1111 applies clip skip to SD 1.x only: its SD 2.x encoder ignores it, and on SDXL it is
-        # off by default (sdxl_clip_l_skip), so pasted SDXL infotexts with "Clip skip: 2" (Pony,
-        # Illustrious) render as in A1111.
-        clip_skip = request.clip_skip if family is Family.SD1 else 1
-        encoded = [_encode_text(per_text, encoders, count, clip_skip, device) for per_text in chunked]
-    embeds, pooled = encoded[0]
-    arguments = {"prompt_embeds": embeds}
-    if family is Family.SDXL:
-        arguments["pooled_prompt_embeds"] = pooled
-    if cfg:
-        if zero_negative:
-            negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-        else:
-            negative, negative_pooled = encoded[1]
-        arguments["negative_prompt_embeds"] = negative
+        for text in texts:
+            key = (_TEXT, text, count, clip_skip)  # each distinct text once per job
+            if key not in cache:
+                cache[key] = _encode_text(chunked[text], encoders, count, clip_skip, device)
+            encoded[text] = cache[key]
+
+    def arguments_for(text: str, negative_text: str | None) -> dict:
+        embeds, pooled = encoded[text]
+        arguments = {"prompt_embeds": embeds}
         if family is Family.SDXL:
-            arguments["negative_pooled_prompt_embeds"] = negative_pooled
-    return EncodedPrompt(arguments, count, lookup.notes, dict(lookup.used))
+            arguments["pooled_prompt_embeds"] = pooled
+        if cfg:
+            if zero_negative:
+                negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+            else:
+                negative, negative_pooled = encoded[negative_text]
+            arguments["negative_prompt_embeds"] = negative
+            if family is Family.SDXL:
+                arguments["negative_pooled_prompt_embeds"] = negative_pooled
+        return arguments
+
+    switches = PromptSwitches(positive, negative if cfg else [], arguments_for)
+    arguments = switches.arguments_at(0)
+    edits = len(positive) > 1 or (cfg and len(negative) > 1)
+    return EncodedPrompt(arguments, count, lookup.notes, dict(lookup.used), switches if edits else None)
 
 
 def _lookup(model, encoders: list[TextEncoder]) -> EmbeddingLookup:
@@ -142,7 +237,8 @@ def _lookup(model, encoders: list[TextEncoder]) -> EmbeddingLookup:
 
 
 def _chunks(text: str, encoder: TextEncoder, lookup: EmbeddingLookup) -> list[PromptChunk]:
-    fragments = parse_prompt_attention(extract_extra_networks(text)[0])
+    """`text` without its extra-network tags (taken out once, before the schedule)."""
+    fragments = parse_prompt_attention(text)
     tokenizer = encoder.tokenizer
     pieces = [piece for piece, _ in fragments]
     token_lists = tokenizer(pieces, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
