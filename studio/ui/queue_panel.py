@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.job_queue import Job, JobStatus
+from studio.ui.images import qimage_from_rgb
 
 THUMB = 48  # thumbnail side in the list, pixels
 PROMPT_CHARS = 60  # longer prompts are elided in the list (the tooltip has it whole)
@@ -40,11 +41,13 @@ STATUS_TEXT = {
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 
 
-def job_label(job: Job) -> str:
+def job_label(job: Job, progress: str = "") -> str:
+    """Two lines: the prompt (elided), then the status (with `progress`, e.g. "45%", while it
+    runs), the size and steps."""
     prompt = " ".join(job.request.prompt.split()) or "(no prompt)"
     if len(prompt) > PROMPT_CHARS:
         prompt = prompt[: PROMPT_CHARS - 1] + "…"
-    status = STATUS_TEXT[job.status]
+    status = STATUS_TEXT[job.status] + (f" {progress}" if progress else "")
     if job.restored and job.status is JobStatus.PENDING:
         status = "From last time"
     size = f"{job.request.width}×{job.request.height}, {job.request.steps} steps"
@@ -98,6 +101,7 @@ class QueuePanel(QWidget):
                 line.addWidget(button)
             rows.addLayout(line)
         controller.queueChanged.connect(self.refresh)
+        controller.stepProgress.connect(self._step)
         self.refresh()
 
     def _button(self, text: str, name: str, tip: str, slot) -> QPushButton:
@@ -127,6 +131,27 @@ class QueuePanel(QWidget):
         self.view.blockSignals(False)
         self.pause_button.setText("Resume" if self.controller.paused else "Pause")
         self._sync_buttons()
+
+    def _step(self, step) -> None:
+        """The running job's row shows how far it is and its newest preview, as Krita's job
+        list does (a latent-resolution frame: cheap to draw at thumbnail size)."""
+        job = self.controller.job(step.job_id)
+        item = self._item(step.job_id)
+        if job is None or item is None or job.status is not JobStatus.RUNNING:
+            return
+        total = max(1, step.total * job.request.batch_count)
+        done = step.image_index * step.total + step.step
+        item.setText(job_label(job, f"{100 * done // total}%"))
+        if step.preview is not None:
+            pixmap = QPixmap.fromImage(qimage_from_rgb(step.preview))
+            item.setIcon(QIcon(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio)))
+
+    def _item(self, job_id: str) -> QListWidgetItem | None:
+        for row in range(self.view.count()):
+            item = self.view.item(row)
+            if item.data(JOB_ID_ROLE) == job_id:
+                return item
+        return None
 
     def _thumbnail(self, job: Job) -> QIcon | None:
         path = job.thumbnail

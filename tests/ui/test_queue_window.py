@@ -184,6 +184,21 @@ def test_the_scrubber_keeps_every_step_when_the_window_falls_behind(qtbot, make_
     assert drawn.count(None) <= 2, "steps that arrived together are drawn once, not one by one"
 
 
+def test_the_running_job_shows_its_progress_and_newest_preview_in_the_queue(qtbot, make_window, script):
+    window = make_window()  # 4 steps
+    script.hold, script.hold_at_step = threading.Event(), 3  # steps 1 and 2 reported, then held
+    window.job_view.generate()
+    qtbot.waitUntil(script.held.is_set, timeout=5000)
+    item = window.queue_panel.view.item(0)
+    qtbot.waitUntil(lambda: "Running 50%" in item.text(), timeout=5000)
+    icon = item.icon().pixmap(48, 48).toImage()
+    assert icon.pixelColor(24, 24).red() == 127  # the fake's step-2 preview: grey 255 * 2 / 4
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        script.hold.set()
+    item = window.queue_panel.view.item(0)
+    assert item.text().splitlines()[1].startswith("Done ·")
+
+
 def test_the_scrubber_keeps_the_last_three_runs(qtbot, make_window, script):
     window = make_window()
     for _ in range(4):
