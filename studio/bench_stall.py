@@ -6,13 +6,18 @@ generations; this one runs from the moment the window is shown, in a fresh proce
 yet imported: that import is part of what the artist waits through), and splits the samples
 into the load phase (shown -> model loaded) and the first generation (loaded -> job ended).
 
-Run: `.venv/bin/python -m studio.bench_stall` (offscreen Qt when there is no display).
+Run: `.venv/bin/python -m studio.bench_stall` (offscreen Qt when there is no display);
+`--model FILE` for a single-file checkpoint (its CLIP tokenizers are built at load, the demo
+folder brings its own), `--size 256 --steps 4` to keep a CPU's first generation short, and
+`--runs 5` for five cold starts, each in a fresh process.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,9 +76,12 @@ def _timed_probe_class():
     return TimedProbe
 
 
-def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0) -> dict:
+def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0, size: int | None = None,
+                       steps: int | None = None) -> dict:
     """Open the real window on `model` (default: the demo model), click Generate at once and
-    return the GUI timer's lateness for the load and the first generation separately."""
+    return the GUI timer's lateness for the load and the first generation separately.
+    `size`/`steps` replace the model's own (a fresh start adopts its native size: 1024 px for
+    SDXL, minutes of CPU time on a tiny random model)."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     torch_before = "torch" in sys.modules
@@ -108,6 +116,12 @@ def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0) -> di
             loop.quit()
 
         window = build_main_window(engine.worker, model, None)  # builds and shows it
+        if size or steps:
+            from dataclasses import replace
+
+            state = window.controller.state
+            changes = {"width": size, "height": size, "steps": steps}
+            state.replace(replace(state.settings, **{k: v for k, v in changes.items() if v}))
         marks["start"] = time.perf_counter()
         probe.start()  # from the moment the window is shown, as an artist sees it
         window.controller.modelLoaded.connect(loaded)
@@ -136,13 +150,53 @@ def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0) -> di
     }
 
 
-def main() -> int:
-    result = measure_cold_stall(sys.argv[1] if len(sys.argv) > 1 else None)
+def _print_phases(result: dict, label: str = "") -> None:
     for phase in ("load", "first_generation"):
         r = result[phase]
         verdict = "ok" if r["max_ms"] <= GOAL_MAX_MS else "MISSED"
-        print(f"{phase:<17} max {r['max_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  ({r['samples']} ticks)  "
+        print(f"{label}{phase:<17} max {r['max_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  ({r['samples']} ticks)  "
               f"goal max <= {GOAL_MAX_MS:.0f} ms {verdict}")
+
+
+def _fresh_runs(args: argparse.Namespace) -> list[dict]:
+    """Each run in its own process: a cold start imports torch and builds everything anew."""
+    command = [sys.executable, "-m", "studio.bench_stall", "--json"]
+    for flag, value in (("--model", args.model), ("--size", args.size), ("--steps", args.steps)):
+        if value:
+            command += [flag, str(value)]
+    results = []
+    for run in range(args.runs):
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout[done.stdout.index("{"):])
+        _print_phases(result, f"run {run + 1}: ")
+        for at, late, places in result["late_ticks"]:
+            engine = [p for p in places if p.startswith("[")] or ["?"]
+            print(f"    {at:7.3f} s  {late:6.1f} ms late  " + " | ".join(engine))
+        results.append(result)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studio.bench_stall", description=__doc__.split("\n")[0])
+    parser.add_argument("model_arg", nargs="?", help=argparse.SUPPRESS)  # the old positional form
+    parser.add_argument("--model", help="a model folder or single-file checkpoint (default: the demo model)")
+    parser.add_argument("--size", type=int, help="width and height of the first generation (default: the model's)")
+    parser.add_argument("--steps", type=int, help="steps of the first generation (default: the model's)")
+    parser.add_argument("--runs", type=int, default=1, help="cold starts, each in a fresh process (default 1)")
+    parser.add_argument("--json", action="store_true", help="print only the result as JSON")
+    args = parser.parse_args(argv)
+    args.model = args.model or args.model_arg
+    if args.runs > 1:
+        results = _fresh_runs(args)
+        for phase in ("load", "first_generation"):
+            maxima = sorted(r[phase]["max_ms"] for r in results)
+            p99s = sorted(r[phase]["p99_ms"] for r in results)
+            print(f"{phase:<17} over {len(results)} runs: max {maxima[0]:.1f}-{maxima[-1]:.1f} ms, "
+                  f"p99 {p99s[0]:.1f}-{p99s[-1]:.1f} ms")
+        return 0
+    result = measure_cold_stall(args.model, size=args.size, steps=args.steps)
+    if not args.json:
+        _print_phases(result)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
