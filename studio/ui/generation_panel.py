@@ -60,6 +60,17 @@ def field_widget(f: Field) -> QWidget:
     return widget
 
 
+def changed_signal(widget: QWidget):
+    """The signal a field's widget sends when its value changes."""
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        return widget.valueChanged
+    if isinstance(widget, QComboBox):
+        return widget.currentIndexChanged
+    if isinstance(widget, QPlainTextEdit):
+        return widget.textChanged
+    return widget.toggled  # QCheckBox, and the check boxes of the Hires fix and Variation groups
+
+
 def configure_widget(widget: QWidget, f: Field) -> None:
     """Name and range `widget` as field `f` says (also for widgets built elsewhere: group boxes)."""
     _named(widget, f.object_name, f.tooltip or f.label)
@@ -123,6 +134,7 @@ class PromptEdit(QPlainTextEdit):
 class GenerationPanel(QWidget):
     generateClicked = Signal()
     cancelClicked = Signal()
+    edited = Signal()  # any field's widget changed (the session autosaves on it)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -213,6 +225,8 @@ class GenerationPanel(QWidget):
         self._build_a1111_extras(form, layout, widgets)
         # Every panel field's widget, by field name: load() and store() go through this.
         self.field_widgets: dict[str, QWidget] = {**widgets, "hires_fix": self.hires_group, "variation": self.variation_group}
+        for widget in self.field_widgets.values():
+            changed_signal(widget).connect(self.edited)
         layout.addLayout(buttons)
 
     def show_restored_seed(self) -> None:

@@ -274,18 +274,8 @@ class MainWindow(QMainWindow):
 
     def _watch_session(self) -> None:
         """Autosave whenever the panel or the canvas changes (debounced by the service)."""
-        panel, session = self.panel, self.session
-        for signal in (panel.prompt.textChanged, panel.negative.textChanged):
-            signal.connect(session.changed)
-        for spin in (panel.steps, panel.guidance, panel.seed, panel.width_spin, panel.height_spin, panel.batch,
-                     panel.strength, panel.mask_blur, panel.padding, panel.clip_skip, panel.hires_scale,
-                     panel.hires_steps, panel.hires_denoise, panel.variation_seed, panel.variation_strength,
-                     panel.seed_resize_width, panel.seed_resize_height):
-            spin.valueChanged.connect(session.changed)
-        for combo in (panel.sampler, panel.mode, panel.inpaint_area, panel.masked_content, panel.hires_upscaler):
-            combo.currentIndexChanged.connect(session.changed)
-        for group in (panel.hires_group, panel.variation_group):
-            group.toggled.connect(session.changed)
+        session = self.session
+        self.panel.edited.connect(session.changed)
         self.canvas.documentChanged.connect(session.canvas_changed)
         self.canvas.undo_stack.listeners.append(session.canvas_changed)
 

@@ -75,6 +75,12 @@ def test_autosave_is_debounced_and_triggered_by_typing(qtbot, make_window):
     qtbot.keyClicks(window.panel.prompt, "typed")
     qtbot.waitUntil(lambda: (load_session()[0] or None) is not None, timeout=3000)
     assert load_session()[0].settings.prompt == "typed"
+    # Every field of the panel is watched (from the field table), check boxes and groups too.
+    window.panel.hires_group.setChecked(True)
+    qtbot.waitUntil(lambda: load_session()[0].settings.hires_fix, timeout=3000)
+    window.panel.random_seed.setChecked(not window.panel.random_seed.isChecked())
+    expected = window.panel.random_seed.isChecked()
+    qtbot.waitUntil(lambda: load_session()[0].settings.random_seed == expected, timeout=3000)
 
 
 def test_lost_history_index_is_rebuilt_from_the_images(qtbot, make_window, studio_home):
