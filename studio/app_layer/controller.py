@@ -91,13 +91,22 @@ class StudioController(QObject):
         prompt, negative = apply_style(style, request.prompt, request.negative_prompt)
         return dataclasses.replace(request, prompt=prompt, negative_prompt=negative).validated()
 
-    def generate(self, request: GenerationRequest) -> str:
-        """Queue a job; it starts at once when nothing runs and the queue is not paused."""
+    def generate(self, request: GenerationRequest, first: bool = False) -> str:
+        """Queue a job; it starts at once when nothing runs and the queue is not paused.
+        `first`: ahead of every waiting job (InvokeAI's "Add to front of queue")."""
         job = self.queue.add(request)
+        if first:
+            self._put_first(job.id)
         self.jobQueued.emit(job.id)
         self.queueChanged.emit()
         self._start_next()
         return job.id
+
+    def run_next(self, job_id: str) -> None:
+        """A waiting job moves ahead of every other waiting job."""
+        job = self.queue.get(job_id)
+        if job is not None and job.runnable and self._put_first(job_id):
+            self.queueChanged.emit()
 
     def cancel_job(self, job_id: str) -> None:
         """A pending job leaves the run order; the running one stops at its next step."""
@@ -211,6 +220,15 @@ class StudioController(QObject):
         return written
 
     # -- inside ----------------------------------------------------------------------------
+    def _put_first(self, job_id: str) -> bool:
+        """Move a runnable job to where the first runnable job stands now (the running one is
+        not runnable: it stays where it is). False when it is first already."""
+        order = [job.id for job in self.queue.run_order()]
+        if not order or order[0] == job_id:
+            return False
+        ids = [job.id for job in self.queue.jobs]
+        return self.queue.move(job_id, ids.index(order[0]))  # it stands after that one: no shift
+
     def _start_next(self) -> None:
         if self._closed or self._running is not None:
             return

@@ -175,7 +175,7 @@ class GenerationPanel(QWidget):
         self.inpaint_area.currentIndexChanged.connect(self._mode_changed)
 
         self.generate_button = _named(QPushButton("Generate"), "generateButton", "Generate")
-        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
+        self.generate_button.setToolTip("Generate (Ctrl+Enter; Ctrl+Shift+Enter runs it ahead of the waiting jobs)")
         self.generate_button.setDefault(True)
         self.cancel_button = _named(QPushButton("Cancel"), "cancelButton", "Cancel")
         self.cancel_button.setToolTip("Cancel (Esc)")

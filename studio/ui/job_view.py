@@ -52,9 +52,10 @@ class JobView(QObject):
         return self.controller.running_job is not None
 
     # -- the artist's commands -----------------------------------------------------------------
-    def generate(self) -> str | None:
+    def generate(self, first: bool = False) -> str | None:
         """Queue a job from the panel: it starts at once when nothing runs, else it waits its
-        turn. Returns its id (None when the request was refused, with the reason shown)."""
+        turn (`first`: ahead of the waiting jobs). Returns its id (None when the request was
+        refused, with the reason shown)."""
         w = self.window
         state = self.controller.state
         state.current()
@@ -75,11 +76,16 @@ class JobView(QObject):
         state.save()
         compositor = self._preview_compositor(request)
         queued = self.running
-        job_id = self.controller.generate(request)
+        job_id = self.controller.generate(request, first)
         self.jobs.compositors[job_id] = compositor
         if queued:
-            w.say(f"Queued: {len(self.controller.queue.run_order())} job(s) waiting.")
+            place = "next, ahead of the others" if first else "last"
+            w.say(f"Queued {place}: {len(self.controller.queue.run_order())} job(s) waiting.")
         return job_id
+
+    def generate_first(self) -> str | None:
+        """Ctrl+Shift+Enter: this job runs next, before the ones already waiting."""
+        return self.generate(first=True)
 
     def cancel(self) -> None:
         """Cancel/Esc: the running job stops at its next step; queued jobs stay queued."""

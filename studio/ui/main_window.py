@@ -257,6 +257,8 @@ class MainWindow(QMainWindow):
         self.panel.cancelClicked.connect(jobs.cancel)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, jobs.generate)
+        for keys in ("Ctrl+Shift+Return", "Ctrl+Shift+Enter"):
+            QShortcut(QKeySequence(keys), self, jobs.generate_first)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, jobs.cancel)
         self.canvas.imagesDropped.connect(self._canvas_drop)
         self.panel.mode.currentIndexChanged.connect(models.show_ready_text)

@@ -203,6 +203,11 @@ class QueuePanel(QWidget):
         if job_id:
             self.controller.cancel_job(job_id)
 
+    def run_selected_next(self) -> None:
+        job_id = self.selected_id()
+        if job_id:
+            self.controller.run_next(job_id)
+
     def duplicate_selected(self) -> None:
         job_id = self.selected_id()
         if job_id:
@@ -244,6 +249,7 @@ class QueuePanel(QWidget):
         menu.setObjectName("queueMenu")
         job = self._selected_job()
         if job is not None:
+            menu.addAction("Run next", self.run_selected_next).setEnabled(job.runnable)
             menu.addAction("Cancel", self.cancel_selected).setEnabled(not job.status.finished)
             menu.addAction("Duplicate", self.duplicate_selected)
             menu.addAction("Remove", self.remove_selected).setEnabled(job.status is not JobStatus.RUNNING)

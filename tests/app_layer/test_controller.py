@@ -83,6 +83,16 @@ def test_reorder_changes_what_runs_next(make):
     assert [call[1] for call in backend.calls] == [a, c, b]
 
 
+def test_a_job_queued_first_and_run_next_jump_the_waiting_ones(make):
+    controller, backend, rec = make()
+    a, b, c = (controller.generate(req(n)) for n in range(3))
+    d = controller.generate(req(3), first=True)  # Ctrl+Shift+Enter: ahead of b and c, not of the running a
+    controller.run_next(c)  # then c ahead of d
+    controller.run_next(c)  # first already: nothing moves
+    backend.run_all()
+    assert [call[1] for call in backend.calls if call[0] == "run_job"] == [a, c, d, b]
+
+
 def test_cancel_one_of_three(make):
     controller, backend, rec = make()
     a, b, c = (controller.generate(req(n)) for n in range(3))

@@ -60,6 +60,27 @@ def test_generate_while_a_job_runs_queues_the_next_and_cancel_takes_one(qtbot, m
     assert not view.item(0).icon().isNull()  # its image's thumbnail
 
 
+def test_ctrl_shift_enter_queues_ahead_of_the_waiting_jobs(qtbot, make_window, script):
+    window = make_window()
+    _queue(window, qtbot, script, "first", "second")
+    window.panel.prompt.setPlainText("urgent")
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    window.panel.prompt.setFocus()
+    qtbot.keyClick(window.panel.prompt, Qt.Key.Key_Return,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert _prompts(window) == ["first", "urgent", "second"]
+    assert window.panel.prompt.toPlainText() == "urgent"  # no newline typed into the prompt
+    assert "next, ahead of the others" in window.status_label.text()
+    menu = window.queue_panel
+    menu.select(window.queue_panel.row_ids()[2])
+    assert [a.text() for a in menu.context_menu().actions()][0] == "Run next"
+    menu.run_selected_next()
+    assert _prompts(window) == ["first", "second", "urgent"]
+    _release(window, qtbot, script, 3)
+    assert [job.request.prompt for job in window.controller.queue.jobs] == ["first", "second", "urgent"]
+
+
 def test_pause_lets_the_running_job_finish_and_resume_starts_the_next(qtbot, make_window, script):
     window = make_window()
     _queue(window, qtbot, script, "one", "two")
@@ -80,8 +101,8 @@ def test_duplicate_runs_the_same_request_again(qtbot, make_window, script):
     with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         window.job_view.generate()
     window.queue_panel.select(window.queue_panel.row_ids()[0])
-    assert [a.text() for a in window.queue_panel.context_menu().actions() if a.text()][:3] == \
-        ["Cancel", "Duplicate", "Remove"]
+    assert [a.text() for a in window.queue_panel.context_menu().actions() if a.text()][:4] == \
+        ["Run next", "Cancel", "Duplicate", "Remove"]
     with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(window.queue_panel.duplicate_button, Qt.MouseButton.LeftButton)
     assert len(script.requests) == 2 and script.requests[0] == script.requests[1]
