@@ -271,6 +271,7 @@ class MainWindow(QMainWindow):
         self.device_combo.currentTextChanged.connect(models.device_changed)
         self.controller.message.connect(self.say)
         self.queue_panel.jobSelected.connect(jobs.job_selected)
+        self.queue_panel.imageRequested.connect(self.recall.view_result)  # read off the GUI thread, checked
         self.scrubber.message.connect(self.say)
         self.recall.preset_bar.styleApplied.connect(self.panel.style_chip.set_style)
 

@@ -3,7 +3,7 @@
 The list is a view of `StudioController.queue` and nothing more: it is rebuilt from the queue
 at each `queueChanged`, and every action (cancel, pause, duplicate, drag to reorder, remove)
 goes to the controller, which changes the queue and says so. Jobs show their prompt (elided),
-their status and, once an image of theirs is on disk, a thumbnail.
+their status and, once an image of theirs is on disk, a thumbnail; a double click on a finished one shows its image.
 
 Also here: the bar that offers the jobs the last session left unrun ("N queued jobs from last
 time: Run / Discard"), non-modal, as InvokeAI and Krita's job list do it.
@@ -60,6 +60,7 @@ class QueuePanel(QWidget):
     which job the artist looks at (the scrubber shows its steps while they are in memory)."""
 
     jobSelected = Signal(str)
+    imageRequested = Signal(str)  # a finished job double-clicked: show its (last) image
 
     def __init__(self, controller, parent=None):
         super().__init__(parent)
@@ -79,6 +80,7 @@ class QueuePanel(QWidget):
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.model().rowsMoved.connect(self._rows_moved)
         self.view.currentItemChanged.connect(self._current_changed)
+        self.view.itemDoubleClicked.connect(self._double_clicked)
 
         self.cancel_button = self._button("Cancel", "cancelJobButton", "Cancel the selected job", self.cancel_selected)
         self.cancel_all_button = self._button("Cancel all", "cancelAllButton", "Cancel the running job and every queued one",
@@ -196,6 +198,11 @@ class QueuePanel(QWidget):
         job_id = self.selected_id()
         if job_id:
             self.jobSelected.emit(job_id)
+
+    def _double_clicked(self, item: QListWidgetItem) -> None:
+        job = self.controller.job(item.data(JOB_ID_ROLE))
+        if job is not None and job.paths:
+            self.imageRequested.emit(job.paths[-1])
 
     # -- the artist's commands -----------------------------------------------------------------
     def cancel_selected(self) -> None:

@@ -220,6 +220,22 @@ def test_the_running_job_shows_its_progress_and_newest_preview_in_the_queue(qtbo
     assert item.text().splitlines()[1].startswith("Done ·")
 
 
+def test_double_clicking_a_finished_job_shows_its_image(qtbot, make_window, script):
+    window = make_window()
+    for prompt in ("one", "two"):
+        window.panel.prompt.setPlainText(prompt)
+        with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+            window.job_view.generate()
+    first = window.controller.job(window.queue_panel.row_ids()[0])
+    assert str(window.canvas.result_path) != first.paths[-1]
+    view = window.queue_panel.view
+    rect = view.visualItemRect(view.item(0))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # as a person's first click
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: str(window.canvas.result_path) == first.paths[-1], timeout=3000)
+    assert window.canvas.showing == "result"
+
+
 def test_the_scrubber_keeps_the_last_three_runs(qtbot, make_window, script):
     window = make_window()
     for _ in range(4):
