@@ -177,7 +177,8 @@ def _fresh_runs(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m studio.bench_stall", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studio.bench_stall",
+                                     description="The GUI stall of a cold start (load, then the first generation).")
     parser.add_argument("model_arg", nargs="?", help=argparse.SUPPRESS)  # the old positional form
     parser.add_argument("--model", help="a model folder or single-file checkpoint (default: the demo model)")
     parser.add_argument("--size", type=int, help="width and height of the first generation (default: the model's)")
