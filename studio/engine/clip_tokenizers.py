@@ -112,7 +112,7 @@ def clip_tokenizer(pad_token: str = PAD_EOS) -> CLIPTokenizer:
     # CLIPTokenizer copies both into its Rust BPE model (the one long step left: ~25 ms).
     return CLIPTokenizer(
         vocab=vocab,
-        merges=merges,
+        merges=merges,  # type: ignore[arg-type]  # its hint says list[str]; tokenizers 0.23 takes only pairs
         model_max_length=MAX_LENGTH,
         bos_token=BOS,
         eos_token=EOS,
