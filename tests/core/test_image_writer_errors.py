@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
+import threading
 
 import numpy as np
 import pytest
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageSaveFailed
-from studio.core.image_writer import ImageWriter, save_error
+from studio.core.image_writer import WRITER_NICENESS, ImageWriter, save_error
 from studio.core.output_folder import KeepingWriter, UnsavedImage
 from studio.core.outputs import OutputWriter
 from studio.core.request import GenerationRequest
@@ -107,3 +109,19 @@ def test_a_full_disk_through_the_writer_thread(tmp_path):
     [failed] = results
     assert failed.error.kind is ErrorKind.DISK and failed.error.message.startswith("The disk is full")
     assert str(tmp_path) in failed.error.message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_writer_thread_runs_below_the_engine(tmp_path):
+    """Where the writer and the denoising share a core, the next image goes first."""
+    seen: list[int] = []
+
+    class Probe(OutputWriter):
+        def save(self, image, request):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().save(image, request)
+
+    writer = ImageWriter(Probe(tmp_path), lambda result: None)
+    writer.submit("job", 0, np.zeros((8, 8, 3), np.uint8), GenerationRequest(prompt="x"))
+    assert writer.close(10)
+    assert seen == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + WRITER_NICENESS)]
