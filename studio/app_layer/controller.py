@@ -216,8 +216,8 @@ class StudioController(QObject):
             self.backend.cancel_job(self._running)
         self.backend.close()
         written = self.writer.close(timeout)
-        self._deliver_written_now()
-        return written
+        self._deliver_written_now()  # the paths of those images go into the queue too
+        return self.queue.close(timeout) and written
 
     # -- inside ----------------------------------------------------------------------------
     def _put_first(self, job_id: str) -> bool:

@@ -5,10 +5,14 @@ directly. Jobs keep their place in one list, in the order the artist sees them; 
 that list's pending jobs, top to bottom, so dragging a job up runs it sooner.
 
 Saved to `queue.json` in the data folder, atomically, after every change: a crash or a kill
-loses nothing that was queued. At the next start, jobs that were pending, or running when the
-app died, come back as pending and marked `restored`: they are held (never started on their own)
-until the artist says to run them (`accept_restored`) or drops them (`discard_restored`). A
-damaged file is set aside under a new name, never overwritten, and the queue starts empty.
+loses nothing that was queued. The app's queue saves on a background thread (`background=True`):
+the snapshot is taken at the change, the encoding and writing happen off the GUI thread, and a
+burst of changes is written once (the newest snapshot wins); `flush()` waits for it.
+
+At the next start, jobs that were pending, or running when the app died, come back as pending
+and marked `restored`: they are held (never started on their own) until the artist says to run
+them (`accept_restored`) or drops them (`discard_restored`). A damaged file is set aside under a
+new name, never overwritten, and the queue starts empty.
 """
 
 from __future__ import annotations
@@ -66,15 +70,18 @@ class Job:
     # Set when the job is cancelled; not saved. The backend's own cancel is what stops a
     # running job (Backend.cancel_job); this lets anything else holding the job see it too.
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    _request_dict: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def runnable(self) -> bool:
         return self.status is JobStatus.PENDING and not self.restored
 
     def to_dict(self) -> dict[str, Any]:
+        if self._request_dict is None:  # the request never changes: encoded once, not at every save
+            self._request_dict = self.request.to_dict()
         return {
             "id": self.id,
-            "request": self.request.to_dict(),
+            "request": self._request_dict,
             "status": self.status.value,
             "created": self.created,
             "paths": list(self.paths),
@@ -117,13 +124,14 @@ class JobQueue:
     failure streak, so a full disk is one message, not one per step)."""
 
     def __init__(self, path: Path | None = None, on_save_failed: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, background: bool = False):
         self.path = path
-        self.on_save_failed = on_save_failed
+        self.on_save_failed = on_save_failed  # in background mode, called on the saver's thread
         self.clock = clock
         self.jobs: list[Job] = []
         self.paused = False
         self._save_failing = False
+        self._saver = _BackgroundSaver(self._write) if background and path is not None else None
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
@@ -280,10 +288,25 @@ class JobQueue:
 
     def save(self) -> bool:
         """Write the queue now (atomic); False when it could not be written."""
+        if self._saver is not None:
+            self._saver.submit(self.to_dict())
+            return self._saver.flush()
+        return self._write(self.to_dict())
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the last change is on disk (background mode); False if it took longer."""
+        return self._saver.flush(timeout) if self._saver is not None else True
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Write what is pending and end the saver's thread (the queue saves in place after)."""
+        saver, self._saver = self._saver, None
+        return saver.close(timeout) if saver is not None else True
+
+    def _write(self, snapshot: dict[str, Any]) -> bool:
         if self.path is None:
             return True
         try:
-            write_text_atomic(self.path, json.dumps(self.to_dict(), ensure_ascii=False))
+            write_text_atomic(self.path, json.dumps(snapshot, ensure_ascii=False))
         except OSError as exc:
             if not self._save_failing and self.on_save_failed is not None:
                 self.on_save_failed(f"The job queue could not be saved ({exc.strerror or exc}); it still runs, "
@@ -295,12 +318,12 @@ class JobQueue:
 
     @classmethod
     def load(cls, path: Path | None = None, on_save_failed: Callable[[str], None] | None = None,
-             clock: Callable[[], float] = time.time) -> tuple[JobQueue, list[str]]:
+             clock: Callable[[], float] = time.time, background: bool = False) -> tuple[JobQueue, list[str]]:
         """The queue saved at `path` (default: the data folder's queue.json) and messages for the
         artist. Pending and interrupted jobs come back pending and restored; a damaged file is
         set aside (queue-damaged-TIME.json beside it) and the queue starts empty."""
         path = queue_file() if path is None else Path(path)
-        queue = cls(path, on_save_failed, clock)
+        queue = cls(path, on_save_failed, clock, background)
         if not path.exists() and not path.is_symlink():
             return queue, []
         data = read_json_object(path, MAX_QUEUE_BYTES)
@@ -360,7 +383,59 @@ class JobQueue:
             self.jobs = [job for job in self.jobs if job.id not in drop]
 
     def _changed(self) -> None:
-        self.save()
+        if self._saver is not None:
+            self._saver.submit(self.to_dict())  # the snapshot now; encoded and written on the thread
+        else:
+            self.save()
+
+
+class _BackgroundSaver:
+    """One daemon thread that writes the newest snapshot handed to it; snapshots that arrive
+    while it writes replace each other, so a burst of changes costs one write."""
+
+    def __init__(self, write: Callable[[dict[str, Any]], bool]):
+        self._write = write
+        self._lock = threading.Condition()
+        self._snapshot: dict[str, Any] | None = None
+        self._writing = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, snapshot: dict[str, Any]) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="queue-saver", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        with self._lock:
+            return self._lock.wait_for(lambda: self._snapshot is None and not self._writing, timeout)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        written = self.flush(timeout)
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return written
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._snapshot is not None or self._stopping)
+                if self._snapshot is None:  # stopping, nothing left to write
+                    return
+                snapshot, self._snapshot, self._writing = self._snapshot, None, True
+            try:
+                self._write(snapshot)
+            finally:
+                with self._lock:
+                    self._writing = False
+                    self._lock.notify_all()
 
 
 def _jobs_from(items: Iterable[Any]) -> tuple[list[Job], int]:

@@ -271,3 +271,43 @@ def test_any_sequence_of_operations_keeps_the_invariants_and_survives_a_restart(
             assert (after.status, after.restored) == (JobStatus.PENDING, True)
         else:
             assert (after.status, after.restored) == (before.status, False)
+
+
+def test_in_the_background_the_newest_snapshot_is_written_and_a_burst_is_written_once(path, monkeypatch):
+    import threading
+
+    import studio.core.job_queue as job_queue
+
+    gate, writes = threading.Event(), []
+    real_write = job_queue.write_text_atomic
+
+    def slow_write(target, text):
+        gate.wait(5)  # the disk is slow: changes pile up meanwhile
+        writes.append(threading.current_thread().name)
+        real_write(target, text)
+
+    monkeypatch.setattr(job_queue, "write_text_atomic", slow_write)
+    queue = JobQueue(path, background=True)
+    ids = [queue.add(req(n)).id for n in range(5)]
+    queue.start(ids[0])
+    queue.finish(ids[0])  # 7 changes, none waited for by this thread
+    gate.set()
+    assert queue.flush(5)
+    assert 1 <= len(writes) <= 2 and set(writes) == {"queue-saver"}
+    fresh, _ = JobQueue.load(path)
+    assert [job.status for job in fresh.jobs] == [JobStatus.DONE] + [JobStatus.PENDING] * 4
+    assert queue.close(5)
+    assert not any(t.name == "queue-saver" for t in threading.enumerate())
+
+
+def test_a_background_save_that_fails_is_said_once(path, tmp_path):
+    said = []
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x")
+    queue = JobQueue(blocked / "queue.json", on_save_failed=said.append, background=True)
+    for n in range(3):
+        queue.add(req(n))
+        queue.flush(5)
+    assert len(said) == 1 and "could not be saved" in said[0]
+    assert len(queue.jobs) == 3  # it goes on in memory
+    queue.close(5)
