@@ -12,7 +12,7 @@ time: Run / Discard"), non-modal, as InvokeAI and Krita's job list do it.
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon, QImageReader, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -66,6 +66,7 @@ class QueuePanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._thumbs: dict[str, QIcon] = {}  # by image path: read once, small
+        self._blank: QIcon | None = None
         self.view = QListWidget()
         self.view.setObjectName("queueView")
         self.view.setAccessibleName("Job queue")
@@ -123,9 +124,7 @@ class QueuePanel(QWidget):
             item = QListWidgetItem(job_label(job))
             item.setData(JOB_ID_ROLE, job.id)
             item.setToolTip(job.request.prompt + (f"\n{job.error}" if job.error else ""))
-            icon = self._thumbnail(job)
-            if icon is not None:
-                item.setIcon(icon)
+            item.setIcon(self._thumbnail(job) or self._placeholder())  # an empty square keeps the text aligned
             item.setSizeHint(QSize(0, THUMB + 8))
             self.view.addItem(item)
             if job.id == selected:
@@ -154,6 +153,13 @@ class QueuePanel(QWidget):
             if item.data(JOB_ID_ROLE) == job_id:
                 return item
         return None
+
+    def _placeholder(self) -> QIcon:
+        if self._blank is None:
+            pixmap = QPixmap(THUMB, THUMB)
+            pixmap.fill(QColor(128, 128, 128, 40))  # a faint square in either theme
+            self._blank = QIcon(pixmap)
+        return self._blank
 
     def _thumbnail(self, job: Job) -> QIcon | None:
         path = job.thumbnail
