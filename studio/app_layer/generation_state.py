@@ -46,13 +46,19 @@ class GenerationState(QObject):
         """New fields for the panel, saved. True when a restored seed turned Random off, which
         must be visible (or every later run silently reuses that seed): `seedRestored` says so."""
         before = self.settings
-        self.settings = settings
-        self.replaced.emit(settings)
+        self.reload(settings)
         self.save()
         restored = not settings.random_seed and (before.random_seed or before.seed != settings.seed)
         if restored:
             self.seedRestored.emit()
         return restored
+
+    def reload(self, settings: Settings | None = None) -> None:
+        """Put `settings` (or the current ones, changed in place) into the widgets; not saved
+        (a restored session is the saved state already; a caller that changed them saves)."""
+        if settings is not None:
+            self.settings = settings
+        self.replaced.emit(self.settings)
 
     def model_loaded(self, model: str) -> None:
         """`model` (an absolute path) loaded: the chosen model becomes the remembered one."""

@@ -103,8 +103,7 @@ class SessionService(QObject):
         settings = session.settings
         current = self.state.settings
         settings.model, settings.device = current.model or settings.model, current.device
-        self.state.settings = settings
-        self.state.replaced.emit(settings)
+        self.state.reload(settings)
         document, mask, problems = restore_session_images(session)
         return RestoredSession(document, mask, session.brush_size, problems, warning)
 

@@ -58,7 +58,7 @@ class ModelStatus(QObject):
         settings = state.current()
         settings.model = path
         if apply_model_defaults(settings, path):
-            state.replaced.emit(settings)  # the model's own size, steps and guidance into the panel
+            state.reload()  # the model's own size, steps and guidance into the panel
         state.save()
         self.ready = False
         self.show_state()
