@@ -149,6 +149,11 @@ def run_bench(args: Namespace) -> int:
         batch = bench_save_modes(queue_model, scratch / "batch", repeats=1)
         results.update({f"batch_{key}": value for key, value in batch.items()})
         results["decode_to_screen_ms"] = measure_decode_to_screen(queue_model, args.bench_device or "auto")
+        from studio.bench_stall import cold_stall_in_fresh_process
+
+        # Generate clicked as the window opens: the stall while the model loads, then the first run.
+        cold = cold_stall_in_fresh_process(args.bench_model, args.size[0] if args.size else None, args.steps)
+        results.update(cold_stall_load_ms=cold["load"]["max_ms"], cold_stall_first_ms=cold["first_generation"]["max_ms"])
         prompt = measure_prompt_encoding(args.bench_model, repeats=args.repeats, device=args.bench_device or "auto")
         results.update({f"prompt_{key}": value for key, value in prompt.items()})
         results.update({f"lora_{key}": value for key, value in bench_lora(repeats=args.repeats).items()})
@@ -375,6 +380,10 @@ def _report(r: dict, json_path: Path) -> None:
         ("mode switch (shared weights)", f"{r['mode_switch_ms']:.1f} ms", f"<= {GOALS['mode_switch_ms']:.0f} ms, no copy",
          r["mode_switch_ms"] <= GOALS["mode_switch_ms"] and r["mode_switch_shares_weights"]),
     ]
+    if "cold_stall_load_ms" in r:
+        for name, key in (("cold start: stall while loading (max)", "cold_stall_load_ms"),
+                          ("cold start: first generation (max)", "cold_stall_first_ms")):
+            rows.append((name, f"{r[key]:.1f} ms", f"<= {GOALS['stall_max_ms']:.0f} ms", r[key] <= GOALS["stall_max_ms"]))
     if r.get("decode_to_screen_ms"):
         worst = max(r["decode_to_screen_ms"])
         rows.append(("decode to image on screen (worst)", f"{worst:.1f} ms", f"<= {GOALS['decode_to_screen_ms']:.0f} ms",

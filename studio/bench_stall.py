@@ -158,16 +158,22 @@ def _print_phases(result: dict, label: str = "") -> None:
               f"goal max <= {GOAL_MAX_MS:.0f} ms {verdict}")
 
 
-def _fresh_runs(args: argparse.Namespace) -> list[dict]:
-    """Each run in its own process: a cold start imports torch and builds everything anew."""
+def cold_stall_in_fresh_process(model: str | None = None, size: int | None = None,
+                                steps: int | None = None) -> dict:
+    """measure_cold_stall in its own process: a cold start imports torch and builds everything
+    anew (`studio bench` calls this too)."""
     command = [sys.executable, "-m", "studio.bench_stall", "--json"]
-    for flag, value in (("--model", args.model), ("--size", args.size), ("--steps", args.steps)):
+    for flag, value in (("--model", model), ("--size", size), ("--steps", steps)):
         if value:
             command += [flag, str(value)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+def _fresh_runs(args: argparse.Namespace) -> list[dict]:
     results = []
     for run in range(args.runs):
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        result = json.loads(done.stdout[done.stdout.index("{"):])
+        result = cold_stall_in_fresh_process(args.model, args.size, args.steps)
         _print_phases(result, f"run {run + 1}: ")
         for at, late, places in result["late_ticks"]:
             engine = [p for p in places if p.startswith("[")] or ["?"]

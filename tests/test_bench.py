@@ -35,3 +35,16 @@ def test_report_has_the_busy_row_and_judges_it_against_the_goal(tmp_path, capsys
 
     _report(_results(GOALS["busy_ratio"]), out)
     assert json.loads(out.read_text())["pass"]["with 1 busy process / idle"] is True
+
+
+def test_report_judges_the_cold_start_stall_and_decode_to_screen(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    results = {**_results(1.0), "cold_stall_load_ms": 80.0, "cold_stall_first_ms": 12.0,
+               "decode_to_screen_ms": [11.0, 35.0]}
+    _report(results, out)
+    lines = capsys.readouterr().out.splitlines()
+    loading = next(line for line in lines if "stall while loading" in line)
+    assert "80.0 ms" in loading and loading.rstrip().endswith("MISSED")
+    passed = json.loads(out.read_text())["pass"]
+    assert passed["cold start: first generation (max)"] is True
+    assert passed["decode to image on screen (worst)"] is False  # the worst of the images counts
