@@ -8,6 +8,7 @@ one the worker made for it, kept here by job id.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -83,7 +84,10 @@ class LocalBackend(QObject):
         self._deliver(ModelFailed(error, self._model))
 
     def _step_ready(self) -> None:
-        for step in self.worker.take_steps():  # all of them, at once when the GUI fell behind
+        steps = self.worker.take_steps()  # all of them: several at once when the GUI fell behind
+        for step in steps[:-1]:
+            self._deliver(dataclasses.replace(step, newest=False))
+        for step in steps[-1:]:
             self._deliver(step)
 
 

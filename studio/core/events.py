@@ -55,6 +55,9 @@ class StepProgress:
     preview: np.ndarray | None  # x0 estimate at latent resolution, RGB uint8
     seconds_per_step: float
     job_id: str = ""
+    # False when a newer step of the same job arrived with this one (a GUI that fell behind
+    # takes them together): keep its preview, draw only the newest.
+    newest: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True)

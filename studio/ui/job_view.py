@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageFinished, ImageSaved, ImageSaveFailed, JobFailed
@@ -37,7 +37,6 @@ class JobView(QObject):
         self.last_image_path = None
         self._clock = ProgressClock()
         self._compositor: PreviewCompositor | None = None  # inpaint previews onto the kept area
-        self._frame: tuple | None = None  # the newest preview, drawn at the next turn of the event loop
         c = self.controller  # lives in the GUI thread: its signals arrive here directly
         c.jobStarted.connect(self._job_started)
         c.stepProgress.connect(self._step)
@@ -116,7 +115,6 @@ class JobView(QObject):
         w = self.window
         self.jobs.started(job_id)
         self._compositor = self.jobs.compositors.get(job_id)
-        self._frame = None
         w.scrubber.clear()
         w.panel.last_seed.setText(f"Seed used: {job.request.seed}")
         w.panel.cancel_button.setEnabled(True)
@@ -134,9 +132,15 @@ class JobView(QObject):
         if step.preview is not None:
             size = (request.width, request.height)
             self.previews.add_step(step.job_id, step.image_index, step.step, step.total, step.preview, size)
-            if self._frame is None:
-                QTimer.singleShot(0, self._draw_frame)
-            self._frame = (step.preview, size, step.seconds_per_step)
+            if step.newest:
+                started = time.perf_counter()
+                if self._compositor is not None:  # inpainting: only the masked part is being made
+                    w.canvas.show_pixels(self._compositor(step.preview))
+                else:
+                    w.canvas.show_pixels(step.preview, size)
+                self.jobs.preview_cost.add(time.perf_counter() - started, step.seconds_per_step)
+        if not step.newest:
+            return  # the progress and time left follow the newest
         self._clock.add(step.seconds_per_step)
         total = step.total * request.batch_count
         done = step.image_index * step.total + step.step
@@ -147,23 +151,10 @@ class JobView(QObject):
             label = f"Image {step.image_index + 1}/{request.batch_count} · {label}"
         w.say(with_note(label, self.jobs.preview_cost.text()))
 
-    def _draw_frame(self) -> None:
-        frame, self._frame = self._frame, None
-        if frame is None or self.controller.running_job is None:
-            return  # the job ended meanwhile: its image is on the canvas
-        pixels, size, seconds_per_step = frame
-        started = time.perf_counter()
-        if self._compositor is not None:  # inpainting: only the masked part is being made
-            self.window.canvas.show_pixels(self._compositor(pixels))
-        else:
-            self.window.canvas.show_pixels(pixels, size)
-        self.jobs.preview_cost.add(time.perf_counter() - started, seconds_per_step)
-
     def _image_ready(self, event: ImageFinished) -> None:
         """The decoded image, shown at once; it becomes the canvas's result (an undo step, with
         its file) when the writer thread has it on disk (_image_saved)."""
         w = self.window
-        self._frame = None
         self.jobs.image_ready(event)
         self.previews.set_final(event.job_id, event.image_index, event.image)
         if event.path is None:
@@ -246,7 +237,6 @@ class JobView(QObject):
     def _idle(self) -> None:
         """Nothing runs now: the canvas's own view back (after a cancel or failure), progress idle."""
         w = self.window
-        self._frame = None
         if w.canvas.showing == "preview":
             w.canvas.show_current()
         self._compositor = None

@@ -11,6 +11,8 @@ time: Run / Discard"), non-modal, as InvokeAI and Krita's job list do it.
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImageReader, QPixmap
 from PySide6.QtWidgets import (
@@ -39,6 +41,7 @@ STATUS_TEXT = {
     JobStatus.CANCELLED: "Cancelled",
 }
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
+ROW_UPDATE_SECONDS = 0.25  # the running job's row shows its progress and preview at most this often
 
 
 def job_label(job: Job, progress: str = "") -> str:
@@ -67,6 +70,7 @@ class QueuePanel(QWidget):
         self.controller = controller
         self._thumbs: dict[str, QIcon] = {}  # by image path: read once, small
         self._blank: QIcon | None = None
+        self._shown_step_at = 0.0  # when the running row last showed a step (time.monotonic)
         self.view = QListWidget()
         self.view.setObjectName("queueView")
         self.view.setAccessibleName("Job queue")
@@ -136,10 +140,14 @@ class QueuePanel(QWidget):
     def _step(self, step) -> None:
         """The running job's row shows how far it is and its newest preview, as Krita's job
         list does (a latent-resolution frame: cheap to draw at thumbnail size)."""
+        now = time.monotonic()
+        if not step.newest or now - self._shown_step_at < ROW_UPDATE_SECONDS and step.step < step.total:
+            return  # a glance at the list needs no more; the engine thread shares the GIL with this
         job = self.controller.job(step.job_id)
         item = self._item(step.job_id)
         if job is None or item is None or job.status is not JobStatus.RUNNING:
             return
+        self._shown_step_at = now
         total = max(1, step.total * job.request.batch_count)
         done = step.image_index * step.total + step.step
         item.setText(job_label(job, f"{100 * done // total}%"))

@@ -205,7 +205,8 @@ def test_the_scrubber_keeps_every_step_when_the_window_falls_behind(qtbot, make_
     assert drawn.count(None) <= 2, "steps that arrived together are drawn once, not one by one"
 
 
-def test_the_running_job_shows_its_progress_and_newest_preview_in_the_queue(qtbot, make_window, script):
+def test_the_running_job_shows_its_progress_and_newest_preview_in_the_queue(qtbot, make_window, script, monkeypatch):
+    monkeypatch.setattr("studio.ui.queue_panel.ROW_UPDATE_SECONDS", 0.0)  # every step (the app: 4 a second)
     window = make_window()  # 4 steps
     script.hold, script.hold_at_step = threading.Event(), 3  # steps 1 and 2 reported, then held
     window.job_view.generate()
