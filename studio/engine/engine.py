@@ -41,7 +41,7 @@ from studio.engine.lora import engine_lora_folders, loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.noise import image_request, initial_noise, vary_added_noise
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
-from studio.engine.prompt_encoding import PromptSwitches, prompt_arguments, prompt_encoding, prompt_notes
+from studio.engine.prompt_encoding import PromptSwitches, prompt_encoding, prompt_notes
 from studio.engine.schedulers import make_scheduler
 from studio.engine.vae import VaeDecoder
 
@@ -303,11 +303,8 @@ class Engine:
         steps = (request.steps * order, None) if hires_of is None else (hires_of[0] * order, hires_of[1] * order)
         encoded = prompt_encoding(model, pipe, request, steps)
         progress.switches = encoded.switches
-        tensor_inputs = ["latents"]
-        if encoded.switches is None:  # a prompt that never changes: the path it always took
-            arguments = prompt_arguments(model, pipe, request)
-        else:
-            arguments = encoded.arguments
+        arguments, tensor_inputs = encoded.arguments, ["latents"]
+        if encoded.switches is not None:  # the prompt changes within this pass
             tensor_inputs += encoded.switches.tensor_inputs(model.info.family is Family.SDXL)
         try:
             result = pipe(

@@ -141,19 +141,24 @@ def _cached(model, pipe, request, steps: tuple[int, int | None] | None = None) -
     key = (request.prompt, request.negative_prompt, request.clip_skip, request.guidance > 1.0)
     if cache is None:
         return encode_request(model, pipe, request, steps)
-    full = (*key, steps if _edits(request, steps) else None)  # a prompt that never changes: one key
+    full = (*key, _pass_texts(request, steps))  # plain prompts: one key for every pass
     if full not in cache:
         cache[full] = encode_request(model, pipe, request, steps)
     cache[key] = cache[full]  # the latest, for prompt_notes
     return cache[full]
 
 
-def _edits(request, steps: tuple[int, int | None] | None) -> bool:
-    """Whether the request's prompt or negative prompt changes between the steps of this pass."""
+def _pass_texts(request, steps: tuple[int, int | None] | None) -> tuple | None:
+    """What the prompt and negative resolve to in this pass (their schedules), or None when
+    they are the texts as typed at every step. Keyed on this, not on whether the pass edits:
+    `[a:b:20]` at 20 steps is "a" for the whole first pass and "b" for the whole hires pass."""
     if steps is None:
-        return False
-    texts = (request.prompt, request.negative_prompt or "")
-    return any(len(prompt_schedule(extract_extra_networks(text)[0], *steps)) > 1 for text in texts)
+        return None
+    texts = [extract_extra_networks(text)[0] for text in (request.prompt, request.negative_prompt or "")]
+    schedules = tuple(tuple(prompt_schedule(text, *steps)) for text in texts)
+    if all(len(entries) == 1 and entries[0].text == text for entries, text in zip(schedules, texts, strict=True)):
+        return None
+    return schedules
 
 
 def prompt_arguments(model, pipe, request) -> dict:

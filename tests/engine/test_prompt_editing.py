@@ -141,3 +141,12 @@ def test_the_hires_pass_counts_on_from_the_first(engine, tiny_family_dir):
     _, calls = _run(engine, tiny_family_dir("sd1"), prompt="[red:blue:4]", hires_scale=1.5, hires_steps=3,
                     hires_denoise=0.5, hires_upscaler="Latent")
     assert _texts(engine, calls, ["red", "blue"]) == ["red"] * 5 + ["blue"]
+
+
+def test_an_edit_at_the_first_pass_end_is_the_hires_pass_prompt(engine, tiny_family_dir):
+    """[red:blue:3] at 3 steps: "red" for the whole first pass, "blue" for the whole hires pass
+    (A1111's idiom for a prompt of the hires pass alone). Each pass's schedule has one entry, so
+    a cache keyed on "does this pass switch" gave the hires pass the first pass's "red"."""
+    _, calls = _run(engine, tiny_family_dir("sd1"), prompt="[red:blue:3]", hires_scale=1.5, hires_steps=3,
+                    hires_denoise=0.5, hires_upscaler="Latent")
+    assert _texts(engine, calls, ["red", "blue"]) == ["red"] * 3 + ["blue"] * 3
