@@ -260,8 +260,11 @@ def _pixels(engine, model, **changes):
 def test_plain_prompt_keeps_the_pixels_of_the_plain_path(engine, tiny_family_dir, monkeypatch):
     model = tiny_family_dir("sd1")
     ours = _pixels(engine, model)
-    monkeypatch.setattr(
-        engine_module, "prompt_arguments", lambda m, p, r: {"prompt": r.prompt, "negative_prompt": r.negative_prompt or None}
+    from studio.engine.prompt_encoding import EncodedPrompt
+
+    monkeypatch.setattr(  # the pipeline's own encode_prompt instead of ours
+        engine_module, "prompt_encoding",
+        lambda m, p, r, steps: EncodedPrompt({"prompt": r.prompt, "negative_prompt": r.negative_prompt or None}),
     )
     assert np.array_equal(ours, _pixels(engine, model))
 
