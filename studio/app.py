@@ -92,6 +92,29 @@ class OutputFolderWriter:
         return OutputWriter(self.root).save(image, request)
 
 
+def _adopt_brush_file(settings) -> None:
+    """The brush's hardness and opacity were kept in brush.json by an earlier build; they live in
+    settings.json now. Taken over once (when settings.json has no brush of its own), then removed."""
+    from studio.core.jsonfile import read_json_object
+    from studio.core.paths import data_home, settings_file
+    from studio.core.settings import Settings, save_settings
+
+    path = data_home() / "brush.json"
+    if not path.is_file():
+        return
+    data = read_json_object(path, 4096) or {}
+    if (settings.brush_hardness, settings.brush_opacity) == (Settings.brush_hardness, Settings.brush_opacity):
+        for key in ("hardness", "opacity"):
+            value = data.get(key)
+            if type(value) in (int, float) and 0.0 <= value <= 1.0:
+                setattr(settings, f"brush_{key}", float(value))
+    try:
+        save_settings(settings, settings_file())  # as loaded (this run's --model comes later), plus the brush
+        path.unlink()
+    except OSError:
+        pass  # tried again at the next start
+
+
 def build_main_window(worker, model: str | None = None, device: str | None = None):
     """Settings in, window on screen with its startup messages. `--model` and the fallback for a
     vanished model are for this run only: settings.json keeps just a model that loaded
@@ -107,6 +130,8 @@ def build_main_window(worker, model: str | None = None, device: str | None = Non
     # way the size, steps and guidance come from the model, never from Settings' own defaults
     # (512x512 at guidance 7 draws noise for minutes on the 64 px demo model).
     fresh = not settings_file().exists()
+    if not fresh:
+        _adopt_brush_file(settings)
     remembered = settings.model
     missing_model = None
     if model:

@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from studio.app_layer.generation_state import GenerationState
 from studio.core.atomic import write_bytes_atomic
+from studio.core.fields import NON_GENERATION_SETTINGS
 from studio.core.paths import data_home
 from studio.core.session import Session, load_session, restore_session_images, save_session
 
@@ -102,7 +103,12 @@ class SessionService(QObject):
             return RestoredSession(warning=warning, found=False) if warning else None
         settings = session.settings
         current = self.state.settings
-        settings.model, settings.device = current.model or settings.model, current.device
+        # The session brings back the generation fields; everything else (output folder, model
+        # folders, memory, theme, brush...) is settings.json's, which may be newer than the last
+        # autosave (a folder chosen just before a crash).
+        for name in NON_GENERATION_SETTINGS:
+            setattr(settings, name, getattr(current, name))
+        settings.model = current.model or settings.model
         self.state.reload(settings)
         document, mask, problems = restore_session_images(session)
         return RestoredSession(document, mask, session.brush_size, problems, warning)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,8 @@ from studio.core.atomic import set_aside, write_text_atomic
 from studio.core.jsonfile import read_json_object
 from studio.core.paths import data_home
 from studio.core.request import GenerationRequest, InvalidRequest
+
+log = logging.getLogger(__name__)
 
 QUEUE_FORMAT = 1
 MAX_FINISHED_KEPT = 100  # done/failed/cancelled jobs kept for the panel; older ones are forgotten
@@ -432,6 +435,8 @@ class _BackgroundSaver:
                 snapshot, self._snapshot, self._writing = self._snapshot, None, True
             try:
                 self._write(snapshot)
+            except Exception:  # noqa: BLE001 - a dead saver would drop every later change unsaid
+                log.exception("the job queue could not be saved")
             finally:
                 with self._lock:
                     self._writing = False

@@ -67,6 +67,10 @@ class JobView(QObject):
         except InvalidRequest as exc:
             w.banner.show_error(StudioError(ErrorKind.BAD_INPUT, str(exc)))
             return None
+        except OSError as exc:  # the input image and mask could not be written (disk full...)
+            w.banner.show_error(StudioError(ErrorKind.DISK, f"The input image could not be saved: {exc.strerror or exc}",
+                                            "Free some disk space, then Generate again."))
+            return None
         if not w.outputs.check_folder():
             return None
         if w.outputs.unsaved is None:  # an unsaved image keeps its banner and "Save as…" until it is saved

@@ -71,6 +71,7 @@ class QueuePanel(QWidget):
         self._thumbs: dict[str, QIcon] = {}  # by image path: read once, small
         self._blank: QIcon | None = None
         self._shown_step_at = 0.0  # when the running row last showed a step (time.monotonic)
+        self._running_look: tuple[str, str, QIcon | None] | None = None  # (job id, progress, preview icon)
         self.view = QListWidget()
         self.view.setObjectName("queueView")
         self.view.setAccessibleName("Job queue")
@@ -129,6 +130,8 @@ class QueuePanel(QWidget):
             item.setData(JOB_ID_ROLE, job.id)
             item.setToolTip(job.request.prompt + (f"\n{job.error}" if job.error else ""))
             item.setIcon(self._thumbnail(job) or self._placeholder())  # an empty square keeps the text aligned
+            if job.status is JobStatus.RUNNING:
+                self._show_running(item, job)
             item.setSizeHint(QSize(0, THUMB + 8))
             self.view.addItem(item)
             if job.id == selected:
@@ -150,10 +153,24 @@ class QueuePanel(QWidget):
         self._shown_step_at = now
         total = max(1, step.total * job.request.batch_count)
         done = step.image_index * step.total + step.step
-        item.setText(job_label(job, f"{100 * done // total}%"))
+        progress = f"{100 * done // total}%"
+        icon = None
         if step.preview is not None:
             pixmap = QPixmap.fromImage(qimage_from_rgb(step.preview))
-            item.setIcon(QIcon(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio)))
+            icon = QIcon(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+        elif self._running_look is not None and self._running_look[0] == job.id:
+            icon = self._running_look[2]
+        self._running_look = (job.id, progress, icon)
+        self._show_running(item, job)
+
+    def _show_running(self, item: QListWidgetItem, job: Job) -> None:
+        """The running job's row as its last step left it (a refresh rebuilds every row)."""
+        look = self._running_look
+        if look is None or look[0] != job.id:
+            return
+        item.setText(job_label(job, look[1]))
+        if look[2] is not None:
+            item.setIcon(look[2])
 
     def _item(self, job_id: str) -> QListWidgetItem | None:
         for row in range(self.view.count()):
@@ -215,7 +232,7 @@ class QueuePanel(QWidget):
 
     def _double_clicked(self, item: QListWidgetItem) -> None:
         job = self.controller.job(item.data(JOB_ID_ROLE))
-        if job is not None and job.paths:
+        if job is not None and job.status.finished and job.paths:  # a running batch keeps its live preview
             self.imageRequested.emit(job.paths[-1])
 
     # -- the artist's commands -----------------------------------------------------------------

@@ -139,13 +139,16 @@ def test_session_service_saves_and_restores_the_canvas_without_a_window(qtbot, s
     mask = np.zeros((16, 24), np.uint8)
     mask[4:8, 4:8] = 255
     state.settings.prompt = "a kept prompt"
+    state.settings.outputs_dir = "/old/outputs"
     service = SessionService(state, lambda: CanvasSnapshot(document, mask, 33))
     service.canvas_changed()
     assert service.pending  # debounced: saved after a pause, not at every change
     service.save_now().result(timeout=10)
     service.end()
 
-    state_after = GenerationState(Settings(model="/models/b", device="cpu"))
+    # settings.json, newer than the last autosave: a folder chosen just before a crash
+    state_after = GenerationState(Settings(model="/models/b", device="cpu", outputs_dir="/new/outputs",
+                                           brush_opacity=0.5))
     replaced = []
     state_after.replaced.connect(replaced.append)
     restored = SessionService(state_after, lambda: CanvasSnapshot(None, None, 0)).restore()
@@ -153,3 +156,4 @@ def test_session_service_saves_and_restores_the_canvas_without_a_window(qtbot, s
     assert (restored.document == document).all() and (restored.mask == mask).all() and restored.brush_size == 33
     assert state_after.settings.prompt == "a kept prompt" and replaced == [state_after.settings]
     assert (state_after.settings.model, state_after.settings.device) == ("/models/b", "cpu")  # this run's
+    assert (state_after.settings.outputs_dir, state_after.settings.brush_opacity) == ("/new/outputs", 0.5)

@@ -311,3 +311,24 @@ def test_a_background_save_that_fails_is_said_once(path, tmp_path):
     assert len(said) == 1 and "could not be saved" in said[0]
     assert len(queue.jobs) == 3  # it goes on in memory
     queue.close(5)
+
+
+def test_the_background_saver_survives_an_unexpected_error(path, monkeypatch, caplog):
+    import studio.core.job_queue as job_queue
+
+    real_write, failures = job_queue.write_text_atomic, []
+
+    def write_once_broken(target, text):
+        if not failures:
+            failures.append(True)
+            raise TypeError("something unexpected")
+        real_write(target, text)
+
+    monkeypatch.setattr(job_queue, "write_text_atomic", write_once_broken)
+    queue = JobQueue(path, background=True)
+    queue.add(req(0))
+    assert queue.flush(5)
+    queue.add(req(1))  # the next change is still written
+    assert queue.flush(5) and queue.close(5)
+    assert prompts(JobQueue.load(path)[0].jobs) == ["job 0", "job 1"]
+    assert "could not be saved" in caplog.text

@@ -1,6 +1,7 @@
 import json
 import threading
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
@@ -149,3 +150,18 @@ def test_settings_are_remembered(qtbot, make_window, tmp_path):
     window.close()
     saved = json.loads((tmp_path / "settings.json").read_text())
     assert saved["prompt"] == "remember me" and saved["sampler"] == "DDIM" and saved["model"] == "/models/chosen"
+
+
+def test_a_full_disk_while_saving_the_input_image_is_said_and_nothing_runs(qtbot, make_window, monkeypatch):
+    import errno
+
+    window = make_window()
+    window.image_input.set_input_image(np.full((64, 64, 3), 90, np.uint8), "Open")  # Image to image now
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("studio.ui.image_input.save_input", full)
+    assert window.job_view.generate() is None
+    assert "input image could not be saved" in window.banner.label.text() and "No space left" in window.banner.label.text()
+    assert not window.job_view.running and window.controller.queue.jobs == []

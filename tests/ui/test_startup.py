@@ -91,3 +91,15 @@ def test_images_on_the_command_line_open_as_a_drop_does(qtbot, make_window, tmp_
     assert window.open_files([str(path)])
     assert window.canvas.document.shape == (48, 80, 3)
     assert "no generation settings" in window.status_label.text()
+
+
+def test_the_brush_of_an_earlier_build_is_taken_over_from_brush_json(qtbot, start_app, tmp_path):
+    from studio.core.paths import data_home
+
+    save_settings(Settings(model=str(demo_model_dir())), settings_file())
+    (data_home() / "brush.json").write_text(json.dumps({"hardness": 0.3, "opacity": 0.6}))
+    window = start_app()
+    assert (window.canvas.brush.hardness, window.canvas.brush.opacity) == (0.3, 0.6)
+    assert not (data_home() / "brush.json").exists()
+    saved = json.loads(settings_file().read_text())
+    assert (saved["brush_hardness"], saved["brush_opacity"]) == (0.3, 0.6)
