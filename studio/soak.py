@@ -134,6 +134,8 @@ def soak_window(window, jobs: int, cancel_every: int = 5, timeout_s: float = 360
         setattr(report, how, getattr(report, how) + 1)
         done = report.finished + report.cancelled + report.failed
         if done == warmup or (done > warmup and (done - warmup) % every == 0) or done == jobs:
+            # The job queue saves in the background: a file it has open for a moment is not a leak.
+            window.controller.queue.flush()
             report.samples.append(sample(done))
             if progress is not None:
                 progress(report)
@@ -151,6 +153,7 @@ def soak_window(window, jobs: int, cancel_every: int = 5, timeout_s: float = 360
     guard.stop()
     window.job_view.jobEnded.disconnect(ended)
     if not report.samples or report.samples[-1].jobs != report.finished + report.cancelled + report.failed:
+        window.controller.queue.flush()
         report.samples.append(sample(report.finished + report.cancelled + report.failed))
     return report
 
