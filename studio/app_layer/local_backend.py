@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject
 from studio.core.backend import Backend, BackendModel, EventListener
 from studio.core.errors import StudioError
 from studio.core.events import JOB_END_EVENTS, Event, ModelFailed
+from studio.core.model_library import model_folders, scan_models
 from studio.core.request import GenerationRequest
 from studio.ui.worker import EngineWorker
 
@@ -59,8 +60,6 @@ class LocalBackend(QObject):
             cancel.set()
 
     def list_models(self) -> list[BackendModel]:
-        from studio.core.model_library import model_folders, scan_models
-
         models, _problems = scan_models(model_folders(self.model_dirs()))
         return [BackendModel(model.path, model.name, model.label) for model in models]
 
@@ -85,10 +84,8 @@ class LocalBackend(QObject):
 
     def _step_ready(self) -> None:
         steps = self.worker.take_steps()  # all of them: several at once when the GUI fell behind
-        for step in steps[:-1]:
-            self._deliver(dataclasses.replace(step, newest=False))
-        for step in steps[-1:]:
-            self._deliver(step)
+        for number, step in enumerate(steps, start=1):
+            self._deliver(step if number == len(steps) else dataclasses.replace(step, newest=False))
 
 
 if TYPE_CHECKING:  # the type checker proves LocalBackend is a Backend (.ci/run runs mypy)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.lora_tags import missing_loras
 from studio.core.metadata import ImageMetadata, read_metadata
-from studio.core.model_library import model_of_image
+from studio.core.model_library import lora_folders, model_folders, model_of_image
 from studio.core.session import SessionImageError, read_session_image
 
 
@@ -82,13 +83,8 @@ def read_dropped_image(path: str, model_dirs: list[str] | tuple[str, ...] = ()) 
 
 
 def _missing_loras(prompt: str, model_dirs, model: str) -> list[str]:
-    """LoRAs the prompt names that no LoRA folder holds ([] when the LoRA module is not there)."""
+    """LoRAs the prompt names that no LoRA folder holds."""
     if "<" not in prompt:
-        return []
-    try:
-        from studio.core.lora_tags import missing_loras
-        from studio.core.model_library import lora_folders, model_folders
-    except ImportError:  # pragma: no cover - the LoRA module ships separately
         return []
     beside_model = [str(Path(model).parent)] if model else []
     try:

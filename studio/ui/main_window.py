@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QProgressBar,
+    QProgressDialog,
     QScrollArea,
     QSplitter,
     QToolBar,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from studio import APP_NAME
 from studio.app_layer.history_service import HistoryService
 from studio.app_layer.session_service import CanvasSnapshot, SessionService
+from studio.core.errors import ErrorKind, StudioError
 from studio.core.settings import Settings
 from studio.ui.banner import ErrorBanner
 from studio.ui.canvas import CanvasView
@@ -47,7 +49,7 @@ from studio.ui.queue_panel import QueuePanel, RestoredJobsBar
 from studio.ui.recall import Recall
 from studio.ui.step_scrubber import StepScrubber
 from studio.ui.theme import THEMES, apply_theme, canvas_background, current_theme
-from studio.ui.worker import EngineWorker
+from studio.ui.worker import EngineCloser, EngineWorker
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
@@ -326,8 +328,6 @@ class MainWindow(QMainWindow):
         if restored.brush_size:
             self.canvas.set_brush(size=restored.brush_size)
         if restored.problems:
-            from studio.core.errors import ErrorKind, StudioError
-
             self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, " ".join(restored.problems),
                                                "Your settings and prompt were restored."))
         if restored.found:
@@ -398,10 +398,6 @@ class MainWindow(QMainWindow):
             self.closing.emit()
             engine = getattr(self.worker, "engine_thread", None)
             if engine is not None:
-                from PySide6.QtWidgets import QProgressDialog
-
-                from studio.ui.worker import EngineCloser
-
                 self._closer = closer = EngineCloser(engine, parent=self)
                 if not closer.begin():
                     self.say("Finishing the current step…")
