@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from studio import __version__
-from studio.core.samplers import DEFAULT_SAMPLER
-from studio.core.settings import HIRES_UPSCALERS
+from studio.core.generation.samplers import DEFAULT_SAMPLER
+from studio.core.generation.settings import HIRES_UPSCALERS
 
 DEVICE_HELP = "auto (default: CUDA, else Apple MPS, else CPU), cuda, mps or cpu"
 
@@ -177,12 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         return generate(args)
     if args.command == "bench":
         _use_threads(args.bench_threads if args.bench_threads is not None else args.threads)
-        from studio.bench import run_bench
+        from studio.dev.bench import run_bench
 
         return run_bench(args)
     if args.command == "soak":
         _use_threads(args.soak_threads if args.soak_threads is not None else args.threads)
-        from studio.soak import run_soak
+        from studio.dev.soak import run_soak
 
         return run_soak(args)
     _use_threads(args.threads)
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"studio: error: {problem}", file=sys.stderr)
         return 2
-    from studio.app import run_gui
+    from studio.launch import run_gui
 
     return run_gui(args.model, args.device, args.exit_when_shown, [str(path.resolve()) for path in args.files])
 

@@ -16,13 +16,13 @@ from studio.core.events import (
     ModelLoading,
     StepProgress,
 )
-from studio.core.model_info import model_defaults
-from studio.core.output_folder import saved_output_folder
-from studio.core.outputs import OutputWriter, png_bytes
-from studio.core.paths import settings_file
-from studio.core.request import GenerationRequest, InvalidRequest, random_seed
-from studio.core.samplers import DEFAULT_SAMPLER
-from studio.core.settings import effective_model, load_settings
+from studio.core.generation.request import GenerationRequest, InvalidRequest, random_seed
+from studio.core.generation.samplers import DEFAULT_SAMPLER
+from studio.core.generation.settings import effective_model, load_settings
+from studio.core.models.model_info import model_defaults
+from studio.core.storage.output_folder import saved_output_folder
+from studio.core.storage.outputs import OutputWriter, png_bytes
+from studio.core.storage.paths import settings_file
 
 
 def batch_paths(path: Path, count: int) -> list[Path]:

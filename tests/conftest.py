@@ -32,8 +32,8 @@ def tiny_model_dir(tmp_path_factory):
 def open_window(qtbot, tmp_path):
     """Open the real MainWindow on a real engine QThread, driven by `engine_factory`
     (the fake engine for UI tests, the real one end to end); threads are stopped after."""
+    from studio.backends.local.worker import EngineThread
     from studio.ui.main_window import MainWindow
-    from studio.ui.worker import EngineThread
 
     threads = []
 
@@ -106,10 +106,10 @@ def pytest_configure(config):
 
 def _long_lived_qthreads() -> set:
     """QThreads that outlive their test on purpose: engine threads that did not stop within
-    the close wait are kept referenced until they end (studio.ui.worker._still_running), since
+    the close wait are kept referenced until they end (studio.backends.local.worker._still_running), since
     destroying a running QThread aborts the process."""
     try:
-        from studio.ui import worker
+        from studio.backends.local import worker
     except ImportError:  # pragma: no cover
         return set()
     return {id(engine.thread) for engine in worker._still_running}

@@ -29,8 +29,8 @@ from studio.core.events import (
     ModelLoading,
     StepProgress,
 )
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.outputs import OutputWriter
 
 
 @dataclass

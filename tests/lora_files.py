@@ -1,5 +1,5 @@
 """LoRA files for tests: header-only shapes of real families (numpy, no torch), and real
-random LoRAs for a pipeline (studio.bench_lora.make_kohya_lora: peft, then kohya's key names)."""
+random LoRAs for a pipeline (studio.dev.bench_lora.make_kohya_lora: peft, then kohya's key names)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 import json
 import time
 
-from studio.bench import GOALS, BusyProcess, _report
+from studio.dev.bench import GOALS, BusyProcess, _report
 
 
 def test_busy_process_runs_during_the_block_and_is_stopped_after():

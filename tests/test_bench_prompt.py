@@ -2,7 +2,7 @@
 
 import pytest
 
-from studio.bench_prompt import WEIGHTED_PROMPT, measure_prompt_encoding
+from studio.dev.bench_prompt import WEIGHTED_PROMPT, measure_prompt_encoding
 from studio.ui.token_counter import count_tokens
 
 

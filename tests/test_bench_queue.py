@@ -1,7 +1,7 @@
-"""studio.bench_queue runs end to end on the tiny model (small sizes here; the 1024 px run is
+"""studio.dev.bench_queue runs end to end on the tiny model (small sizes here; the 1024 px run is
 the benchmark's own) and every mode puts every image on disk."""
 
-from studio.bench_queue import bench_save_modes
+from studio.dev.bench_queue import bench_save_modes
 
 
 def test_bench_save_modes_runs_and_writes_every_image(tmp_path, tiny_model_dir):

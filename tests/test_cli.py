@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from studio.core.outputs import read_request
+from studio.core.storage.outputs import read_request
 
 
 def _run(*args, env_home):

@@ -4,8 +4,8 @@ import pytest
 from PIL import Image
 
 from studio.cli import parse_args
-from studio.core.outputs import PARAMETERS_KEY, read_request
-from studio.core.request import InvalidRequest
+from studio.core.generation.request import InvalidRequest
+from studio.core.storage.outputs import PARAMETERS_KEY, read_request
 from studio.headless import build_request
 from tests.test_cli import _run
 

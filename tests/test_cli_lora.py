@@ -3,14 +3,14 @@ missing one is a note on stderr and the image is still made."""
 
 import pytest
 
-from studio.core.settings import Settings, save_settings
+from studio.core.generation.settings import Settings, save_settings
 from tests.test_cli import _run
 
 
 @pytest.mark.slow
 def test_generate_finds_loras_and_names_the_missing_one(tiny_model_dir, tmp_path, studio_home):
-    from studio.bench_lora import make_kohya_lora
-    from studio.core.paths import settings_file
+    from studio.core.storage.paths import settings_file
+    from studio.dev.bench_lora import make_kohya_lora
     from studio.engine.tiny_model import build_tiny_pipeline
 
     pipe = build_tiny_pipeline(0)

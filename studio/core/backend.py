@@ -1,6 +1,6 @@
 """What the application layer needs from whatever generates its images: the `Backend` protocol.
 
-The local engine thread (studio.app_layer.local_backend.LocalBackend) is one implementation,
+The local engine thread (studio.backends.local.backend.LocalBackend) is one implementation,
 the scripted fake in tests/fakes.py another; a remote engine (a ComfyUI server) must fit too.
 So the protocol speaks only in plain data: models are named by id (a path for the local
 engine, a name for a server), requests are GenerationRequests, and images come back as pixels
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from studio.core.events import Event
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
 
 EventListener = Callable[[Event], None]
 

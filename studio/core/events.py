@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.core.errors import StudioError
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class ImageFinished:
 
 @dataclass(frozen=True)
 class ImageSaved:
-    """An image written by the writer thread (studio.core.image_writer) is on disk."""
+    """An image written by the writer thread (studio.core.storage.image_writer) is on disk."""
 
     job_id: str
     image_index: int

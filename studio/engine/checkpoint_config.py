@@ -19,9 +19,9 @@ import re
 import shutil
 from pathlib import Path
 
-from studio.core.model_detect import Family, ModelInfo
-from studio.core.paths import data_home
-from studio.core.safetensors_header import SafetensorsHeader
+from studio.core.models.model_detect import Family, ModelInfo
+from studio.core.models.safetensors_header import SafetensorsHeader
+from studio.core.storage.paths import data_home
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."

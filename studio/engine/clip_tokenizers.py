@@ -2,7 +2,7 @@
 
 SD 1.x, SD 2.x and both of SDXL's text encoders share one byte-level BPE vocabulary (OpenAI
 CLIP's, 49,408 tokens). We ship it once in `resources/clip-tokenizer/` (derived by
-`studio.tools.make_clip_tokenizer`) and hand the tokenizer objects to diffusers'
+`studio.dev.make_clip_tokenizer`) and hand the tokenizer objects to diffusers'
 `from_single_file(..., tokenizer=..., tokenizer_2=...)`, so nothing is fetched from a hub.
 
 The tokenizers differ only in the padding token, and that matters: the text encoder sees the
@@ -19,7 +19,7 @@ pad positions, so the wrong pad changes the image.
 Built on the engine thread while the window runs, so no step may hold the GIL long (issue 12:
 the GUI never frozen over 50 ms). `CLIPTokenizer.from_pretrained` hands both file names to the
 tokenizers library, which reads and parses them in Rust in one call: 45-67 ms with the GIL held
-(studio.bench_stall on a tiny single file). Here vocab.json is parsed in slices (a few ms each)
+(studio.dev.bench_stall on a tiny single file). Here vocab.json is parsed in slices (a few ms each)
 and the merges in Python, and only the BPE model's own construction stays in Rust (~25 ms);
 the result is the same tokenizer (tests/engine/test_clip_tokenizer_build.py compares them).
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 from transformers import CLIPTokenizer
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.paths import resources_dir
+from studio.core.storage.paths import resources_dir
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
@@ -52,7 +52,7 @@ def _check_files(folder: Path) -> None:
         raise StudioError(
             ErrorKind.INTERNAL,
             f"The CLIP tokenizer files are missing from {folder}.",
-            "Reinstall the studio, or run `python -m studio.tools.make_clip_tokenizer` in a source checkout.",
+            "Reinstall the studio, or run `python -m studio.dev.make_clip_tokenizer` in a source checkout.",
         )
 
 

@@ -1,6 +1,6 @@
 """Textual-inversion embeddings, used A1111's way: write the file's name in the prompt.
 
-Files are `.safetensors` in the embedding folders (studio.core.model_library.embedding_folders):
+Files are `.safetensors` in the embedding folders (studio.core.models.model_library.embedding_folders):
 A1111's SD 1.x/2.x format holds `emb_params` [n_vectors, width]; SDXL ones hold `clip_l` and
 `clip_g`, one set of vectors per text encoder; a diffusers `learned_embeds` file holds one
 tensor under any key. Pickled `.pt`/`.bin` files are not read (they can run code).
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from studio.core.model_detect import Family
-from studio.core.model_library import (
+from studio.core.generation.prompt_syntax import CHUNK_LENGTH
+from studio.core.models.model_detect import Family
+from studio.core.models.model_library import (
     embedding_folders,
     folders_beside_model,
     safetensors_files,
 )
-from studio.core.prompt_syntax import CHUNK_LENGTH
 
 SD_KEY = "emb_params"
 SDXL_KEYS = ("clip_l", "clip_g")

@@ -27,11 +27,11 @@ from studio.core.events import (
     ModelLoading,
     StepProgress,
 )
-from studio.core.infotext import lora_hashes, ti_hashes
-from studio.core.model_detect import Family, ModelInfo, inspect_model
-from studio.core.model_hash import file_sha256, short_hash
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest, Mode
+from studio.core.formats.infotext import lora_hashes, ti_hashes
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.models.model_detect import Family, ModelInfo, inspect_model
+from studio.core.models.model_hash import file_sha256, short_hash
+from studio.core.storage.outputs import OutputWriter
 from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
 from studio.engine.hires import hires_pass, hires_steps, wants_hires
@@ -222,7 +222,7 @@ class Engine:
         """Run one job to the end. Never raises: failures become JobFailed events. Its events
         carry `job_id`. With `save_images` (the default) each image is on disk before its
         ImageFinished; without, ImageFinished comes at once with path None and the caller
-        writes the image (studio.core.image_writer), so the next image denoises meanwhile."""
+        writes the image (studio.core.storage.image_writer), so the next image denoises meanwhile."""
         paths: list[Path] = []
         self.job_id = job_id
         try:

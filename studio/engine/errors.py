@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.request import InvalidRequest
+from studio.core.generation.request import InvalidRequest
 
 _OOM_MARKERS = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "MPS backend out of memory")
 # torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory" (Linux, macOS) or

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from studio.core.request import MAX_SIDE, GenerationRequest, InvalidRequest, Mode
+from studio.core.generation.request import MAX_SIDE, GenerationRequest, InvalidRequest, Mode
 from studio.engine.schedulers import make_scheduler
 
 # A1111's latent upscale modes (shared.latent_upscale_modes): torch interpolate mode, antialias.

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from studio.core.canvas.mask_ops import Rect, crop_for_mask
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.mask_ops import Rect, crop_for_mask
-from studio.core.request import GenerationRequest, InpaintArea, MaskedContent
+from studio.core.generation.request import GenerationRequest, InpaintArea, MaskedContent
 
 
 def load_rgb(path: str | Path) -> Image.Image:

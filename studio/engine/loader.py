@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.model_detect import Family, ModelInfo
-from studio.core.request import Mode
-from studio.core.safetensors_header import read_header
+from studio.core.generation.request import Mode
+from studio.core.models.model_detect import Family, ModelInfo
+from studio.core.models.safetensors_header import read_header
 from studio.engine.errors import is_out_of_memory
 
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.errors import StudioError
-from studio.core.lora_tags import LoraTag, find_lora, inspect_lora, lora_tags
-from studio.core.model_library import lora_folders, model_folders
+from studio.core.generation.lora_tags import LoraTag, find_lora, inspect_lora, lora_tags
+from studio.core.models.model_library import lora_folders, model_folders
 
 KEEP_JOBS = 3  # jobs a LoRA stays loaded without being used
 MAX_LOADED = 6  # at most this many stay loaded (a few hundred MB each for SDXL)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.paths import resources_dir
+from studio.core.storage.paths import resources_dir
 
 _EOS = "<|endoftext|>"
 _BANG = "!"

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import torch
 
-from studio.core.request import MAX_SEED, GenerationRequest
+from studio.core.generation.request import MAX_SEED, GenerationRequest
 
 
 def image_request(request: GenerationRequest, index: int) -> GenerationRequest:

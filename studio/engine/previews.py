@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.core.jsonfile import read_json_object
+from studio.core.storage.jsonfile import read_json_object
 
 PREVIEW_FILE = "latent_preview.json"
 SD15_FACTORS = [

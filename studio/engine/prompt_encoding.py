@@ -3,7 +3,7 @@
 A1111 (modules/sd_hijack_clip.py, FrozenCLIPEmbedderWithCustomWordsBase) reads a prompt thus,
 and so do we:
 1. extra-network tags (`<lora:...>`) come out; the rest is parsed into weighted fragments and
-   BREAKs (studio.core.prompt_syntax);
+   BREAKs (studio.core.generation.prompt_syntax);
 2. fragments are tokenized without start/end tokens and packed into chunks of 75 tokens (a full
    chunk ends after its last comma when that is within 20 tokens; BREAK ends one early);
    an embedding's name becomes its vectors, which take token slots like words;
@@ -24,7 +24,7 @@ A1111's behaviour).
 A plain prompt under 75 tokens at clip skip 1 gives exactly the tensors of the pipeline's own
 `encode_prompt`, so such prompts keep their pixels. Nothing is cached between jobs.
 
-Prompt editing `[from:to:when]` and alternation `[a|b]` (studio.core.prompt_schedule): after the
+Prompt editing `[from:to:when]` and alternation `[a|b]` (studio.core.generation.prompt_schedule): after the
 extra-network tags come out (A1111's order), each prompt becomes a schedule of texts; every
 distinct text is encoded once per job (the cache), all at one chunk count (A1111 encodes a
 schedule's texts as one batch, padded alike, and pads prompt and negative to each other), and
@@ -38,15 +38,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from studio.core.model_detect import Family
-from studio.core.prompt_schedule import ScheduleEntry, entry_index, prompt_schedule
-from studio.core.prompt_syntax import (
+from studio.core.generation.prompt_schedule import ScheduleEntry, entry_index, prompt_schedule
+from studio.core.generation.prompt_syntax import (
     CHUNK_LENGTH,
     PromptChunk,
     extract_extra_networks,
     make_chunks,
     parse_prompt_attention,
 )
+from studio.core.models.model_detect import Family
 from studio.engine.embeddings import SD_KEY, Embedding, EmbeddingLookup, embedding_files
 
 PLACEHOLDER_ID = 0  # the token under an embedding's vectors (A1111 uses 0 too); replaced before use

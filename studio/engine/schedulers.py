@@ -20,7 +20,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 
-from studio.core.samplers import SAMPLER_NAMES, canonical_sampler
+from studio.core.generation.samplers import SAMPLER_NAMES, canonical_sampler
 
 _KARRAS = {"use_karras_sigmas": True}
 SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {

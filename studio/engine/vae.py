@@ -14,10 +14,10 @@ import threading
 import numpy as np
 import torch
 
-from studio.core.atomic import write_text_atomic
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.model_detect import ModelInfo
-from studio.core.paths import data_home
+from studio.core.models.model_detect import ModelInfo
+from studio.core.storage.atomic import write_text_atomic
+from studio.core.storage.paths import data_home
 
 _LOCK = threading.Lock()
 FP32_NOTE = "This model's VAE overflows in half precision: decoded in full precision (remembered for this model)."

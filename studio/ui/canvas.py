@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from studio.core.mask_ops import (
+from studio.core.canvas.mask_ops import (
     Brush,
     Extension,
     Rect,
@@ -34,7 +34,7 @@ from studio.core.mask_ops import (
     snap_extension,
     stroke_segment,
 )
-from studio.core.undo import Command, GroupCommand, PatchCommand, SwapCommand, UndoStack
+from studio.core.canvas.undo import Command, GroupCommand, PatchCommand, SwapCommand, UndoStack
 from studio.ui.images import qimage_from_rgb
 from studio.ui.mask_overlay import DEFAULT_COLOR, MaskOverlayItem
 

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 
-from studio.core.mask_ops import Extension
-from studio.core.request import MAX_SIDE
+from studio.core.canvas.mask_ops import Extension
+from studio.core.generation.request import MAX_SIDE
 from studio.ui.canvas import MAX_BRUSH, MIN_BRUSH, CanvasView
 
 FILL_LABELS = (("Stretch the edges", "stretch"), ("Edges with noise", "noise"))

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.fields import FIELD, PANEL_FIELDS, Field
-from studio.core.settings import Settings
+from studio.core.generation.fields import FIELD, PANEL_FIELDS, Field
+from studio.core.generation.settings import Settings
 from studio.ui.drop import has_dropped_images
 from studio.ui.lora_picker import LoraButton
 from studio.ui.preset_bar import StyleChip

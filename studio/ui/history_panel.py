@@ -35,9 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.history import History, HistoryEntry
-from studio.core.request import GenerationRequest
-from studio.core.session import read_session_image
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.history import History, HistoryEntry
+from studio.core.storage.session import read_session_image
 from studio.ui.images import qimage_from_rgb
 
 THUMB_SIZE = 96

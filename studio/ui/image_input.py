@@ -13,9 +13,9 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.outputs import save_input
-from studio.core.paths import inputs_dir
-from studio.core.request import InvalidRequest
+from studio.core.generation.request import InvalidRequest
+from studio.core.storage.outputs import save_input
+from studio.core.storage.paths import inputs_dir
 from studio.ui.images import rgb_from_qimage
 from studio.ui.output_actions import IMAGE_FILTER
 

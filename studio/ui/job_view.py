@@ -14,11 +14,11 @@ import time
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from studio.core.canvas.mask_ops import PreviewCompositor
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageFinished, ImageSaved, ImageSaveFailed, JobFailed
-from studio.core.mask_ops import PreviewCompositor
-from studio.core.output_folder import UnsavedImage
-from studio.core.request import InvalidRequest
+from studio.core.generation.request import InvalidRequest
+from studio.core.storage.output_folder import UnsavedImage
 from studio.ui.progress import ProgressClock
 from studio.ui.step_scrubber import PreviewCost, PreviewStore
 

@@ -1,7 +1,7 @@
 """The "LoRA…" button beside the prompt: the LoRAs in the LoRA folders, one click inserts the tag.
 
 The folders are the studio's own `models/loras` and those beside the artist's model folders
-(A1111's `models/Lora`, ComfyUI's `models/loras`): studio.core.model_library.lora_folders. Each
+(A1111's `models/Lora`, ComfyUI's `models/loras`): studio.core.models.model_library.lora_folders. Each
 opening of the menu rescans them in a Python thread (headers only) and fills the menu when the
 result reaches the GUI thread; until then it shows the previous list.
 """
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QToolButton, QWidget
 
-from studio.core.lora_tags import LoraFile, scan_loras
-from studio.core.model_library import lora_folders, model_folders
+from studio.core.generation.lora_tags import LoraFile, scan_loras
+from studio.core.models.model_library import lora_folders, model_folders
 
 SCAN_THREAD_NAME = "lora-scan"
 MENU_STYLE = "QMenu { menu-scrollable: 1; }"  # an A1111 folder can hold hundreds
@@ -23,8 +23,8 @@ MENU_STYLE = "QMenu { menu-scrollable: 1; }"  # an A1111 folder can hold hundred
 
 def saved_model_dirs() -> list[str]:
     """The artist's model folders as last saved (the window saves settings when they change)."""
-    from studio.core.paths import settings_file
-    from studio.core.settings import load_settings
+    from studio.core.generation.settings import load_settings
+    from studio.core.storage.paths import settings_file
 
     return list(load_settings(settings_file())[0].model_dirs)
 

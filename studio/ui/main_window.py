@@ -1,7 +1,7 @@
 """The main window: generation panel on the left, canvas in the middle, queue and history
 docked on the right, progress below. Layout and connections only.
 
-Who does what: the StudioController (studio.app_layer) owns the generation state, the job
+Who does what: the StudioController (studio.application) owns the generation state, the job
 queue, output writing and history; the services beside it restore presets, history entries
 and the session. In the window: JobView (Generate, Cancel, what a job shows), ModelStatus (the
 model's choice and loading), ImageInput (the input image), OutputActions (the output folder,
@@ -31,10 +31,11 @@ from PySide6.QtWidgets import (
 )
 
 from studio import APP_NAME
-from studio.app_layer.history_service import HistoryService
-from studio.app_layer.session_service import CanvasSnapshot, SessionService
+from studio.application.history_service import HistoryService
+from studio.application.session_service import CanvasSnapshot, SessionService
+from studio.backends.local.worker import EngineCloser, EngineWorker
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
 from studio.ui.banner import ErrorBanner
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_toolbar import CanvasToolbar
@@ -49,7 +50,6 @@ from studio.ui.queue_panel import QueuePanel, RestoredJobsBar
 from studio.ui.recall import Recall
 from studio.ui.step_scrubber import StepScrubber
 from studio.ui.theme import THEMES, apply_theme, canvas_background, current_theme
-from studio.ui.worker import EngineCloser, EngineWorker
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
@@ -69,14 +69,14 @@ class MainWindow(QMainWindow):
     closing = Signal()
 
     def __init__(self, settings: Settings, settings_path, worker: EngineWorker, controller=None):
-        """`controller`: the StudioController the composition root (studio.app) built around
+        """`controller`: the StudioController the composition root (studio.launch) built around
         `settings`; without one, the window builds the same one around `worker` (tests, scripts)."""
         super().__init__()
         self.setWindowTitle(APP_NAME)
         self.resize(1280, 820)
         self.worker = worker  # the engine thread's worker: what closing stops (EngineCloser)
         if controller is None:
-            from studio.app import build_controller
+            from studio.launch import build_controller
 
             controller, _messages = build_controller(worker, settings, settings_path)
         self.controller = controller
@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         state, jobs, models = self.state, self.job_view, self.model_status
         # The token counter starts once the engine has imported its libraries: two threads
-        # importing at once held the GIL for up to 270 ms (python -m studio.bench_stall).
+        # importing at once held the GIL for up to 270 ms (python -m studio.dev.bench_stall).
         for signal in (self.controller.modelLoaded, self.controller.modelFailed):
             signal.connect(self.panel.token_counter.engine_ready)
         state.collect = self.panel.store

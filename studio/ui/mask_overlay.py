@@ -14,7 +14,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QGraphicsItem
 
-from studio.core.mask_ops import Rect, mask_edges
+from studio.core.canvas.mask_ops import Rect, mask_edges
 
 DEFAULT_COLOR = "#ff3060"  # a warm red; the stripes and outline carry it over red images
 TINT_ALPHA = 0.55

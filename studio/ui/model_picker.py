@@ -20,10 +20,10 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QComboBox, QFileDialog, QMenu, QToolButton, QWidget
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.model_detect import inspect_model
-from studio.core.model_library import LibraryModel, model_folders, scan_models, scan_vaes, vae_folders
-from studio.core.paths import demo_model_dir
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
+from studio.core.models.model_detect import inspect_model
+from studio.core.models.model_library import LibraryModel, model_folders, scan_models, scan_vaes, vae_folders
+from studio.core.storage.paths import demo_model_dir
 
 SCAN_THREAD_NAME = "model-library-scan"
 CHOOSE_FILE, ADD_FOLDER, RESCAN = "choose-file", "add-folder", "rescan"

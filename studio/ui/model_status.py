@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from studio.core.events import ModelFailed, ModelLoaded, ModelLoading
-from studio.core.settings import apply_model_defaults
+from studio.core.generation.settings import apply_model_defaults
 from studio.ui.job_view import with_note
 
 NO_MODEL_TEXT = (

@@ -11,9 +11,9 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.metadata import export_image
-from studio.core.output_folder import UnsavedImage, check_output_folder, output_folder
-from studio.core.outputs import png_bytes
+from studio.core.formats.metadata import export_image
+from studio.core.storage.output_folder import UnsavedImage, check_output_folder, output_folder
+from studio.core.storage.outputs import png_bytes
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*)"
 

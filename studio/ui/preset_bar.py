@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.presets import (
+from studio.core.generation.settings import Settings
+from studio.core.storage.presets import (
     PRESET_FIELDS,
     PreparedImport,
     Preset,
@@ -45,7 +46,6 @@ from studio.core.presets import (
     style_of,
     summarize_warnings,
 )
-from studio.core.settings import Settings
 
 # What "Save preset" ticks by default: the look, not this picture's prompt or seed.
 DEFAULT_SAVE_FIELDS = ("negative_prompt", "guidance", "steps", "sampler", "width", "height")

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.job_queue import Job, JobStatus
+from studio.core.storage.job_queue import Job, JobStatus
 from studio.ui.images import qimage_from_rgb
 
 THUMB = 48  # thumbnail side in the list, pixels

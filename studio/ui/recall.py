@@ -2,7 +2,7 @@
 image dropped or opened anywhere (its settings, or the image as input, or both, as the
 artist picks in a small menu).
 
-What changes in the generation state is the services' work (studio.app_layer: RecallService,
+What changes in the generation state is the services' work (studio.application: RecallService,
 HistoryService); this only reads files off the GUI thread, asks, and shows.
 """
 
@@ -15,11 +15,11 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QDockWidget, QMenu
 
-from studio.app_layer.history_service import HistoryService
-from studio.app_layer.recall_service import RecallService
-from studio.core.dropped_image import DroppedImage, read_dropped_image, read_image_file
+from studio.application.history_service import HistoryService
+from studio.application.recall_service import RecallService
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.session import SessionImageError
+from studio.core.formats.dropped_image import DroppedImage, read_dropped_image, read_image_file
+from studio.core.storage.session import SessionImageError
 from studio.ui.drop import dropped_image_paths
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.preset_bar import PresetBar

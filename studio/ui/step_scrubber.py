@@ -8,7 +8,7 @@ last position is the final image, "Compare with final" (the step beside the fina
 "Save step as PNG…".
 
 A step the window never saw is not in the store: the engine thread hands over only the newest
-preview when the GUI is behind (studio.ui.worker), so on a very slow GUI a step may show the
+preview when the GUI is behind (studio.backends.local.worker), so on a very slow GUI a step may show the
 nearest earlier frame.
 """
 

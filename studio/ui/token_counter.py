@@ -1,11 +1,11 @@
 """A1111's token counter under the prompt box: "37/75", and "92/150" once a second chunk starts.
 
-The count is the engine's own arithmetic (studio.core.prompt_syntax.make_chunks: emphasis
+The count is the engine's own arithmetic (studio.core.generation.prompt_syntax.make_chunks: emphasis
 parsed, tags taken out, comma backtrack and BREAK), with the shipped CLIP tokenizer's merges, so
 the counter and the encoder agree on where a chunk ends. Embedding names count as the words they
 spell (the engine counts their vectors; the window does not open embedding files).
 
-The tokenizer is CLIP's BPE in plain Python (studio.core.clip_bpe), not transformers': building
+The tokenizer is CLIP's BPE in plain Python (studio.core.generation.clip_bpe), not transformers': building
 that one held the GIL in one piece for 45-100 ms, a visible freeze of the GUI thread. It is still
 built and used in a Python thread, never on the GUI thread, and not before the first count is
 due, so the window opens as fast as before. Counting waits for a 150 ms pause in typing; the
@@ -13,7 +13,7 @@ newest count wins.
 
 Nor does the counter start before the engine thread has finished its own imports (the window
 calls `engine_ready` when the model has loaded or failed): two threads importing at once froze
-the GUI for 50-270 ms (studio.bench_stall). Importing a C extension (the counter needs `regex`
+the GUI for 50-270 ms (studio.dev.bench_stall). Importing a C extension (the counter needs `regex`
 and `unicodedata`; it used to import all of transformers) loads a shared library while holding
 the GIL; while the engine thread loads torch's libraries, the dynamic loader's lock is taken, so
 the counter waits for it with the GIL in hand and every other Python thread, the GUI's
@@ -30,8 +30,8 @@ import threading
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWidget
 
-from studio.core.clip_bpe import shipped_clip_bpe
-from studio.core.prompt_syntax import (
+from studio.core.generation.clip_bpe import shipped_clip_bpe
+from studio.core.generation.prompt_syntax import (
     extract_extra_networks,
     make_chunks,
     parse_prompt_attention,
@@ -51,7 +51,7 @@ def count_tokens(text: str, tokenizer=None) -> tuple[int, int]:
     """(tokens, the 75-per-chunk target) of a prompt, as A1111 counts them. Call off the GUI
     thread when the counting tokenizer may not be built yet.
 
-    By default the shipped CLIP tokenizer's merges in plain Python (studio.core.clip_bpe: the
+    By default the shipped CLIP tokenizer's merges in plain Python (studio.core.generation.clip_bpe: the
     same ids as transformers' CLIPTokenizer, built without holding the GIL for long);
     `tokenizer` may be a transformers tokenizer instead."""
     fragments = parse_prompt_attention(extract_extra_networks(text)[0])

@@ -5,10 +5,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from studio.core.infotext import format_infotext, parse_infotext
-from studio.core.metadata import apply_fields, from_a1111, parse_chunks
-from studio.core.request import GenerationRequest, Mode
-from studio.core.settings import Settings, request_from_settings, settings_from_request
+from studio.core.formats.infotext import format_infotext, parse_infotext
+from studio.core.formats.metadata import apply_fields, from_a1111, parse_chunks
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.generation.settings import Settings, request_from_settings, settings_from_request
 
 BASE = GenerationRequest("a fox <lora:detail:0.6>", "blurry", 24, 6.5, 1234, 512, 640, "Euler a", model="/models/m")
 
@@ -115,8 +115,8 @@ def _write_lora(path, payload: bytes) -> None:
 
 
 def test_lora_hashes_name_the_files_found(tmp_path):
-    pytest.importorskip("studio.core.lora_tags")
-    from studio.core.lora_tags import lora_hash
+    pytest.importorskip("studio.core.generation.lora_tags")
+    from studio.core.generation.lora_tags import lora_hash
 
     folder = tmp_path / "Lora"
     (folder / "sub").mkdir(parents=True)
@@ -135,7 +135,7 @@ def test_lora_hashes_name_the_files_found(tmp_path):
 
 def test_saving_writes_the_engines_hashes_and_searches_no_folder(tmp_path):
     """The engine fills in the hashes of the files it used; formatting never hashes LoRAs again."""
-    pytest.importorskip("studio.core.lora_tags")
+    pytest.importorskip("studio.core.generation.lora_tags")
     models = tmp_path / "models"
     (models / "Stable-diffusion").mkdir(parents=True)
     (models / "Lora").mkdir()
@@ -148,7 +148,7 @@ def test_saving_writes_the_engines_hashes_and_searches_no_folder(tmp_path):
 
 
 def test_ti_hashes_name_the_embeddings_the_prompts_use(tmp_path):
-    from studio.core.model_hash import file_sha256
+    from studio.core.models.model_hash import file_sha256
 
     folder = tmp_path / "embeddings"
     (folder / "neg").mkdir(parents=True)

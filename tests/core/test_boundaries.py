@@ -39,15 +39,15 @@ def test_engine_imports_no_qt():
 def test_the_application_layer_has_no_widgets_and_no_torch():
     """DESIGN.md: the controller and its services never touch the window. Qt's core (signals,
     timers) is theirs; widgets, pixmaps and the UI package are not (the local backend's engine
-    thread, studio.ui.worker, is the one exception: it has no widget either)."""
+    thread, studio.backends.local.worker, is the one exception: it has no widget either)."""
     code = textwrap.dedent(
         """
         import importlib, pkgutil, sys
-        import studio.app_layer as pkg
-        for info in pkgutil.walk_packages(pkg.__path__, 'studio.app_layer.'):
+        import studio.application as pkg
+        for info in pkgutil.walk_packages(pkg.__path__, 'studio.application.'):
             importlib.import_module(info.name)
         bad = sorted(m for m in sys.modules if m in ('PySide6.QtWidgets', 'PySide6.QtGui', 'torch')
-                     or (m.startswith('studio.ui.') and m != 'studio.ui.worker'))
+                     or (m.startswith('studio.ui.') and m != 'studio.backends.local.worker'))
         print(bad)
         """
     )

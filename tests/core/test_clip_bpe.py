@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from studio.core.clip_bpe import shipped_clip_bpe
-from studio.core.paths import resources_dir
+from studio.core.generation.clip_bpe import shipped_clip_bpe
+from studio.core.storage.paths import resources_dir
 
 PROMPTS = [
     "a red circle",

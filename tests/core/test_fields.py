@@ -7,10 +7,10 @@ import enum
 
 import pytest
 
-from studio.core import fields as table
-from studio.core.fields import FIELD, FIELDS, NON_GENERATION_SETTINGS, NUMBER_FIELDS
-from studio.core.request import _FLOAT_FIELDS, _INT_FIELDS, _TEXT_FIELDS, GenerationRequest, InvalidRequest
-from studio.core.settings import NUMBER_RANGES, Settings, clamp_number
+from studio.core.generation import fields as table
+from studio.core.generation.fields import FIELD, FIELDS, NON_GENERATION_SETTINGS, NUMBER_FIELDS
+from studio.core.generation.request import _FLOAT_FIELDS, _INT_FIELDS, _TEXT_FIELDS, GenerationRequest, InvalidRequest
+from studio.core.generation.settings import NUMBER_RANGES, Settings, clamp_number
 
 
 def test_every_request_field_is_in_the_table_and_nothing_else_claims_to_be():
@@ -93,7 +93,7 @@ def test_infotext_keys_are_unique_but_for_the_pairs_a1111_writes_as_one():
 
 
 def test_presets_store_the_fields_the_table_marks_with_its_labels_and_ranges():
-    from studio.core.presets import PRESET_FIELD_LABELS, PRESET_FIELDS, preset_from_dict
+    from studio.core.storage.presets import PRESET_FIELD_LABELS, PRESET_FIELDS, preset_from_dict
 
     stored = [f.name for f in FIELDS if f.stored_in_presets]
     assert list(PRESET_FIELDS) == ["seed_mode" if name == "random_seed" else name for name in stored]
@@ -103,7 +103,7 @@ def test_presets_store_the_fields_the_table_marks_with_its_labels_and_ranges():
 
 
 def test_a1111_inpaint_keys_are_read_by_their_table_keys_and_clamped():
-    from studio.core.metadata import apply_fields, from_a1111, parse_chunks
+    from studio.core.formats.metadata import apply_fields, from_a1111, parse_chunks
 
     text = ("a fox\nSteps: 20, Sampler: Euler a, CFG scale: 40, Seed: 5, Size: 512x512, Denoising strength: 0.5, "
             "Mask blur: 99, Masked content: latent noise, Inpaint area: Only masked, Masked area padding: 48")

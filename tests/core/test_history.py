@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from studio.core.history import History, HistoryEntry, history_file
-from studio.core.outputs import png_bytes
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.history import History, HistoryEntry, history_file
+from studio.core.storage.outputs import png_bytes
 
 
 class Writer:
@@ -132,7 +132,7 @@ def test_entry_json_round_trip():
 
 
 def test_img2img_entry_keeps_strength(tmp_path):
-    from studio.core.request import Mode
+    from studio.core.generation.request import Mode
 
     history = History(tmp_path / "h.jsonl")
     request = GenerationRequest(prompt="p", mode=Mode.IMG2IMG, strength=0.4, init_image="/in.png")
@@ -190,7 +190,7 @@ def test_a_fifo_index_does_not_block(tmp_path):
 
 
 def test_entries_are_newest_first_by_the_time_they_were_made(tmp_path):
-    from studio.core.history import History, HistoryEntry
+    from studio.core.storage.history import History, HistoryEntry
 
     history = History(tmp_path / "h.jsonl")
     for name, when in (("b", 200.0), ("a", 100.0), ("c", 300.0)):  # the index order is not the time order
@@ -199,10 +199,10 @@ def test_entries_are_newest_first_by_the_time_they_were_made(tmp_path):
 
 
 def test_restore_all_brings_back_clip_skip_hires_and_variation(tmp_path):
-    from studio.core.history import HistoryEntry, entry_for
-    from studio.core.metadata import apply_fields
-    from studio.core.request import GenerationRequest
-    from studio.core.settings import Settings
+    from studio.core.formats.metadata import apply_fields
+    from studio.core.generation.request import GenerationRequest
+    from studio.core.generation.settings import Settings
+    from studio.core.storage.history import HistoryEntry, entry_for
 
     request = GenerationRequest(prompt="p", seed=1, width=64, height=64, clip_skip=2, hires_scale=1.5,
                                 variation_seed=3, variation_strength=0.25)

@@ -8,9 +8,9 @@ import json
 
 from PIL import Image
 
-from studio.core.history import History, entry_for
-from studio.core.outputs import png_bytes
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.history import History, entry_for
+from studio.core.storage.outputs import png_bytes
 
 
 def _image(folder, name, prompt, seed):

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from studio.core.events import ImageSaved, ImageSaveFailed
-from studio.core.image_writer import ImageWriter
-from studio.core.outputs import OutputWriter, read_request
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.image_writer import ImageWriter
+from studio.core.storage.outputs import OutputWriter, read_request
 
 
 def pixels(shade: int) -> np.ndarray:

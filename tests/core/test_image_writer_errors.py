@@ -14,10 +14,10 @@ import pytest
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageSaveFailed
-from studio.core.image_writer import WRITER_NICENESS, ImageWriter, save_error
-from studio.core.output_folder import KeepingWriter, UnsavedImage
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.image_writer import WRITER_NICENESS, ImageWriter, save_error
+from studio.core.storage.output_folder import KeepingWriter, UnsavedImage
+from studio.core.storage.outputs import OutputWriter
 
 FOLDER = "/home/artist/outputs"
 

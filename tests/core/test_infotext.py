@@ -8,9 +8,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from PIL import Image
 
-from studio.core.infotext import MAX_INFOTEXT_CHARS, _scan_params, format_infotext, parse_infotext
-from studio.core.outputs import PARAMETERS_KEY, OutputWriter, png_bytes, read_request
-from studio.core.request import GenerationRequest
+from studio.core.formats.infotext import MAX_INFOTEXT_CHARS, _scan_params, format_infotext, parse_infotext
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.outputs import PARAMETERS_KEY, OutputWriter, png_bytes, read_request
 
 
 def test_format_matches_a1111_layout():

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.core.job_queue import MAX_FINISHED_KEPT, JobQueue, JobStatus, queue_file
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.job_queue import MAX_FINISHED_KEPT, JobQueue, JobStatus, queue_file
 
 
 def req(n: int) -> GenerationRequest:
@@ -276,7 +276,7 @@ def test_any_sequence_of_operations_keeps_the_invariants_and_survives_a_restart(
 def test_in_the_background_the_newest_snapshot_is_written_and_a_burst_is_written_once(path, monkeypatch):
     import threading
 
-    import studio.core.job_queue as job_queue
+    import studio.core.storage.job_queue as job_queue
 
     gate, writes = threading.Event(), []
     real_write = job_queue.write_text_atomic
@@ -314,7 +314,7 @@ def test_a_background_save_that_fails_is_said_once(path, tmp_path):
 
 
 def test_the_background_saver_survives_an_unexpected_error(path, monkeypatch, caplog):
-    import studio.core.job_queue as job_queue
+    import studio.core.storage.job_queue as job_queue
 
     real_write, failures = job_queue.write_text_atomic, []
 

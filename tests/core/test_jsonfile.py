@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from studio.core.jsonfile import read_json_object
+from studio.core.storage.jsonfile import read_json_object
 
 
 def test_reads_an_object(tmp_path):

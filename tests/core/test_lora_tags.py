@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.core.lora_tags import (
+from studio.core.generation.lora_tags import (
     LoraTag,
     find_lora,
     inspect_lora,
@@ -15,7 +15,7 @@ from studio.core.lora_tags import (
     missing_loras,
     scan_loras,
 )
-from studio.core.model_detect import Family
+from studio.core.models.model_detect import Family
 from tests.lora_files import write_family_lora, write_header_only_lora
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from studio.core.mask_ops import (
+from studio.core.canvas.mask_ops import (
     Extension,
     PreviewCompositor,
     default_brush_size,

@@ -7,8 +7,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from studio.core.infotext import format_infotext
-from studio.core.metadata import (
+from studio.core.formats.infotext import format_infotext
+from studio.core.formats.metadata import (
     EXIF_IFD,
     USER_COMMENT,
     apply_fields,
@@ -18,9 +18,9 @@ from studio.core.metadata import (
     parse_chunks,
     read_metadata,
 )
-from studio.core.outputs import png_bytes
-from studio.core.request import GenerationRequest, Mode
-from studio.core.settings import Settings
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.generation.settings import Settings
+from studio.core.storage.outputs import png_bytes
 
 A1111_TEXT = (
     "masterpiece, a (red:1.2) fox in snow, <lora:add_detail:0.6>\n"
@@ -340,7 +340,7 @@ def test_non_finite_studio_request_falls_back_to_the_parameters_beside_it(bad):
 
 
 def test_a_parser_that_raises_does_not_hide_the_next_chunk(monkeypatch):
-    from studio.core import metadata
+    from studio.core.formats import metadata
 
     def explode(text):
         raise OverflowError("boom")
@@ -404,7 +404,7 @@ def test_oversize_text_chunks_are_skipped_unread_and_the_rest_is_read(tmp_path):
 
 
 def test_chunk_walker_decodes_as_pillow_does(tmp_path):
-    from studio.core.metadata import png_text_chunks
+    from studio.core.formats.metadata import png_text_chunks
 
     info = PngImagePlugin.PngInfo()
     info.add_text("latin", "café")  # tEXt

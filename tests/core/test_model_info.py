@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from studio.core.model_info import ModelDefaults, model_defaults
-from studio.core.settings import Settings, apply_model_defaults
+from studio.core.generation.settings import Settings, apply_model_defaults
+from studio.core.models.model_info import ModelDefaults, model_defaults
 
 
 def _write(folder, content):

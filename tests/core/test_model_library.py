@@ -2,8 +2,15 @@
 
 import torch
 
-from studio.core.model_hash import file_sha256
-from studio.core.model_library import find_by_hash_or_name, lora_folders, model_folders, scan_models, scan_vaes, vae_folders
+from studio.core.models.model_hash import file_sha256
+from studio.core.models.model_library import (
+    find_by_hash_or_name,
+    lora_folders,
+    model_folders,
+    scan_models,
+    scan_vaes,
+    vae_folders,
+)
 from studio.engine.tiny_model import build_tiny_family, save_tiny_family
 from tests import checkpoint_files as files
 
@@ -46,8 +53,8 @@ def test_dropped_image_finds_its_model_by_hash_then_name(tmp_path):
 
 
 def test_a_dropped_a1111_image_names_its_model_by_hash_or_name(tmp_path, studio_home):
-    from studio.core.metadata import from_a1111
-    from studio.core.model_library import model_of_image
+    from studio.core.formats.metadata import from_a1111
+    from studio.core.models.model_library import model_of_image
 
     folder = tmp_path / "Stable-diffusion"
     path = files.write_single_file(build_tiny_family("sd1"), folder / "dreamy_v3.safetensors", dtype=torch.float16)

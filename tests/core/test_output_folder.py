@@ -5,21 +5,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.output_folder import (
+from studio.core.generation.request import GenerationRequest
+from studio.core.generation.settings import (
+    Settings,
+    load_settings,
+    save_settings,
+    settings_from_dict,
+)
+from studio.core.storage.output_folder import (
     KeepingWriter,
     UnsavedImage,
     check_output_folder,
     output_folder,
     saved_output_folder,
 )
-from studio.core.paths import outputs_dir, settings_file
-from studio.core.request import GenerationRequest
-from studio.core.settings import (
-    Settings,
-    load_settings,
-    save_settings,
-    settings_from_dict,
-)
+from studio.core.storage.paths import outputs_dir, settings_file
 
 
 def test_the_chosen_folder_wins_and_empty_means_the_default(tmp_path):

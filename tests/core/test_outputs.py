@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core import atomic
-from studio.core.atomic import clean_stale_temp_files, write_bytes_atomic, write_bytes_new
-from studio.core.outputs import OutputWriter, read_request, save_input
-from studio.core.request import GenerationRequest, Mode
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.storage import atomic
+from studio.core.storage.atomic import clean_stale_temp_files, write_bytes_atomic, write_bytes_new
+from studio.core.storage.outputs import OutputWriter, read_request, save_input
 
 
 def _inputs(tmp_path):
@@ -166,7 +166,7 @@ def test_temp_names_made_by_atomic_writes_match_the_cleaning_pattern(tmp_path, m
 
 
 def test_startup_cleanup_covers_data_presets_inputs_and_output_day_folders(studio_home):
-    from studio.core.paths import outputs_dir, startup_cleanup
+    from studio.core.storage.paths import outputs_dir, startup_cleanup
 
     folders = [studio_home, studio_home / "presets", studio_home / "inputs", outputs_dir() / "2026-01-01"]
     leftovers = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.core import paths
+from studio.core.storage import paths
 
 REPO = Path(__file__).resolve().parents[2]
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the check is the same on every version

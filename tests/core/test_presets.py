@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from studio.core.presets import (
+from studio.core.generation.samplers import SAMPLER_NAMES
+from studio.core.generation.settings import Settings
+from studio.core.storage.presets import (
     PRESET_FIELDS,
     Preset,
     PresetError,
@@ -26,8 +28,6 @@ from studio.core.presets import (
     style_of,
     wrap_prompt,
 )
-from studio.core.samplers import SAMPLER_NAMES
-from studio.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -325,8 +325,8 @@ CRASH_SCRIPT = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from studio.core.presets import PresetStore
-    from studio.core.settings import Settings
+    from studio.core.storage.presets import PresetStore
+    from studio.core.generation.settings import Settings
     store = PresetStore(Path(sys.argv[1]) / "none", Path(sys.argv[1]) / "user")
     store.load()
     if sys.argv[2] == "die-in-write":

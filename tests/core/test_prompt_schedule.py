@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.core.prompt_schedule import prompt_schedule, text_at_step
+from studio.core.generation.prompt_schedule import prompt_schedule, text_at_step
 
 
 def schedule(prompt, steps=10, hires=None):

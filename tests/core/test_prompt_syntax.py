@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.core.prompt_syntax import (
+from studio.core.generation.prompt_syntax import (
     BREAK,
     BREAK_WORD,
     CHUNK_LENGTH,

@@ -1,6 +1,6 @@
 import pytest
 
-from studio.core.request import GenerationRequest, InvalidRequest, Mode
+from studio.core.generation.request import GenerationRequest, InvalidRequest, Mode
 
 
 def test_valid_request_canonicalises_sampler():

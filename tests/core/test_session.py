@@ -5,8 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from studio.core.session import Session, clear_session, load_session, save_session, session_file
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
+from studio.core.storage.session import Session, clear_session, load_session, save_session, session_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,8 +66,8 @@ def test_crash_after_autosave_brings_the_prompt_back(tmp_path):
     code = textwrap.dedent("""
         import os, sys
         from pathlib import Path
-        from studio.core.session import Session, save_session
-        from studio.core.settings import Settings
+        from studio.core.storage.session import Session, save_session
+        from studio.core.generation.settings import Settings
         save_session(Session(Settings(prompt="unsaved masterpiece", steps=9)), Path(sys.argv[1]))
         os._exit(1)
     """)
@@ -103,7 +103,7 @@ def test_session_numbers_too_big_for_qt_are_clamped(tmp_path):
 def test_a_folder_given_as_a_session_image_is_refused_clearly(tmp_path):
     import pytest
 
-    from studio.core.session import SessionImageError, read_session_image
+    from studio.core.storage.session import SessionImageError, read_session_image
 
     with pytest.raises(SessionImageError, match="not a regular file"):
         read_session_image(tmp_path, "RGB")

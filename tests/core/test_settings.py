@@ -2,8 +2,7 @@ import json
 
 import pytest
 
-from studio.core import paths
-from studio.core.settings import (
+from studio.core.generation.settings import (
     Settings,
     clamp_number,
     effective_model,
@@ -11,6 +10,7 @@ from studio.core.settings import (
     request_from_settings,
     save_settings,
 )
+from studio.core.storage import paths
 
 
 def test_studio_home_holds_everything(studio_home):
@@ -56,7 +56,7 @@ def test_user_model_wins_over_demo():
 
 
 def test_model_defaults_are_adopted(tmp_path):
-    from studio.core.settings import apply_model_defaults
+    from studio.core.generation.settings import apply_model_defaults
 
     (tmp_path / "studio.json").write_text(json.dumps(
         {"name": "Demo", "native_size": [64, 64], "default_sampler": "euler a", "default_steps": 20, "default_guidance": 5}))

@@ -1,6 +1,6 @@
 import pytest
 
-from studio.ui.worker import real_engine_factory
+from studio.backends.local.worker import real_engine_factory
 
 
 @pytest.fixture

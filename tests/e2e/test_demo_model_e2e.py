@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.outputs import read_request
-from studio.core.paths import demo_model_dir
-from studio.core.settings import Settings, apply_model_defaults, effective_model
+from studio.core.generation.settings import Settings, apply_model_defaults, effective_model
+from studio.core.storage.outputs import read_request
+from studio.core.storage.paths import demo_model_dir
 from studio.demo_model.scenes import Scene, analyze, draw
 
 PROMPT = "a large red circle on the left, blue background"

@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from studio.core.infotext import parse_infotext
-from studio.core.outputs import PARAMETERS_KEY, read_request
-from studio.core.settings import Settings
+from studio.core.formats.infotext import parse_infotext
+from studio.core.generation.settings import Settings
+from studio.core.storage.outputs import PARAMETERS_KEY, read_request
 
 
 @pytest.fixture

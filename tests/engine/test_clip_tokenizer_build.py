@@ -72,7 +72,7 @@ def test_merges_are_the_file_lines_without_the_header():
 
 def test_vocab_is_parsed_in_short_pieces(monkeypatch):
     """Each json.loads call (one GIL hold: the C parser never lets go) gets about 1/VOCAB_SLICES
-    of the file, never the whole of it (the whole took ~15 ms, studio.bench_stall)."""
+    of the file, never the whole of it (the whole took ~15 ms, studio.dev.bench_stall)."""
     from studio.engine import clip_tokenizers
 
     sizes: list[int] = []
@@ -97,8 +97,8 @@ def test_embeddings_leave_the_shared_tokenizer_as_it_was():
     words as words."""
     from types import SimpleNamespace
 
-    from studio.core.model_detect import Family
-    from studio.core.paths import data_home
+    from studio.core.models.model_detect import Family
+    from studio.core.storage.paths import data_home
     from studio.engine.loader import _tokenizers
     from studio.engine.prompt_encoding import encode_request
     from studio.engine.tiny_model import build_tiny_family

@@ -76,7 +76,7 @@ def test_the_tool_rebuilds_the_committed_files_from_a_clip_merge_list(tmp_path):
     the merges, then more merges CLIP never uses) and run the tool: same bytes come out."""
     import gzip
 
-    from studio.tools import make_clip_tokenizer as tool
+    from studio.dev import make_clip_tokenizer as tool
 
     merges = (tokenizer_dir() / "merges.txt").read_text(encoding="utf-8").splitlines()[1:]
     source = tmp_path / "bpe_simple_vocab_16e6.txt.gz"
@@ -90,6 +90,6 @@ def test_the_tool_rebuilds_the_committed_files_from_a_clip_merge_list(tmp_path):
 def test_the_tools_byte_alphabet_is_clips():
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    from studio.tools.make_clip_tokenizer import bytes_to_unicode as ours
+    from studio.dev.make_clip_tokenizer import bytes_to_unicode as ours
 
     assert ours() == bytes_to_unicode()

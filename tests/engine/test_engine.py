@@ -9,9 +9,9 @@ from PIL import Image
 
 from studio.core.errors import ErrorKind
 from studio.core.events import ImageFinished, JobCancelled, JobFailed, JobFinished, StepProgress
-from studio.core.outputs import OutputWriter, read_request
-from studio.core.request import GenerationRequest
-from studio.core.samplers import SAMPLER_NAMES
+from studio.core.generation.request import GenerationRequest
+from studio.core.generation.samplers import SAMPLER_NAMES
+from studio.core.storage.outputs import OutputWriter, read_request
 from studio.engine.engine import Engine
 
 

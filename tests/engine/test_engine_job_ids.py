@@ -6,8 +6,8 @@ import threading
 import numpy as np
 
 from studio.core.events import ImageFinished, JobCancelled, JobFinished, JobStarted, ModelLoaded, StepProgress
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.outputs import OutputWriter
 from studio.engine.engine import Engine
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from studio.core.errors import ErrorKind
 from studio.core.events import JobFailed
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.outputs import OutputWriter
 from studio.engine import engine as engine_module
 from studio.engine.engine import Engine
 from studio.engine.errors import is_out_of_memory, to_studio_error

@@ -9,8 +9,8 @@ from PIL import Image
 
 from studio.core.errors import ErrorKind
 from studio.core.events import ImageFinished, JobFailed, StepProgress
-from studio.core.outputs import OutputWriter, read_request
-from studio.core.request import GenerationRequest, Mode
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.storage.outputs import OutputWriter, read_request
 from studio.engine.engine import Engine
 from studio.engine.hires import INPAINT_MODEL_NOTE, hires_size, hires_steps
 
@@ -83,9 +83,9 @@ def test_pixel_upscalers_decode_resize_and_encode(engine):
 
 def test_hires_image_is_reproducible_from_its_png_alone(engine, tmp_path):
     """The saved request (studio_request) and the A1111 parameters text each make the same pixels."""
-    from studio.core.metadata import apply_fields, read_metadata
-    from studio.core.outputs import PARAMETERS_KEY
-    from studio.core.settings import Settings, request_from_settings
+    from studio.core.formats.metadata import apply_fields, read_metadata
+    from studio.core.generation.settings import Settings, request_from_settings
+    from studio.core.storage.outputs import PARAMETERS_KEY
 
     original = _run(engine, _request(engine, sampler="Euler a", seed=123, hires_steps=2, hires_upscaler="Latent (nearest)",
                                      hires_scale=1.25, hires_denoise=0.6))[0]

@@ -12,8 +12,8 @@ import pytest
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from studio.core.events import ImageFinished, JobFinished
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest, Mode
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.storage.outputs import OutputWriter
 from studio.engine import lora as lora_module
 from studio.engine.engine import Engine
 from tests.lora_files import write_family_lora, write_header_only_lora
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.fixture(scope="module")
 def lora_dirs(tmp_path_factory):
     """Two folders of real LoRAs for the tiny model (seed 0), and one with other families' LoRAs."""
-    from studio.bench_lora import make_kohya_lora
+    from studio.dev.bench_lora import make_kohya_lora
     from studio.engine.tiny_model import build_tiny_pipeline
 
     pipe = build_tiny_pipeline(0)
@@ -181,7 +181,7 @@ def test_folders_come_from_the_model_folders_and_the_studio(engine, tmp_path, st
 @pytest.mark.slow
 def test_sdxl_lora_reaches_the_unet_and_both_text_encoders(engine, tiny_family_dir, tmp_path):
     """kohya's SDXL naming (lora_te1_ / lora_te2_) on the tiny SDXL model; an SD 1.x LoRA is refused."""
-    from studio.bench_lora import make_kohya_lora
+    from studio.dev.bench_lora import make_kohya_lora
 
     folder = tiny_family_dir("sdxl")
     engine.load(str(folder))
@@ -199,7 +199,7 @@ def test_sdxl_lora_reaches_the_unet_and_both_text_encoders(engine, tiny_family_d
 
 
 def test_bench_lora_times_apply_and_remove():
-    from studio.bench_lora import bench_lora
+    from studio.dev.bench_lora import bench_lora
 
     result = bench_lora(repeats=1)
     assert 0 < result["warm_s"] < result["cold_s"] and result["goal_s"] == 0.5 and result["loras"] == 2
@@ -212,7 +212,7 @@ def test_saved_image_names_the_loras_it_used_with_their_hashes(engine, tiny_mode
 
     from PIL import Image
 
-    from studio.core.lora_tags import lora_hash
+    from studio.core.generation.lora_tags import lora_hash
 
     run(engine, tiny_model_dir, "a red circle <lora:style one:0.8>", [lora_dirs["one"]])
     (finished,) = [e for e in engine.events if isinstance(e, ImageFinished)]

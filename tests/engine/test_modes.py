@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from studio.core.events import ImageFinished, JobFailed, JobFinished, StepProgress
-from studio.core.outputs import OutputWriter, read_request
-from studio.core.request import GenerationRequest, InpaintArea, MaskedContent, Mode
+from studio.core.generation.request import GenerationRequest, InpaintArea, MaskedContent, Mode
+from studio.core.storage.outputs import OutputWriter, read_request
 from studio.engine.engine import Engine
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from studio.core.events import ImageFinished
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.outputs import OutputWriter
 from studio.engine.engine import Engine
 from studio.engine.noise import (
     draw,

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from studio.core.events import ImageFinished, JobFailed
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest, Mode
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.storage.outputs import OutputWriter
 from studio.engine.engine import Engine
 from studio.engine.prompt_encoding import encode_request
 

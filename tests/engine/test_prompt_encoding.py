@@ -9,11 +9,11 @@ import torch
 from safetensors.torch import save_file
 
 from studio.core.events import ImageFinished
-from studio.core.model_detect import Family
-from studio.core.model_library import embedding_folders
-from studio.core.outputs import OutputWriter
-from studio.core.paths import data_home
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.models.model_detect import Family
+from studio.core.models.model_library import embedding_folders
+from studio.core.storage.outputs import OutputWriter
+from studio.core.storage.paths import data_home
 from studio.engine import engine as engine_module
 from studio.engine.embeddings import embedding_files
 from studio.engine.engine import Engine
@@ -303,9 +303,9 @@ def test_a_text_encoder_with_fewer_positions_gets_shorter_chunks(tmp_path):
     import threading
 
     from studio.core.events import ImageFinished, JobFailed
-    from studio.core.outputs import OutputWriter
-    from studio.core.paths import demo_model_dir
-    from studio.core.request import GenerationRequest
+    from studio.core.generation.request import GenerationRequest
+    from studio.core.storage.outputs import OutputWriter
+    from studio.core.storage.paths import demo_model_dir
     from studio.engine.engine import Engine
 
     events = []

@@ -13,8 +13,8 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from studio.core.model_detect import inspect_model
-from studio.core.safetensors_header import read_header
+from studio.core.models.model_detect import inspect_model
+from studio.core.models.safetensors_header import read_header
 from studio.engine.checkpoint_config import checkpoint_config_dir
 from studio.engine.model_configs import config_dir
 from studio.engine.schedulers import make_scheduler

@@ -13,10 +13,10 @@ from PIL import Image
 
 from studio.core.errors import ErrorKind
 from studio.core.events import ImageFinished, JobFailed, StepProgress
-from studio.core.model_detect import Family, inspect_model
-from studio.core.model_hash import file_sha256
-from studio.core.outputs import OutputWriter, read_request
-from studio.core.request import GenerationRequest, Mode
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.models.model_detect import Family, inspect_model
+from studio.core.models.model_hash import file_sha256
+from studio.core.storage.outputs import OutputWriter, read_request
 from studio.engine.engine import Engine
 from studio.engine.model_configs import config_dir
 from studio.engine.tiny_model import build_tiny_family
@@ -138,7 +138,7 @@ def test_every_mode_on_the_same_loaded_weights(checkpoints, family, tmp_path):
 
 
 def test_sdxl_samplers_all_run(checkpoints, tmp_path):
-    from studio.core.samplers import SAMPLER_NAMES
+    from studio.core.generation.samplers import SAMPLER_NAMES
 
     _, fp32, _ = checkpoints("sdxl")
     engine = _engine(tmp_path)
@@ -147,7 +147,7 @@ def test_sdxl_samplers_all_run(checkpoints, tmp_path):
 
 
 def test_saved_image_carries_the_a1111_model_hash(checkpoints, tmp_path):
-    from studio.core.infotext import format_infotext
+    from studio.core.formats.infotext import format_infotext
 
     _, fp32, _ = checkpoints("sd1")
     engine = _engine(tmp_path)

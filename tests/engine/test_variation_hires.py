@@ -18,8 +18,8 @@ from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
 import studio.engine.engine as engine_module
 import studio.engine.noise as noise_module
 from studio.core.events import ImageFinished, JobFailed
-from studio.core.outputs import OutputWriter
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.outputs import OutputWriter
 from studio.engine.engine import Engine
 from studio.engine.noise import draw, paste_centred, slerp, with_variations
 

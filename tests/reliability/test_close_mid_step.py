@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 
-import studio.ui.worker as worker_module
+import studio.backends.local.worker as worker_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,8 +100,8 @@ APP_SCRIPT = textwrap.dedent("""
     import sys, threading, time
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
-    import studio.ui.worker as worker_module
-    from studio.app import build_main_window, finish_engine
+    import studio.backends.local.worker as worker_module
+    from studio.launch import build_main_window, finish_engine
     from tests.fakes import FakeEngine, Script
 
     worker_module.CLOSE_WAIT_SECONDS = float(sys.argv[1])
@@ -129,7 +129,7 @@ APP_SCRIPT = textwrap.dedent("""
 
 
 def test_the_app_exits_cleanly_while_the_engine_hangs(tmp_path, studio_home):
-    """The real exit path (studio.app.finish_engine) in its own process: rc 0, no Qt fatal
+    """The real exit path (studio.launch.finish_engine) in its own process: rc 0, no Qt fatal
     message, settings saved, within the wait plus a little."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "STUDIO_HOME": str(studio_home), "PYTHONPATH": str(ROOT)}
     started = time.monotonic()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.session import Session, SessionImageError, read_session_image, save_session, session_images_dir
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
+from studio.core.storage.session import Session, SessionImageError, read_session_image, save_session, session_images_dir
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -76,7 +76,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 
 
 def test_an_image_too_large_is_refused_before_decoding(tmp_path, monkeypatch):
-    import studio.core.session as session_module
+    import studio.core.storage.session as session_module
 
     monkeypatch.setattr(session_module, "MAX_SESSION_IMAGE_SIDE", 32)
     path = tmp_path / "canvas.png"

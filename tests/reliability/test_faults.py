@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-import studio.core.atomic as atomic
-from studio.core.atomic import is_temp_file_name
+import studio.core.storage.atomic as atomic
 from studio.core.errors import ErrorKind
+from studio.core.storage.atomic import is_temp_file_name
 
 
 def _run(qtbot, window, expect: str) -> None:

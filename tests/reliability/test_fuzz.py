@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from studio.core.history import History
-from studio.core.metadata import apply_fields, parse_chunks, read_metadata
-from studio.core.outputs import png_bytes
-from studio.core.presets import PresetError, PresetStore, parse_preset_file, preset_from_dict
-from studio.core.request import GenerationRequest, InvalidRequest
-from studio.core.session import load_session
-from studio.core.settings import Settings, load_settings, settings_from_request
+from studio.core.formats.metadata import apply_fields, parse_chunks, read_metadata
+from studio.core.generation.request import GenerationRequest, InvalidRequest
+from studio.core.generation.settings import Settings, load_settings, settings_from_request
+from studio.core.storage.history import History
+from studio.core.storage.outputs import png_bytes
+from studio.core.storage.presets import PresetError, PresetStore, parse_preset_file, preset_from_dict
+from studio.core.storage.session import load_session
 
 QT_INT = 2**31 - 1
 SEEDS = (1, 2)  # fixed: a failure replays exactly

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio.core.atomic import is_temp_file_name
-from studio.core.history import History
-from studio.core.outputs import read_request
-from studio.core.paths import startup_cleanup
-from studio.core.presets import PresetStore
-from studio.core.session import Session, load_session, read_session_image, restore_session_images
-from studio.core.settings import load_settings
+from studio.core.generation.settings import load_settings
+from studio.core.storage.atomic import is_temp_file_name
+from studio.core.storage.history import History
+from studio.core.storage.outputs import read_request
+from studio.core.storage.paths import startup_cleanup
+from studio.core.storage.presets import PresetStore
+from studio.core.storage.session import Session, load_session, read_session_image, restore_session_images
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,17 +34,17 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from PIL import Image
-    from studio.core.paths import data_home, outputs_dir, settings_file
+    from studio.core.storage.paths import data_home, outputs_dir, settings_file
 
     kind = sys.argv[1]
     n = 0
     if kind == "settings":
-        from studio.core.settings import Settings, save_settings
+        from studio.core.generation.settings import Settings, save_settings
         def write(n): save_settings(Settings(prompt=f"v{n} " + "x" * (n % 3000), steps=1 + n % 150), settings_file())
     elif kind == "session":
-        from studio.core.atomic import write_bytes_atomic
-        from studio.core.session import Session, save_session, session_images_dir
-        from studio.core.settings import Settings
+        from studio.core.storage.atomic import write_bytes_atomic
+        from studio.core.storage.session import Session, save_session, session_images_dir
+        from studio.core.generation.settings import Settings
         import io
         def write(n):
             buffer = io.BytesIO()
@@ -53,8 +53,8 @@ WRITER = textwrap.dedent("""
             write_bytes_atomic(canvas, buffer.getvalue())
             save_session(Session(Settings(prompt=f"v{n}"), str(canvas), None))
     elif kind == "history":
-        from studio.core.history import History
-        from studio.core.request import GenerationRequest
+        from studio.core.storage.history import History
+        from studio.core.generation.request import GenerationRequest
         history = History()
         history.load()
         def write(n):
@@ -62,14 +62,14 @@ WRITER = textwrap.dedent("""
             if n % 7 == 0:
                 history.delete(f"/outputs/{n - 3}.png", delete_file=False)  # the atomic full rewrite
     elif kind == "presets":
-        from studio.core.presets import PresetStore
-        from studio.core.settings import Settings
+        from studio.core.storage.presets import PresetStore
+        from studio.core.generation.settings import Settings
         store = PresetStore(data_home() / "none", data_home() / "presets")
         store.load()
         def write(n): store.save("Keep", Settings(steps=1 + n % 150, prompt="z" * (n % 5000)), ["steps", "prompt"])
     elif kind == "outputs":
-        from studio.core.outputs import OutputWriter
-        from studio.core.request import GenerationRequest
+        from studio.core.storage.outputs import OutputWriter
+        from studio.core.generation.request import GenerationRequest
         writer = OutputWriter(outputs_dir())
         image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
         def write(n): writer.save(image, GenerationRequest(prompt=f"v{n}", seed=n))

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from studio.core.presets import MAX_IMPORT_BYTES, PresetError, PresetStore
+from studio.core.storage.presets import MAX_IMPORT_BYTES, PresetError, PresetStore
 from studio.ui.preset_bar import MAX_MESSAGE_CHARS, PresetBar
 
 
@@ -80,7 +80,7 @@ def test_the_import_runs_off_the_gui_thread(qtbot, bar, tmp_path, monkeypatch):
 
 
 def test_a_file_over_the_cap_is_refused_not_cut(tmp_path, monkeypatch):
-    import studio.core.presets as presets
+    import studio.core.storage.presets as presets
 
     monkeypatch.setattr(presets, "MAX_IMPORT_BYTES", 1000)
     styles = tmp_path / "styles.csv"

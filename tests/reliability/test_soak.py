@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from studio.core.settings import Settings
-from studio.soak import soak_window
+from studio.core.generation.settings import Settings
+from studio.dev.soak import soak_window
 
 JOBS = 300
 

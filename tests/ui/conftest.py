@@ -2,8 +2,8 @@ import sys
 
 import pytest
 
-from studio.core.outputs import OutputWriter
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
+from studio.core.storage.outputs import OutputWriter
 from tests.fakes import FakeEngine, Script
 
 

@@ -5,8 +5,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QWidget
 
-from studio.core.mask_ops import Brush
-from studio.core.undo import SwapCommand, UndoStack
+from studio.core.canvas.mask_ops import Brush
+from studio.core.canvas.undo import SwapCommand, UndoStack
 from studio.ui.canvas import CanvasView
 
 
@@ -141,7 +141,7 @@ def test_undo_stack_is_bounded_in_memory():
 
 
 def test_brush_dab_respects_hardness():
-    from studio.core.mask_ops import dab
+    from studio.core.canvas.mask_ops import dab
 
     hard, soft = dab(21, 1.0), dab(21, 0.0)
     assert hard[10, 10] == 1.0 and hard[10, 1] == 1.0 and hard[0, 0] == 0.0

@@ -6,8 +6,8 @@ import numpy as np
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QToolButton
 
-from studio.core.mask_ops import Extension
-from studio.core.settings import Settings, load_settings
+from studio.core.canvas.mask_ops import Extension
+from studio.core.generation.settings import Settings, load_settings
 
 RED = (200, 30, 30)  # what the fake engine paints
 

@@ -11,9 +11,9 @@ from PIL import Image, PngImagePlugin
 from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QGroupBox, QSpinBox
 
-from studio.core.outputs import PARAMETERS_KEY, REQUEST_KEY
-from studio.core.request import GenerationRequest, Mode
-from studio.core.settings import request_from_settings
+from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.generation.settings import request_from_settings
+from studio.core.storage.outputs import PARAMETERS_KEY, REQUEST_KEY
 
 A1111 = (
     "a fox in snow <lora:not_here:0.7>\nNegative prompt: blurry\n"
@@ -175,8 +175,8 @@ def test_the_window_keeps_painting_while_a_drop_is_read(qtbot, make_window, tmp_
 def test_a_dropped_image_selects_its_model_from_the_library_by_hash(qtbot, make_window, script, tmp_path):
     import torch
 
-    from studio.core.model_hash import file_sha256
-    from studio.core.settings import Settings
+    from studio.core.generation.settings import Settings
+    from studio.core.models.model_hash import file_sha256
     from studio.engine.tiny_model import build_tiny_family
     from tests.checkpoint_files import write_single_file
 

@@ -10,10 +10,10 @@ import enum
 import pytest
 from PIL import Image
 
-from studio.core.fields import FIELD, PANEL_FIELDS, Field
-from studio.core.metadata import apply_fields, parse_chunks, read_metadata
-from studio.core.outputs import PARAMETERS_KEY, png_bytes
-from studio.core.settings import Settings, request_from_settings, settings_from_request
+from studio.core.formats.metadata import apply_fields, parse_chunks, read_metadata
+from studio.core.generation.fields import FIELD, PANEL_FIELDS, Field
+from studio.core.generation.settings import Settings, request_from_settings, settings_from_request
+from studio.core.storage.outputs import PARAMETERS_KEY, png_bytes
 from studio.ui.generation_panel import GenerationPanel, set_widget_value, widget_value
 
 # What a restore gives by design, whatever the request held: an image is one image of its batch.

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from studio.core.errors import StudioError
 from studio.core.events import JobFailed
-from studio.core.output_folder import KeepingWriter
-from studio.core.outputs import read_request
-from studio.core.paths import settings_file
-from studio.core.request import GenerationRequest
-from studio.core.settings import Settings, load_settings
+from studio.core.generation.request import GenerationRequest
+from studio.core.generation.settings import Settings, load_settings
+from studio.core.storage.output_folder import KeepingWriter
+from studio.core.storage.outputs import read_request
+from studio.core.storage.paths import settings_file
 from tests.fakes import FakeEngine
 
 A1111 = "a cat in a hat\nSteps: 33, Sampler: DDIM, CFG scale: 4.5, Seed: 77, Size: 320x448"
@@ -287,8 +287,8 @@ def test_restored_session_message_survives_the_model_loading(qtbot, make_window)
 # -- model defaults after damaged settings (item 4) --------------------------------------------
 @pytest.fixture
 def start_app(qtbot, tmp_path, script):
-    from studio.app import build_main_window
-    from studio.ui.worker import EngineThread
+    from studio.backends.local.worker import EngineThread
+    from studio.launch import build_main_window
 
     threads = []
 

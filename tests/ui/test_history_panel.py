@@ -5,11 +5,11 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QLineEdit, QListView
 
-from studio.core.history import History
-from studio.core.metadata import apply_fields
-from studio.core.outputs import png_bytes
-from studio.core.request import GenerationRequest
-from studio.core.settings import Settings
+from studio.core.formats.metadata import apply_fields
+from studio.core.generation.request import GenerationRequest
+from studio.core.generation.settings import Settings
+from studio.core.storage.history import History
+from studio.core.storage.outputs import png_bytes
 from studio.ui.drop import dropped_image_paths, has_dropped_images
 from studio.ui.history_panel import EntryRole, HistoryPanel, read_thumbnail
 

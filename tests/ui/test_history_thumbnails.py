@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer
 
-from studio.core.history import History, HistoryEntry
-from studio.core.outputs import png_bytes
-from studio.core.request import GenerationRequest
+from studio.core.generation.request import GenerationRequest
+from studio.core.storage.history import History, HistoryEntry
+from studio.core.storage.outputs import png_bytes
 from studio.ui import history_panel
 from studio.ui.history_panel import HistoryPanel, ThumbnailReader
 

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit, QToolButton
 
-from studio.core.settings import Settings, save_settings
+from studio.core.generation.settings import Settings, save_settings
 from studio.ui import lora_picker
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.lora_picker import LoraButton, insert_at_cursor
@@ -102,7 +102,7 @@ def test_empty_folders_say_where_loras_go(qtbot, studio_home):
 
 
 def test_panel_has_the_button_and_it_reads_the_saved_model_folders(qtbot, webui):
-    from studio.core.paths import settings_file
+    from studio.core.storage.paths import settings_file
 
     save_settings(Settings(model_dirs=[webui]), settings_file())
     panel = GenerationPanel()
@@ -115,9 +115,9 @@ def test_panel_has_the_button_and_it_reads_the_saved_model_folders(qtbot, webui)
 
 
 def test_the_worker_hands_the_saved_model_folders_to_the_engine(qtbot, webui):
-    from studio.core.paths import settings_file
-    from studio.core.request import GenerationRequest
-    from studio.ui.worker import EngineWorker
+    from studio.backends.local.worker import EngineWorker
+    from studio.core.generation.request import GenerationRequest
+    from studio.core.storage.paths import settings_file
 
     class Engine:
         def generate(self, request, cancel):

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
 
 NAMED = (
     "promptEdit negativePromptEdit guidanceSpin stepsSpin seedSpin widthSpin heightSpin "
@@ -120,8 +120,8 @@ def test_invalid_size_is_refused_before_the_engine(qtbot, make_window, script):
 
 
 def test_no_model_says_how_to_choose_one(qtbot, make_window, script, monkeypatch):
-    monkeypatch.setattr("studio.core.settings.effective_model", lambda s: s.model)
-    monkeypatch.setattr("studio.app_layer.generation_state.effective_model", lambda s: s.model)
+    monkeypatch.setattr("studio.core.generation.settings.effective_model", lambda s: s.model)
+    monkeypatch.setattr("studio.application.generation_state.effective_model", lambda s: s.model)
     window = make_window(Settings(model=""))
     assert window.model_combo.currentIndex() == -1 and window.model_combo.currentText() == ""  # the placeholder
     assert "Choose file or folder" in window.canvas._message.toPlainText()

@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageFinished, ModelLoading
-from studio.core.model_info import ModelDefaults, model_defaults
-from studio.core.settings import Settings, load_settings, save_settings
+from studio.core.generation.settings import Settings, load_settings, save_settings
+from studio.core.models.model_info import ModelDefaults, model_defaults
 from studio.ui import model_picker
 from tests.fakes import FakeEngine
 
@@ -91,7 +91,7 @@ def test_the_library_lists_each_model_with_its_family_and_no_lora(qtbot, make_wi
 
 
 def test_the_demo_model_is_named_as_such(qtbot, make_window, webui):
-    from studio.core.paths import demo_model_dir
+    from studio.core.storage.paths import demo_model_dir
 
     window = make_window(_settings(model=str(demo_model_dir())))
     assert window.model_combo.currentText() == "Demo model  ·  SD 1.x"

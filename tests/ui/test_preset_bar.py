@@ -4,8 +4,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QPushButton
 
-from studio.core.presets import PresetStore, builtin_presets_dir
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
+from studio.core.storage.presets import PresetStore, builtin_presets_dir
 from studio.ui.preset_bar import PresetBar
 
 

@@ -9,11 +9,11 @@ from PIL import Image
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QApplication, QListView
 
-from studio.core.job_queue import JobQueue, JobStatus
-from studio.core.output_folder import KeepingWriter
-from studio.core.outputs import read_request
-from studio.core.request import GenerationRequest
-from studio.core.settings import Settings, load_settings
+from studio.core.generation.request import GenerationRequest
+from studio.core.generation.settings import Settings, load_settings
+from studio.core.storage.job_queue import JobQueue, JobStatus
+from studio.core.storage.output_folder import KeepingWriter
+from studio.core.storage.outputs import read_request
 
 
 def _prompts(window):

@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 from PySide6.QtCore import QMimeData, QUrl
 
-from studio.core.settings import Settings
+from studio.core.generation.settings import Settings
 
 
 def test_results_enter_history_and_survive_a_restart(qtbot, make_window):
@@ -69,7 +69,7 @@ def test_session_comes_back_after_a_crash(qtbot, make_window, tmp_path):
 
 
 def test_autosave_is_debounced_and_triggered_by_typing(qtbot, make_window):
-    from studio.core.session import load_session
+    from studio.core.storage.session import load_session
 
     window = make_window()
     qtbot.keyClicks(window.panel.prompt, "typed")
@@ -84,8 +84,8 @@ def test_autosave_is_debounced_and_triggered_by_typing(qtbot, make_window):
 
 
 def test_lost_history_index_is_rebuilt_from_the_images(qtbot, make_window, studio_home):
-    from studio.core.outputs import OutputWriter
-    from studio.core.request import GenerationRequest
+    from studio.core.generation.request import GenerationRequest
+    from studio.core.storage.outputs import OutputWriter
 
     writer = OutputWriter(studio_home / "outputs")
     for seed in range(3):

@@ -8,16 +8,16 @@ import pytest
 from PIL import Image
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.paths import demo_model_dir, settings_file
-from studio.core.settings import Settings, save_settings
+from studio.core.generation.settings import Settings, save_settings
+from studio.core.storage.paths import demo_model_dir, settings_file
 from tests.fakes import FakeEngine
 
 
 @pytest.fixture
 def start_app(qtbot, tmp_path, script):
-    """studio.app's own startup (settings, --model, fallback) on the fake engine."""
-    from studio.app import build_main_window
-    from studio.ui.worker import EngineThread
+    """studio.launch's own startup (settings, --model, fallback) on the fake engine."""
+    from studio.backends.local.worker import EngineThread
+    from studio.launch import build_main_window
 
     threads = []
 
@@ -94,7 +94,7 @@ def test_images_on_the_command_line_open_as_a_drop_does(qtbot, make_window, tmp_
 
 
 def test_the_brush_of_an_earlier_build_is_taken_over_from_brush_json(qtbot, start_app, tmp_path):
-    from studio.core.paths import data_home
+    from studio.core.storage.paths import data_home
 
     save_settings(Settings(model=str(demo_model_dir())), settings_file())
     (data_home() / "brush.json").write_text(json.dumps({"hardness": 0.3, "opacity": 0.6}))

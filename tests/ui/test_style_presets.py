@@ -4,8 +4,8 @@ time, shown as a removable chip, never pasted into the prompt box, never stacked
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolButton, QWidget
 
-from studio.core.outputs import read_request
-from studio.core.presets import Preset
+from studio.core.storage.outputs import read_request
+from studio.core.storage.presets import Preset
 
 
 def _apply(window, name):

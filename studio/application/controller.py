@@ -1,0 +1,308 @@
+"""StudioController: the studio without its window. Owns the generation state (the view-model
+the panel edits) and the job queue, drives a Backend, writes the finished images off the
+critical path and adds them to the history; the window only sends it the artist's commands
+and connects to its signals.
+
+It lives in the GUI thread. Backend events arrive there (the Backend contract); the image
+writer's results come from its own thread through a queued signal (`_written`), so every slot
+here, and every signal it emits, runs in the GUI thread.
+
+Jobs run one at a time: Generate while a job runs queues the new one; when the backend reports
+the end of a job (finished, cancelled or failed, whichever), the next runnable job starts unless
+the queue is paused. A failed job is marked failed and the queue goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+
+from studio.application.generation_state import GenerationState
+from studio.core.backend import Backend, BackendModel
+from studio.core.errors import ErrorKind, StudioError
+from studio.core.events import (
+    Event,
+    ImageFinished,
+    ImageSaved,
+    ImageSaveFailed,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    ModelFailed,
+    ModelLoaded,
+    ModelLoading,
+    StepProgress,
+)
+from studio.core.generation.request import GenerationRequest
+from studio.core.generation.settings import Settings, request_from_settings
+from studio.core.storage.history import History, HistoryEntry
+from studio.core.storage.image_writer import ImageWriter, WriteResult
+from studio.core.storage.job_queue import Job, JobQueue, JobStatus
+from studio.core.storage.outputs import OutputWriter
+from studio.core.storage.presets import Style, apply_style
+
+WRITER_CLOSE_SECONDS = 30.0  # closing waits this long for queued images to reach the disk
+
+
+class StudioController(QObject):
+    jobQueued = Signal(str)  # job id
+    jobStarted = Signal(str)  # job id
+    stepProgress = Signal(object)  # StepProgress (its job_id says whose)
+    imageReady = Signal(object)  # ImageFinished: the decoded image, to show at once (path None until saved)
+    imageSaved = Signal(object)  # ImageSaved: that image is on disk
+    saveFailed = Signal(object)  # ImageSaveFailed: not on disk; the event holds the pixels ("Save as…")
+    jobEnded = Signal(str, str)  # job id, JobStatus value ("done", "failed", "cancelled")
+    jobFailed = Signal(object)  # JobFailed, for the error dialog
+    queueChanged = Signal()
+    modelLoading = Signal(object)  # ModelLoading
+    modelLoaded = Signal(object)  # ModelLoaded
+    modelFailed = Signal(object)  # ModelFailed
+    historyAdded = Signal(object)  # HistoryEntry
+    message = Signal(str)  # something for the status line (queue file trouble, history trouble)
+
+    _written = Signal(object)  # WriteResult, from the writer thread
+
+    def __init__(self, backend: Backend, queue: JobQueue, outputs: OutputWriter, history: History | None = None,
+                 state: GenerationState | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.state = state if state is not None else GenerationState(Settings(), parent=self)
+        self.backend = backend
+        self.queue = queue
+        self.history = history
+        self.queue.on_save_failed = self.message.emit
+        self.writer = ImageWriter(outputs, self._written.emit)
+        self._written.connect(self._on_written)  # a bound method of a GUI-thread object: queued
+        self._running: str | None = None  # the job the backend runs now
+        self._closed = False
+        backend.subscribe(self._on_event)
+
+    # -- the artist's commands ---------------------------------------------------------------
+    def request(self, init_image: str | None = None, mask: str | None = None,
+                style: Style | None = None) -> GenerationRequest:
+        """The generation state as a checked request (InvalidRequest says what is wrong).
+        `init_image`/`mask`: the input files of img2img and inpaint. The style wraps the
+        prompts here, so the image's metadata holds the final prompt (as A1111 writes it) while
+        the state keeps the artist's words."""
+        request = request_from_settings(self.state.current(), self.state.model_path(), init_image, mask)
+        prompt, negative = apply_style(style, request.prompt, request.negative_prompt)
+        return dataclasses.replace(request, prompt=prompt, negative_prompt=negative).validated()
+
+    def generate(self, request: GenerationRequest, first: bool = False) -> str:
+        """Queue a job; it starts at once when nothing runs and the queue is not paused.
+        `first`: ahead of every waiting job (InvokeAI's "Add to front of queue")."""
+        job = self.queue.add(request)
+        if first:
+            self._put_first(job.id)
+        self.jobQueued.emit(job.id)
+        self.queueChanged.emit()
+        self._start_next()
+        return job.id
+
+    def run_next(self, job_id: str) -> None:
+        """A waiting job moves ahead of every other waiting job."""
+        job = self.queue.get(job_id)
+        if job is not None and job.runnable and self._put_first(job_id):
+            self.queueChanged.emit()
+
+    def cancel_job(self, job_id: str) -> None:
+        """A pending job leaves the run order; the running one stops at its next step."""
+        was = self.queue.cancel(job_id)
+        if was is JobStatus.RUNNING:
+            self.backend.cancel_job(job_id)
+        elif was is JobStatus.PENDING:
+            self.jobEnded.emit(job_id, JobStatus.CANCELLED.value)
+        self.queueChanged.emit()
+
+    def cancel_all(self) -> None:
+        pending = [job.id for job in self.queue.jobs if job.status is JobStatus.PENDING]
+        running = self.queue.cancel_all()
+        if running is not None:
+            self.backend.cancel_job(running.id)
+        for job_id in pending:
+            self.jobEnded.emit(job_id, JobStatus.CANCELLED.value)
+        self.queueChanged.emit()
+
+    def pause(self) -> None:
+        """The running job finishes; no new one starts until resume()."""
+        self.queue.set_paused(True)
+        self.queueChanged.emit()
+
+    def resume(self) -> None:
+        self.queue.set_paused(False)
+        self.queueChanged.emit()
+        self._start_next()
+
+    @property
+    def paused(self) -> bool:
+        return self.queue.paused
+
+    def move_job(self, job_id: str, index: int) -> None:
+        if self.queue.move(job_id, index):
+            self.queueChanged.emit()
+
+    def duplicate_job(self, job_id: str) -> str | None:
+        copy = self.queue.duplicate(job_id)
+        if copy is None:
+            return None
+        self.jobQueued.emit(copy.id)
+        self.queueChanged.emit()
+        self._start_next()
+        return copy.id
+
+    def remove_job(self, job_id: str) -> None:
+        if self.queue.remove(job_id):
+            self.queueChanged.emit()
+
+    def clear_finished(self) -> None:
+        if self.queue.clear_finished():
+            self.queueChanged.emit()
+
+    def restored_jobs(self) -> list[Job]:
+        """Jobs the last session left unrun: the window asks whether to run them."""
+        return self.queue.restored_jobs()
+
+    def run_restored(self) -> None:
+        if self.queue.accept_restored():
+            self.queueChanged.emit()
+            self._start_next()
+
+    def discard_restored(self) -> None:
+        if self.queue.discard_restored():
+            self.queueChanged.emit()
+
+    def job(self, job_id: str) -> Job | None:
+        return self.queue.get(job_id)
+
+    @property
+    def running_job(self) -> str | None:
+        return self._running
+
+    # -- models ---------------------------------------------------------------------------
+    def load_model(self, model: str, device: str = "auto", vae: str = "") -> None:
+        self.backend.load_model(model, device, vae)
+
+    def set_memory(self, options: Mapping[str, object]) -> None:
+        self.backend.set_memory(options)
+
+    def list_models(self) -> list[BackendModel]:
+        return self.backend.list_models()
+
+    # -- history --------------------------------------------------------------------------
+    def add_to_history(self, path: Path | str, request: GenerationRequest) -> HistoryEntry | None:
+        """Record a saved image in the history (what the window's Recall does today); None
+        when there is no history or its index could not be written (said on `message`)."""
+        if self.history is None:
+            return None
+        try:
+            entry = self.history.add(path, request)
+        except OSError as exc:
+            self.message.emit(f"The history could not be updated: {exc.strerror or exc}")
+            return None
+        self.historyAdded.emit(entry)
+        return entry
+
+    # -- closing ----------------------------------------------------------------------------
+    def close(self, timeout: float = WRITER_CLOSE_SECONDS) -> bool:
+        """Cancel the running job and write the images already made. Pending jobs stay in the
+        saved queue for the next start. False when the writes did not end within `timeout`."""
+        if self._closed:
+            return True
+        self._closed = True
+        if self._running is not None:
+            self.backend.cancel_job(self._running)
+        self.backend.close()
+        written = self.writer.close(timeout)
+        self._deliver_written_now()  # the paths of those images go into the queue too
+        return self.queue.close(timeout) and written
+
+    # -- inside ----------------------------------------------------------------------------
+    def _put_first(self, job_id: str) -> bool:
+        """Move a runnable job to where the first runnable job stands now (the running one is
+        not runnable: it stays where it is). False when it is first already."""
+        order = [job.id for job in self.queue.run_order()]
+        if not order or order[0] == job_id:
+            return False
+        ids = [job.id for job in self.queue.jobs]
+        return self.queue.move(job_id, ids.index(order[0]))  # it stands after that one: no shift
+
+    def _start_next(self) -> None:
+        if self._closed or self._running is not None:
+            return
+        job = self.queue.next_pending()
+        if job is None:
+            return
+        self.queue.start(job.id)
+        self._running = job.id
+        self.queueChanged.emit()
+        self.backend.run_job(job.id, job.request)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ModelLoading):
+            self.modelLoading.emit(event)
+        elif isinstance(event, ModelLoaded):
+            self.modelLoaded.emit(event)
+        elif isinstance(event, ModelFailed):
+            self.modelFailed.emit(event)
+        elif self.queue.get(event.job_id) is None:
+            return  # not one of ours (another caller's job, or one removed meanwhile)
+        elif isinstance(event, JobStarted):
+            self.jobStarted.emit(event.job_id)
+        elif isinstance(event, StepProgress):
+            self.stepProgress.emit(event)
+        elif isinstance(event, ImageFinished):
+            self._image_finished(event)
+        elif isinstance(event, ImageSaved | ImageSaveFailed):
+            self._on_written(event)
+        elif isinstance(event, JobFinished):
+            self._end(event.job_id, JobStatus.DONE)
+        elif isinstance(event, JobCancelled):
+            self._end(event.job_id, JobStatus.CANCELLED)
+        elif isinstance(event, JobFailed):
+            self.jobFailed.emit(event)
+            self._end(event.job_id, JobStatus.FAILED, event.error.one_line())
+
+    def _image_finished(self, event: ImageFinished) -> None:
+        self.imageReady.emit(event)
+        if event.path is not None:  # a backend that saved it itself
+            self._on_written(ImageSaved(event.job_id, event.image_index, event.path, event.request))
+            return
+        try:
+            self.writer.submit(event.job_id, event.image_index, event.image, event.request)
+        except RuntimeError:  # closed meanwhile: the image is not lost, the window still has it
+            self.saveFailed.emit(ImageSaveFailed(event.job_id, event.image_index, _closed_error(), event.image,
+                                                 event.request))
+
+    def _on_written(self, result: WriteResult) -> None:
+        if isinstance(result, ImageSaved):
+            self.queue.add_path(result.job_id, result.path)
+            self.add_to_history(result.path, result.request)
+            self.imageSaved.emit(result)
+            self.queueChanged.emit()
+        else:
+            self.saveFailed.emit(result)
+
+    def _deliver_written_now(self) -> None:
+        """Results the writer reported while closing are still queued for the event loop."""
+        QCoreApplication.sendPostedEvents(self)
+
+    def _end(self, job_id: str, status: JobStatus, error: str = "") -> None:
+        if status is JobStatus.DONE:
+            self.queue.finish(job_id)
+        elif status is JobStatus.FAILED:
+            self.queue.fail(job_id, error)
+        else:
+            self.queue.mark_cancelled(job_id)
+        if self._running == job_id:
+            self._running = None
+        self.jobEnded.emit(job_id, status.value)
+        self.queueChanged.emit()
+        self._start_next()
+
+
+def _closed_error() -> StudioError:
+    return StudioError(ErrorKind.INTERNAL, "The image was made while the studio was closing and was not saved.",
+                       "Use Save as… to keep it.")

@@ -1,0 +1,1 @@
+"""The local engine: its QThread (worker, closer) and the LocalBackend over it."""

@@ -1,0 +1,1 @@
+"""The canvas's data without Qt: mask operations (outpainting) and the undo stack."""

@@ -1,1 +1,0 @@
-"""Developer tools that derive files the studio ships in resources/ (run once, outputs committed)."""
