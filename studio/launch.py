@@ -19,10 +19,10 @@ def _ensure_streams() -> None:
     """A windowed launch (gui-scripts, pythonw) has no stdout/stderr; tqdm and logging then
     crash on write. Point them at a log file instead."""
     if sys.stdout is None or sys.stderr is None:
-        from studio.core.storage.paths import data_home
+        from studio.core.storage.paths import logs_dir
 
-        data_home().mkdir(parents=True, exist_ok=True)
-        log = open(data_home() / "studio.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        logs_dir().mkdir(parents=True, exist_ok=True)
+        log = open(logs_dir() / "console.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         sys.stdout = sys.stdout or log
         sys.stderr = sys.stderr or log
 
@@ -54,42 +54,27 @@ def configure_app(app) -> None:
     app.setWindowIcon(app_icon())
 
 
-def build_controller(worker, settings, settings_path):
-    """The application layer over the local engine thread: a StudioController holding the
-    generation state (`settings`, saved to `settings_path`), with the LocalBackend, the job
-    queue saved in the data folder, and the writer for the output folder the settings name at
-    each save. Returns it with the queue's startup messages (a damaged queue file set aside,
+def build_controller(engine, settings, settings_path):
+    """The application layer over the local engine thread (an EngineThread): a StudioController
+    holding the generation state (`settings`, saved to `settings_path`), with the LocalBackend,
+    the job queue saved in the data folder, and the writer for the output folder the state names
+    at each image. Returns it with the queue's startup messages (a damaged queue file set aside,
     jobs left from last time)."""
     from studio.application.controller import StudioController
     from studio.application.generation_state import GenerationState
     from studio.backends.local.backend import LocalBackend
     from studio.core.storage.job_queue import JobQueue
-    from studio.ui.lora_picker import saved_model_dirs
+    from studio.core.storage.output_folder import output_folder
+    from studio.core.storage.outputs import OutputFolder
 
     # Saved off the GUI thread: encoding a hundred jobs at every step of a job's life cost the
     # GUI thread (and the job's start) ~4 ms a save.
     queue, messages = JobQueue.load(background=True)
-    backend = LocalBackend(worker, saved_model_dirs)
     state = GenerationState(settings, settings_path)
-    return StudioController(backend, queue, OutputFolderWriter(), state=state), messages
-
-
-class OutputFolderWriter:
-    """The controller's OutputWriter for the folder settings.json names at each save (the one
-    KeepingWriter uses), so a folder chosen a moment ago takes the next image. A failed write
-    raises the OSError itself: the writer thread turns it into ImageSaveFailed, which keeps the
-    pixels for "Save as…" (KeepingWriter's UnsavedImage is the engine's way of doing that)."""
-
-    @property
-    def root(self):
-        from studio.core.storage.output_folder import KeepingWriter
-
-        return KeepingWriter().root
-
-    def save(self, image, request):
-        from studio.core.storage.outputs import OutputWriter
-
-        return OutputWriter(self.root).save(image, request)
+    # The folder the artist chose, as the state has it at each image: one chosen a moment ago
+    # takes the next image. The state's settings are replaced wholesale (presets): read them here.
+    outputs = OutputFolder(lambda: output_folder(state.settings.outputs_dir))
+    return StudioController(LocalBackend(engine), queue, outputs, state=state), messages
 
 
 def _adopt_brush_file(settings) -> None:
@@ -115,7 +100,7 @@ def _adopt_brush_file(settings) -> None:
         pass  # tried again at the next start
 
 
-def build_main_window(worker, model: str | None = None, device: str | None = None):
+def build_main_window(engine, model: str | None = None, device: str | None = None):
     """Settings in, window on screen with its startup messages. `--model` and the fallback for a
     vanished model are for this run only: settings.json keeps just a model that loaded
     (GenerationState.remembered_model), so one bad choice cannot break every later start."""
@@ -145,9 +130,9 @@ def build_main_window(worker, model: str | None = None, device: str | None = Non
     from studio.ui.theme import apply_theme
 
     settings.theme = apply_theme(settings.theme)  # before the window exists: every widget starts themed
-    controller, queue_messages = build_controller(worker, settings, settings_file())
+    controller, queue_messages = build_controller(engine, settings, settings_file())
     controller.state.remembered_model = remembered
-    window = MainWindow(settings, settings_file(), worker, controller)
+    window = MainWindow(controller)
     window.show()
     if warning:
         window.notify(warning)  # kept in front of the "Loading…" that follows at once
@@ -163,6 +148,9 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
             files: list[str] | None = None) -> int:
     launched = time.perf_counter()
     _ensure_streams()
+    from studio.core.storage.log_file import start_log_file
+
+    start_log_file()  # tracebacks of internal errors and failed jobs (Help -> Open log folder)
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -171,7 +159,7 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
     app = QApplication.instance() or QApplication(sys.argv[:1])
     configure_app(app)
     engine = EngineThread(real_engine_factory)
-    window = build_main_window(engine.worker, model, device)
+    window = build_main_window(engine, model, device)
     if exit_when_shown:
         # Benchmark and test hook: report once the first frame has been painted, then quit.
         if files:

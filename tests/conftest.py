@@ -33,6 +33,7 @@ def open_window(qtbot, tmp_path):
     """Open the real MainWindow on a real engine QThread, driven by `engine_factory`
     (the fake engine for UI tests, the real one end to end); threads are stopped after."""
     from studio.backends.local.worker import EngineThread
+    from studio.launch import build_controller
     from studio.ui.main_window import MainWindow
 
     threads = []
@@ -41,7 +42,7 @@ def open_window(qtbot, tmp_path):
         engine = EngineThread(engine_factory)
         engine.start()
         threads.append(engine)
-        window = MainWindow(settings, tmp_path / "settings.json", engine.worker)
+        window = MainWindow(build_controller(engine, settings, tmp_path / "settings.json")[0])
         # A scripted artist: an image with settings dropped or opened restores its settings
         # (the menu would wait for a click); tests of the other choices answer otherwise.
         window.recall.ask_drop_action = lambda name: "settings"

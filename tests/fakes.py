@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +53,7 @@ class Script:
     memory: list = field(default_factory=list)  # the MemoryOptions set_memory received, in order
     thread_ids: set = field(default_factory=set)
     job_ids: list = field(default_factory=list)  # the job id each generate was given
+    library_dirs: list = field(default_factory=list)  # the model folders each job was run with
 
 
 class FakeEngine:
@@ -78,6 +79,7 @@ class FakeEngine:
         self.script.thread_ids.add(threading.get_ident())
 
     def generate(self, request, cancel: threading.Event, job_id: str = "", save_images: bool = True):
+        self.script.library_dirs.append(list(getattr(self, "library_dirs", [])))
         self.script.requests.append(request)
         self.script.job_ids.append(job_id)
         self.script.thread_ids.add(threading.get_ident())
@@ -133,6 +135,8 @@ class FakeBackend:
         self._work: list[Callable[[], None]] = []
         self._cancels: dict[str, threading.Event] = {}
         self.closed = False
+        self.stopped_worker = False
+        self.model_folders: list[str] = []
 
     # -- the Backend protocol ---------------------------------------------------------------
     def subscribe(self, listener: EventListener) -> None:
@@ -152,6 +156,9 @@ class FakeBackend:
         if job_id in self._cancels:
             self._cancels[job_id].set()
 
+    def set_model_folders(self, folders: Sequence[str]) -> None:
+        self.model_folders = list(folders)  # not in `calls`: the controller says it before every job
+
     def list_models(self) -> list[BackendModel]:
         return list(self.models)
 
@@ -164,6 +171,13 @@ class FakeBackend:
         for cancel in self._cancels.values():
             cancel.set()
         self.listeners.clear()
+
+    def stop(self, wait_ms: int = 0) -> bool:
+        self.stopped_worker = True
+        return True
+
+    def stopped(self) -> bool:
+        return self.stopped_worker
 
     # -- the test's controls -----------------------------------------------------------------
     @property

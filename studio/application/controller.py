@@ -15,15 +15,18 @@ the queue is paused. A failed job is marked failed and the queue goes on.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
+from studio.application.closing import BackendCloser
 from studio.application.generation_state import GenerationState
 from studio.core.backend import Backend, BackendModel
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import (
+    JOB_EVENTS,
     Event,
     ImageFinished,
     ImageSaved,
@@ -31,43 +34,38 @@ from studio.core.events import (
     JobCancelled,
     JobFailed,
     JobFinished,
-    JobStarted,
-    ModelFailed,
-    ModelLoaded,
-    ModelLoading,
-    StepProgress,
 )
 from studio.core.generation.request import GenerationRequest
 from studio.core.generation.settings import Settings, request_from_settings
 from studio.core.storage.history import History, HistoryEntry
 from studio.core.storage.image_writer import ImageWriter, WriteResult
 from studio.core.storage.job_queue import Job, JobQueue, JobStatus
-from studio.core.storage.outputs import OutputWriter
+from studio.core.storage.outputs import OutputFolder, OutputWriter
+from studio.core.storage.paths import unsaved_dir
 from studio.core.storage.presets import Style, apply_style
 
+log = logging.getLogger(__name__)
 WRITER_CLOSE_SECONDS = 30.0  # closing waits this long for queued images to reach the disk
 
 
 class StudioController(QObject):
+    # Every backend event and every write result, unchanged, once the controller has handled it
+    # (the typed events of studio.core.events: model loading/loaded/failed, job started, steps,
+    # images finished, saved or not saved, job finished/cancelled/failed).
+    backendEvent = Signal(object)
+    # What the controller itself works out:
     jobQueued = Signal(str)  # job id
-    jobStarted = Signal(str)  # job id
-    stepProgress = Signal(object)  # StepProgress (its job_id says whose)
-    imageReady = Signal(object)  # ImageFinished: the decoded image, to show at once (path None until saved)
-    imageSaved = Signal(object)  # ImageSaved: that image is on disk
-    saveFailed = Signal(object)  # ImageSaveFailed: not on disk; the event holds the pixels ("Save as…")
-    jobEnded = Signal(str, str)  # job id, JobStatus value ("done", "failed", "cancelled")
-    jobFailed = Signal(object)  # JobFailed, for the error dialog
+    jobEnded = Signal(str, str)  # job id, JobStatus value ("done", "failed", "cancelled"), once its images are written
     queueChanged = Signal()
-    modelLoading = Signal(object)  # ModelLoading
-    modelLoaded = Signal(object)  # ModelLoaded
-    modelFailed = Signal(object)  # ModelFailed
     historyAdded = Signal(object)  # HistoryEntry
-    message = Signal(str)  # something for the status line (queue file trouble, history trouble)
+    message = Signal(str)  # something for the status line (queue file trouble, history trouble, a paused queue)
 
     _written = Signal(object)  # WriteResult, from the writer thread
+    _rescued = Signal(object)  # WriteResult of the fallback folder, from its writer thread
 
-    def __init__(self, backend: Backend, queue: JobQueue, outputs: OutputWriter, history: History | None = None,
-                 state: GenerationState | None = None, parent: QObject | None = None):
+    def __init__(self, backend: Backend, queue: JobQueue, outputs: OutputWriter | OutputFolder,
+                 history: History | None = None, state: GenerationState | None = None,
+                 parent: QObject | None = None):
         super().__init__(parent)
         self.state = state if state is not None else GenerationState(Settings(), parent=self)
         self.backend = backend
@@ -75,10 +73,17 @@ class StudioController(QObject):
         self.history = history
         self.queue.on_save_failed = self.message.emit
         self.writer = ImageWriter(outputs, self._written.emit)
-        self._written.connect(self._on_written)  # a bound method of a GUI-thread object: queued
+        # Images the output folder refused: kept in the data folder until the artist saves them elsewhere.
+        self.fallback = ImageWriter(OutputWriter(unsaved_dir()), self._rescued.emit)
+        self._written.connect(self._on_written)  # bound methods of a GUI-thread object: queued
+        self._rescued.connect(self._on_rescued)
         self._running: str | None = None  # the job the backend runs now
+        self._unwritten: dict[str, int] = {}  # images of a job handed to the writer and not yet reported
+        self._ended: dict[str, JobStatus] = {}  # how the backend ended a job whose images are still being written
+        self._unsaved: dict[str, str] = {}  # job id -> why one of its images is not in the output folder
         self._closed = False
         backend.subscribe(self._on_event)
+        backend.set_model_folders(self.state.settings.model_dirs)
 
     # -- the artist's commands ---------------------------------------------------------------
     def request(self, init_image: str | None = None, mask: str | None = None,
@@ -181,6 +186,11 @@ class StudioController(QObject):
     def running_job(self) -> str | None:
         return self._running
 
+    @property
+    def writing(self) -> bool:
+        """Some job's images are still on their way to the disk (that job is not done yet)."""
+        return any(self._ended.values()) or any(count > 0 for count in self._unwritten.values())
+
     # -- models ---------------------------------------------------------------------------
     def load_model(self, model: str, device: str = "auto", vae: str = "") -> None:
         self.backend.load_model(model, device, vae)
@@ -216,8 +226,15 @@ class StudioController(QObject):
             self.backend.cancel_job(self._running)
         self.backend.close()
         written = self.writer.close(timeout)
-        self._deliver_written_now()  # the paths of those images go into the queue too
+        self._deliver_written_now()  # the paths of those images go into the queue too (and refused ones to the fallback)
+        written = self.fallback.close(timeout) and written
+        self._deliver_written_now()
         return self.queue.close(timeout) and written
+
+    def closer(self, parent: QObject | None = None) -> BackendCloser:
+        """After close(): stops the backend's worker, waiting for the running step without
+        freezing the window (`begin`, then `done`)."""
+        return BackendCloser(self.backend, parent=parent)
 
     # -- inside ----------------------------------------------------------------------------
     def _put_first(self, job_id: str) -> bool:
@@ -238,69 +255,107 @@ class StudioController(QObject):
         self.queue.start(job.id)
         self._running = job.id
         self.queueChanged.emit()
+        self.backend.set_model_folders(self.state.settings.model_dirs)  # LoRAs and embeddings are found beside them
         self.backend.run_job(job.id, job.request)
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, ModelLoading):
-            self.modelLoading.emit(event)
-        elif isinstance(event, ModelLoaded):
-            self.modelLoaded.emit(event)
-        elif isinstance(event, ModelFailed):
-            self.modelFailed.emit(event)
-        elif self.queue.get(event.job_id) is None:
+        """Every backend event, in the order they happened; the one place they are handled.
+        The window sees each event before what follows from it (the job's end, the next job)."""
+        if isinstance(event, JOB_EVENTS) and self.queue.get(event.job_id) is None:
             return  # not one of ours (another caller's job, or one removed meanwhile)
-        elif isinstance(event, JobStarted):
-            self.jobStarted.emit(event.job_id)
-        elif isinstance(event, StepProgress):
-            self.stepProgress.emit(event)
-        elif isinstance(event, ImageFinished):
-            self._image_finished(event)
-        elif isinstance(event, ImageSaved | ImageSaveFailed):
-            self._on_written(event)
-        elif isinstance(event, JobFinished):
-            self._end(event.job_id, JobStatus.DONE)
-        elif isinstance(event, JobCancelled):
-            self._end(event.job_id, JobStatus.CANCELLED)
-        elif isinstance(event, JobFailed):
-            self.jobFailed.emit(event)
-            self._end(event.job_id, JobStatus.FAILED, event.error.one_line())
+        if not isinstance(event, ImageSaved | ImageSaveFailed):
+            self.backendEvent.emit(event)  # write results are passed on by _on_written, once handled
+        match event:
+            case ImageFinished():
+                self._image_finished(event)
+            case ImageSaved() | ImageSaveFailed():  # a backend that saved (or failed to save) it itself
+                self._on_written(event)
+            case JobFinished():
+                self._backend_ended(event.job_id, JobStatus.DONE)
+            case JobCancelled():
+                self._backend_ended(event.job_id, JobStatus.CANCELLED)
+            case JobFailed():
+                log.error("Job failed (%s): %s", event.error.kind.value, event.error.one_line())
+                self._backend_ended(event.job_id, JobStatus.FAILED, event.error.one_line())
 
     def _image_finished(self, event: ImageFinished) -> None:
-        self.imageReady.emit(event)
         if event.path is not None:  # a backend that saved it itself
             self._on_written(ImageSaved(event.job_id, event.image_index, event.path, event.request))
             return
         try:
             self.writer.submit(event.job_id, event.image_index, event.image, event.request)
         except RuntimeError:  # closed meanwhile: the image is not lost, the window still has it
-            self.saveFailed.emit(ImageSaveFailed(event.job_id, event.image_index, _closed_error(), event.image,
-                                                 event.request))
+            self.backendEvent.emit(ImageSaveFailed(event.job_id, event.image_index, _closed_error(), event.image,
+                                            event.request))
+            return
+        self._unwritten[event.job_id] = self._unwritten.get(event.job_id, 0) + 1
 
     def _on_written(self, result: WriteResult) -> None:
+        if result.job_id in self._unwritten:
+            self._unwritten[result.job_id] -= 1
         if isinstance(result, ImageSaved):
             self.queue.add_path(result.job_id, result.path)
             self.add_to_history(result.path, result.request)
-            self.imageSaved.emit(result)
-            self.queueChanged.emit()
         else:
-            self.saveFailed.emit(result)
+            self._save_failed(result)
+        self.backendEvent.emit(result)
+        self.queueChanged.emit()
+        self._end_when_written(result.job_id)
+
+    def _save_failed(self, result: ImageSaveFailed) -> None:
+        """The output folder refused an image: the queue pauses (every later image would fail the
+        same way), the image goes to the fallback folder, and its job is not counted as done."""
+        self._unsaved[result.job_id] = result.error.one_line()
+        if not self.queue.paused:
+            self.queue.set_paused(True)
+            self.message.emit(f"Queue paused: {result.error.one_line()} Images are kept in {unsaved_dir()} "
+                              "until you save them; Resume when the output folder works again.")
+        try:
+            self.fallback.submit(result.job_id, result.image_index, result.image, result.request)
+        except RuntimeError:
+            pass  # closing: the window still holds the pixels ("Save as…")
+
+    def _on_rescued(self, result: WriteResult) -> None:
+        if isinstance(result, ImageSaved):
+            self.message.emit(f"An image the output folder refused is kept at {result.path}.")
+        else:
+            log.error("An image could not be kept in the fallback folder either: %s", result.error.one_line())
 
     def _deliver_written_now(self) -> None:
         """Results the writer reported while closing are still queued for the event loop."""
         QCoreApplication.sendPostedEvents(self)
 
-    def _end(self, job_id: str, status: JobStatus, error: str = "") -> None:
+    def _backend_ended(self, job_id: str, status: JobStatus, error: str = "") -> None:
+        """The backend is free for the next job; this one ends once its images are written."""
+        if self._running == job_id:
+            self._running = None
+        self._ended[job_id] = status
+        if status is JobStatus.FAILED:
+            self._unsaved.setdefault(job_id, error)
+        if not self._end_when_written(job_id) and status is JobStatus.DONE:
+            self.queue.mark_saving(job_id)
+            self.queueChanged.emit()
+        self._start_next()
+
+    def _end_when_written(self, job_id: str) -> bool:
+        """End the job if the backend has and none of its images is still being written."""
+        status = self._ended.get(job_id)
+        if status is None or self._unwritten.get(job_id, 0) > 0:
+            return False
+        del self._ended[job_id]
+        self._unwritten.pop(job_id, None)
+        error = self._unsaved.pop(job_id, "")
+        if status is JobStatus.DONE and error:
+            status = JobStatus.FAILED  # not in the output folder: not done
         if status is JobStatus.DONE:
             self.queue.finish(job_id)
         elif status is JobStatus.FAILED:
             self.queue.fail(job_id, error)
         else:
             self.queue.mark_cancelled(job_id)
-        if self._running == job_id:
-            self._running = None
         self.jobEnded.emit(job_id, status.value)
         self.queueChanged.emit()
-        self._start_next()
+        return True
 
 
 def _closed_error() -> StudioError:

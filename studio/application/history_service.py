@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.core.events import ImageSaved
+from studio.core.events import Event, ImageSaved
 from studio.core.generation.request import GenerationRequest
 from studio.core.storage.history import History, HistoryEntry
 
@@ -34,7 +34,7 @@ class HistoryService(QObject):
         # The controller adds each image once it is on disk.
         controller.history = self.history
         controller.historyAdded.connect(self._added)
-        controller.imageSaved.connect(self._image_saved)
+        controller.backendEvent.connect(self._on_event)
 
     def load(self, outputs: Path) -> list[str]:
         """Read the index; when it is missing or damaged, rebuild it from the images in
@@ -64,6 +64,10 @@ class HistoryService(QObject):
         for path, request in added:  # results that finished while the rebuild ran
             self.history.add(path, request)
         self.changed.emit()
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, ImageSaved):
+            self._image_saved(event)
 
     def _image_saved(self, event: ImageSaved) -> None:
         """Kept while the index is rebuilt: the rebuilt index replaces the one it was added to."""

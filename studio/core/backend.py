@@ -13,7 +13,7 @@ events happened. Qt is not part of the contract: a backend may use it to cross t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -54,6 +54,12 @@ class Backend(Protocol):
         and none at all when it has already ended."""
         ...
 
+    def set_model_folders(self, folders: Sequence[str]) -> None:
+        """The artist's model folders (settings.model_dirs): where list_models looks, and where
+        LoRAs and embeddings are found for the jobs run after this call. A remote backend has
+        its own folders and ignores them."""
+        ...
+
     def list_models(self) -> list[BackendModel]:
         """The models this backend can load (may read folders: call it off the GUI thread
         when there can be many)."""
@@ -65,7 +71,14 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None:
-        """Cancel the running job and deliver no more events. Stopping the worker itself (a
-        thread, a connection) stays with whoever made it: the local engine thread has its own
-        closer, which waits for the running step without freezing the window."""
+        """Cancel the running job and deliver no more events."""
+        ...
+
+    def stop(self, wait_ms: int = 0) -> bool:
+        """Stop the worker (a thread, a connection) after close(): the running step is
+        cancelled. Waits at most `wait_ms`; True when it has stopped. Safe to call twice."""
+        ...
+
+    def stopped(self) -> bool:
+        """Whether the worker has stopped since stop() (polled while the window closes)."""
         ...

@@ -23,6 +23,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from studio.dev.bench_canvas import measure_brush, measure_mode_switch
+from studio.dev.stall_probe import StallProbe, percentile
 
 GOALS = {
     "overhead": 1.03,
@@ -79,37 +80,6 @@ def measure_launch(repeats: int) -> list[float]:
             raise RuntimeError(f"the window did not open: {proc.stderr.strip()[-400:]}")
         times.append(elapsed)
     return times
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
-
-
-class StallProbe:
-    """A 10 ms precise timer on the GUI thread; records how late each tick arrives."""
-
-    def __init__(self):
-        from PySide6.QtCore import Qt, QTimer
-
-        self.lateness_ms: list[float] = []
-        self._timer = QTimer()
-        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self._timer.setInterval(10)
-        self._timer.timeout.connect(self._tick)
-        self._last = 0.0
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.lateness_ms.append(max(0.0, (now - self._last) * 1000 - 10))
-        self._last = now
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
 
 
 def _resolve_model(args: Namespace, scratch: Path) -> tuple[str, str]:
@@ -192,6 +162,7 @@ def _bench_generation(args: Namespace, model: str) -> dict:
     from studio.engine.loader import load_pipeline, move_to_device
     from studio.engine.schedulers import make_scheduler
     from studio.engine.threads import apply_cpu_threads, cpu_threads
+    from studio.launch import build_controller
     from studio.ui.main_window import MainWindow
 
     _app = QApplication.instance() or QApplication([])  # kept alive for the whole bench
@@ -231,7 +202,7 @@ def _bench_generation(args: Namespace, model: str) -> dict:
                         sampler=sampler)
     engine = EngineThread(_bench_engine)
     engine.start()
-    window = MainWindow(settings, settings_file(), engine.worker)
+    window = MainWindow(build_controller(engine, settings, settings_file())[0])
     window.show()
     probe = StallProbe()
 
@@ -304,7 +275,7 @@ def _bench_generation(args: Namespace, model: str) -> dict:
         "threads": threads,
         "busy_s": busy_times,
         "busy_ratio": statistics.median(busy_times) / statistics.median(studio_times),
-        "stall_p99_ms": _percentile(stall, 0.99),
+        "stall_p99_ms": percentile(stall, 0.99),
         "stall_max_ms": max(stall) if stall else 0.0,
         "stall_samples": len(stall),
         "step_s": per_step,
@@ -320,23 +291,26 @@ def measure_decode_to_screen(model: str, device: str, size: int = 1024, images: 
     from PySide6.QtCore import QEventLoop
 
     from studio.backends.local.worker import EngineThread
+    from studio.core.events import ImageFinished
     from studio.core.generation.settings import Settings
     from studio.core.storage.paths import settings_file
+    from studio.launch import build_controller
     from studio.ui.main_window import MainWindow
 
     settings = Settings(model=model, device=device, prompt="a red circle", steps=2, guidance=1.0, seed=1,
                         random_seed=False, width=size, height=size, batch_count=images)
     engine = EngineThread(_bench_engine)
     engine.start()
-    window = MainWindow(settings, settings_file(), engine.worker)
+    window = MainWindow(build_controller(engine, settings, settings_file())[0])
     window.show()
     to_screen: list[float] = []
 
     def on_screen(event) -> None:  # connected after the window's own slot: runs after it
-        window.canvas.viewport().repaint()
-        to_screen.append((time.perf_counter() - event.made_at) * 1000)
+        if isinstance(event, ImageFinished):
+            window.canvas.viewport().repaint()
+            to_screen.append((time.perf_counter() - event.made_at) * 1000)
 
-    window.controller.imageReady.connect(on_screen)
+    window.controller.backendEvent.connect(on_screen)
     loop = QEventLoop()
     window.job_view.jobEnded.connect(lambda _: loop.quit())
     if window.job_view.generate() is not None:

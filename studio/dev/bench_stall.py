@@ -27,11 +27,11 @@ STACK_DEPTH = 6  # innermost frames kept per thread at a late tick
 
 
 def _summary(lateness: list[float]) -> dict:
-    from studio.dev.bench import _percentile
+    from studio.dev.stall_probe import percentile
 
     return {
         "max_ms": max(lateness) if lateness else 0.0,
-        "p99_ms": _percentile(lateness, 0.99),
+        "p99_ms": percentile(lateness, 0.99),
         "samples": len(lateness),
     }
 
@@ -53,7 +53,7 @@ def _other_threads_at() -> list[str]:
 
 
 def _timed_probe_class():
-    from studio.dev.bench import StallProbe
+    from studio.dev.stall_probe import StallProbe
 
     class TimedProbe(StallProbe):
         """StallProbe that also keeps when each late tick arrived, to match it to the engine's work."""
@@ -105,8 +105,8 @@ def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0, size:
         outcome: list[str] = []
         loop = QEventLoop()
 
-        def loaded(*_) -> None:
-            if not loaded_at:
+        def loaded(event) -> None:
+            if type(event).__name__ == "ModelLoaded" and not loaded_at:
                 loaded_at.append(len(probe.lateness_ms))
                 marks["loaded_s"] = time.perf_counter() - marks["start"]
 
@@ -115,7 +115,7 @@ def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0, size:
             marks["ended_s"] = time.perf_counter() - marks["start"]
             loop.quit()
 
-        window = build_main_window(engine.worker, model, None)  # builds and shows it
+        window = build_main_window(engine, model, None)  # builds and shows it
         if size or steps:
             from dataclasses import replace
 
@@ -124,7 +124,7 @@ def measure_cold_stall(model: str | None = None, timeout_s: float = 300.0, size:
             state.replace(replace(state.settings, **{k: v for k, v in changes.items() if v}))
         marks["start"] = time.perf_counter()
         probe.start()  # from the moment the window is shown, as an artist sees it
-        window.controller.modelLoaded.connect(loaded)
+        window.controller.backendEvent.connect(loaded)
         window.job_view.jobEnded.connect(ended)
         engine.start()
         window.start()  # asks the engine thread to load the model

@@ -169,6 +169,7 @@ def run_soak(args) -> int:
 
         from studio.backends.local.worker import EngineThread, real_engine_factory
         from studio.core.generation.settings import Settings
+        from studio.launch import build_controller
         from studio.ui.main_window import MainWindow
 
         model = args.soak_model
@@ -182,7 +183,7 @@ def run_soak(args) -> int:
         engine.start()
         settings = Settings(model=model, device=args.soak_device or "cpu", prompt="a red circle", steps=args.steps,
                             width=args.size, height=args.size, random_seed=True)
-        window = MainWindow(settings, scratch / "home" / "settings.json", engine.worker)
+        window = MainWindow(build_controller(engine, settings, scratch / "home" / "settings.json")[0])
         window.show()
         window.start()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.generation.request import InvalidRequest
 
+log = logging.getLogger(__name__)
 _OOM_MARKERS = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "MPS backend out of memory")
 # torch's CPU allocator: "DefaultCPUAllocator: can't allocate memory" (Linux, macOS) or
 # "... not enough memory" (Windows). Running out of RAM is as recoverable as running out of VRAM.
@@ -31,12 +34,14 @@ def to_studio_error(exc: BaseException) -> StudioError:
     if isinstance(exc, InvalidRequest):
         return StudioError(ErrorKind.BAD_INPUT, str(exc))
     if is_out_of_memory(exc):
+        log.warning("Out of memory while generating: %s", exc, exc_info=exc)
         return StudioError(
             ErrorKind.OUT_OF_MEMORY,
             "The device ran out of memory while generating.",
             "Try a smaller size or batch, close other programs using the GPU, or run on the CPU.",
         )
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    log.error("Generation failed: %s", text, exc_info=exc)  # the artist gets one line; the log the traceback
     return StudioError(ErrorKind.INTERNAL, f"Generation failed: {text}", "The studio is still running; try again.")
 
 

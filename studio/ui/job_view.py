@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from studio.core.canvas.mask_ops import PreviewCompositor
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.events import ImageFinished, ImageSaved, ImageSaveFailed, JobFailed
+from studio.core.events import Event, ImageFinished, ImageSaved, ImageSaveFailed, JobFailed, JobStarted, StepProgress
 from studio.core.generation.request import InvalidRequest
 from studio.core.storage.output_folder import UnsavedImage
 from studio.ui.progress import ProgressClock
@@ -38,12 +38,7 @@ class JobView(QObject):
         self._clock = ProgressClock()
         self._compositor: PreviewCompositor | None = None  # inpaint previews onto the kept area
         c = self.controller  # lives in the GUI thread: its signals arrive here directly
-        c.jobStarted.connect(self._job_started)
-        c.stepProgress.connect(self._step)
-        c.imageReady.connect(self._image_ready)
-        c.imageSaved.connect(self._image_saved)
-        c.saveFailed.connect(self._save_failed)
-        c.jobFailed.connect(self._job_failed)
+        c.backendEvent.connect(self._on_event)
         c.jobEnded.connect(self._job_ended)
 
     @property
@@ -111,6 +106,21 @@ class JobView(QObject):
         job_id = self.controller.running_job
         job = self.controller.job(job_id) if job_id else None
         return job.request if job is not None else None
+
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case JobStarted():
+                self._job_started(event.job_id)
+            case StepProgress():
+                self._step(event)
+            case ImageFinished():
+                self._image_ready(event)
+            case ImageSaved():
+                self._image_saved(event)
+            case ImageSaveFailed():
+                self._save_failed(event)
+            case JobFailed():
+                self._job_failed(event)
 
     def _job_started(self, job_id: str) -> None:
         job = self.controller.job(job_id)

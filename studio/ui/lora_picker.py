@@ -21,14 +21,6 @@ SCAN_THREAD_NAME = "lora-scan"
 MENU_STYLE = "QMenu { menu-scrollable: 1; }"  # an A1111 folder can hold hundreds
 
 
-def saved_model_dirs() -> list[str]:
-    """The artist's model folders as last saved (the window saves settings when they change)."""
-    from studio.core.generation.settings import load_settings
-    from studio.core.storage.paths import settings_file
-
-    return list(load_settings(settings_file())[0].model_dirs)
-
-
 def lora_tag_text(name: str, weight: float = 1.0) -> str:
     return f"<lora:{name}:{weight:g}>"
 
@@ -78,6 +70,10 @@ class LoraScanner(QObject):
             self.scanned.emit(found, folders)
 
 
+def _no_folders() -> list[str]:
+    return []
+
+
 class LoraButton(QToolButton):
     """"LoRA…": a menu of the LoRAs found; choosing one inserts `<lora:NAME:1>` into `prompt`."""
 
@@ -86,7 +82,7 @@ class LoraButton(QToolButton):
     def __init__(self, prompt: QPlainTextEdit, model_dirs: Callable[[], list[str]] | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.prompt = prompt
-        self._model_dirs = model_dirs or saved_model_dirs
+        self._model_dirs = model_dirs or _no_folders  # the window gives it the state's (use_model_dirs)
         self.loras: list[LoraFile] | None = None  # None until the first scan has reported
         self.folders: list = []
         self.setText("LoRA…")
@@ -150,3 +146,7 @@ class LoraButton(QToolButton):
         insert_at_cursor(self.prompt, text)
         self.prompt.setFocus()
         self.inserted.emit(text)
+
+    def use_model_dirs(self, model_dirs: Callable[[], list[str]]) -> None:
+        """Where to look: the artist's model folders as the window's state has them now."""
+        self._model_dirs = model_dirs

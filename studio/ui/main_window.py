@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 
 from PySide6.QtCore import QByteArray, QEvent, QMimeData, QObject, Qt, QUrl, Signal
-from PySide6.QtGui import QActionGroup, QKeySequence, QShortcut
+from PySide6.QtGui import QActionGroup, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -31,11 +31,13 @@ from PySide6.QtWidgets import (
 )
 
 from studio import APP_NAME
+from studio.application.controller import StudioController
 from studio.application.history_service import HistoryService
 from studio.application.session_service import CanvasSnapshot, SessionService
-from studio.backends.local.worker import EngineCloser, EngineWorker
 from studio.core.errors import ErrorKind, StudioError
+from studio.core.events import Event, ModelFailed, ModelLoaded
 from studio.core.generation.settings import Settings
+from studio.core.storage.paths import logs_dir
 from studio.ui.banner import ErrorBanner
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_toolbar import CanvasToolbar
@@ -68,22 +70,18 @@ class MainWindow(QMainWindow):
     HISTORY_AREA = Qt.DockWidgetArea.RightDockWidgetArea
     closing = Signal()
 
-    def __init__(self, settings: Settings, settings_path, worker: EngineWorker, controller=None):
-        """`controller`: the StudioController the composition root (studio.launch) built around
-        `settings`; without one, the window builds the same one around `worker` (tests, scripts)."""
+    def __init__(self, controller: StudioController):
+        """`controller`: the studio without its window (studio.launch.build_controller): the
+        generation state the panels edit, the queue, and the backend that runs the jobs."""
         super().__init__()
         self.setWindowTitle(APP_NAME)
         self.resize(1280, 820)
-        self.worker = worker  # the engine thread's worker: what closing stops (EngineCloser)
-        if controller is None:
-            from studio.launch import build_controller
-
-            controller, _messages = build_controller(worker, settings, settings_path)
         self.controller = controller
         self.state = controller.state
 
         self.panel = GenerationPanel()
         self.panel.load(self.state.settings)
+        self.panel.lora_button.use_model_dirs(self._model_dirs)
         self.canvas = CanvasView()
         self.banner = ErrorBanner()
         self.outputs = OutputActions(self)
@@ -114,6 +112,9 @@ class MainWindow(QMainWindow):
         self.canvas.viewport().installEventFilter(self._drag_leave_balancer)
         self._restore_window_state()
         self.canvas.set_brush(hardness=self.settings.brush_hardness, opacity=self.settings.brush_opacity)
+
+    def _model_dirs(self) -> list[str]:
+        return list(self.settings.model_dirs)
 
     @property
     def settings(self) -> Settings:
@@ -187,6 +188,14 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(self.recall.dock.toggleViewAction())
         self.view_menu.addAction(self.queue_dock.toggleViewAction())
         self._sync_canvas_background()
+        self.help_menu = self.menuBar().addMenu("&Help")
+        self.help_menu.addAction("Open log folder", self.open_log_folder)
+
+    def open_log_folder(self) -> bool:
+        """The studio's log (tracebacks of internal errors and failed jobs), for a bug report."""
+        folder = logs_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def set_theme(self, name: str) -> None:
         """Switch the whole application's look now and remember it."""
@@ -245,12 +254,15 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
 
+    def _engine_settled(self, event: Event) -> None:
+        if isinstance(event, ModelLoaded | ModelFailed):
+            self.panel.token_counter.engine_ready(event)
+
     def _connect(self) -> None:
         state, jobs, models = self.state, self.job_view, self.model_status
         # The token counter starts once the engine has imported its libraries: two threads
         # importing at once held the GIL for up to 270 ms (python -m studio.dev.bench_stall).
-        for signal in (self.controller.modelLoaded, self.controller.modelFailed):
-            signal.connect(self.panel.token_counter.engine_ready)
+        self.controller.backendEvent.connect(self._engine_settled)
         state.collect = self.panel.store
         state.replaced.connect(self.panel.load)
         state.seedRestored.connect(self.panel.show_restored_seed)
@@ -384,7 +396,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         """Save first, then stop the engine without freezing: a running step is cancelled and
-        waited for with a visible message (EngineCloser); the window closes when it ended or
+        waited for with a visible message (BackendCloser); the window closes when it ended or
         the wait ran out. A running QThread is never destroyed (EngineThread.keep_alive)."""
         closer = getattr(self, "_closer", None)
         if closer is None:
@@ -396,21 +408,19 @@ class MainWindow(QMainWindow):
             self.session.end()
             self.history.close()
             self.closing.emit()
-            engine = getattr(self.worker, "engine_thread", None)
-            if engine is not None:
-                self._closer = closer = EngineCloser(engine, parent=self)
-                if not closer.begin():
-                    self.say("Finishing the current step…")
-                    dialog = QProgressDialog("Finishing the current step…", "Quit now", 0, 0, self)
-                    dialog.setObjectName("closingDialog")
-                    dialog.setWindowTitle(APP_NAME)
-                    dialog.setWindowModality(Qt.WindowModality.WindowModal)
-                    dialog.setMinimumDuration(0)
-                    dialog.canceled.connect(closer.give_up)
-                    closer.done.connect(dialog.reset)
-                    closer.done.connect(self.close)
-                    dialog.show()
-                    self.closing_dialog = dialog
+            self._closer = closer = self.controller.closer(parent=self)
+            if not closer.begin():
+                self.say("Finishing the current step…")
+                dialog = QProgressDialog("Finishing the current step…", "Quit now", 0, 0, self)
+                dialog.setObjectName("closingDialog")
+                dialog.setWindowTitle(APP_NAME)
+                dialog.setWindowModality(Qt.WindowModality.WindowModal)
+                dialog.setMinimumDuration(0)
+                dialog.canceled.connect(closer.give_up)
+                closer.done.connect(dialog.reset)
+                closer.done.connect(self.close)
+                dialog.show()
+                self.closing_dialog = dialog
         if closer is not None and closer.result is None:
             event.ignore()  # still finishing the step; `done` closes the window
             return

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from studio.core.events import ModelFailed, ModelLoaded, ModelLoading
+from studio.core.events import Event, ModelFailed, ModelLoaded, ModelLoading
 from studio.core.generation.settings import apply_model_defaults
 from studio.ui.job_view import with_note
 
@@ -41,9 +41,7 @@ class ModelStatus(QObject):
         self.ready = False
         self._load_note = ""  # what ModelLoading said about memory; kept if the load fails
         self._notice = ""  # a startup message kept in front of the loading status until the model is ready
-        self.controller.modelLoading.connect(self._loading)
-        self.controller.modelLoaded.connect(self._loaded)
-        self.controller.modelFailed.connect(self._failed)
+        self.controller.backendEvent.connect(self._on_event)
 
     def notify(self, text: str) -> None:
         self._notice = " ".join(t for t in (self._notice, text) if t)
@@ -98,6 +96,15 @@ class ModelStatus(QObject):
         canvas = self.window.canvas
         if self.ready and canvas.image_size is None and canvas.document is None:
             canvas.show_message(READY_TEXT.get(self.window.panel.current_mode(), READY_TEXT["txt2img"]))
+
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case ModelLoading():
+                self._loading(event)
+            case ModelLoaded():
+                self._loaded(event)
+            case ModelFailed():
+                self._failed(event)
 
     def _loading(self, event: ModelLoading) -> None:
         self._load_note = event.note

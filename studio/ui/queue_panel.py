@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.events import Event, StepProgress
 from studio.core.storage.job_queue import Job, JobStatus
 from studio.ui.images import qimage_from_rgb
 
@@ -36,6 +37,7 @@ PROMPT_CHARS = 60  # longer prompts are elided in the list (the tooltip has it w
 STATUS_TEXT = {
     JobStatus.PENDING: "Queued",
     JobStatus.RUNNING: "Running",
+    JobStatus.SAVING: "Saving",
     JobStatus.DONE: "Done",
     JobStatus.FAILED: "Failed",
     JobStatus.CANCELLED: "Cancelled",
@@ -109,7 +111,7 @@ class QueuePanel(QWidget):
                 line.addWidget(button)
             rows.addLayout(line)
         controller.queueChanged.connect(self.refresh)
-        controller.stepProgress.connect(self._step)
+        controller.backendEvent.connect(self._on_event)
         self.refresh()
 
     def _button(self, text: str, name: str, tip: str, slot) -> QPushButton:
@@ -140,7 +142,11 @@ class QueuePanel(QWidget):
         self.pause_button.setText("Resume" if self.controller.paused else "Pause")
         self._sync_buttons()
 
-    def _step(self, step) -> None:
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, StepProgress):
+            self._step(event)
+
+    def _step(self, step: StepProgress) -> None:
         """The running job's row shows how far it is and its newest preview, as Krita's job
         list does (a latent-resolution frame: cheap to draw at thumbnail size)."""
         now = time.monotonic()

@@ -29,7 +29,7 @@ def local(qtbot, tmp_path):
     script = Script()
     engine = EngineThread(lambda emit: FakeEngine(emit, script, tmp_path / "engine-outputs"))
     engine.start()
-    backend = LocalBackend(engine.worker)
+    backend = LocalBackend(engine)
     events = []
     backend.subscribe(events.append)
     yield backend, script, events
@@ -85,8 +85,11 @@ def test_models_memory_and_a_failed_load(local, qtbot, tmp_path, monkeypatch):
     failed = next(e for e in events if isinstance(e, ModelFailed))
     assert (failed.model, failed.error.message) == ("/models/broken", "Not a model.")
     (tmp_path / "mine").mkdir()
-    monkeypatch.setattr(backend, "model_dirs", lambda: [str(tmp_path / "mine")])
+    backend.set_model_folders([str(tmp_path / "mine")])
     assert backend.list_models() == []  # an empty folder; scanning itself is tested in core
+    backend.run_job("job-a", req(0))  # the engine finds LoRAs beside the folders it was told, never from settings.json
+    qtbot.waitUntil(lambda: any(isinstance(e, JobFinished) for e in events), timeout=5000)
+    assert script.library_dirs == [[str(tmp_path / "mine")]]
 
 
 def test_the_controller_runs_a_queue_through_the_engine_thread(local, qtbot, tmp_path):

@@ -127,7 +127,7 @@ def test_history_service_rebuilds_a_missing_index_and_keeps_what_was_made_meanwh
     service.load(tmp_path / "outputs")
     assert service.rebuilding  # no index yet: rebuilt from the images on a thread
     new, _ = outputs.save(Image.fromarray(np.zeros((8, 8, 3), np.uint8)), GenerationRequest(prompt="made while rebuilding"))
-    controller.imageSaved.emit(ImageSaved("job", 0, new, GenerationRequest(prompt="made while rebuilding")))
+    controller.backendEvent.emit(ImageSaved("job", 0, new, GenerationRequest(prompt="made while rebuilding")))
     qtbot.waitUntil(lambda: not service.rebuilding, timeout=5000)
     service.close()
     assert changed

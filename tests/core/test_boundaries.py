@@ -1,8 +1,13 @@
-"""DESIGN.md: core and engine never import PySide6; core never imports torch."""
+"""DESIGN.md: core and engine never import PySide6; core never imports torch; the layers
+below the window never import it."""
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import studio
 
 BLOCKER = textwrap.dedent(
     """
@@ -38,19 +43,48 @@ def test_engine_imports_no_qt():
 
 def test_the_application_layer_has_no_widgets_and_no_torch():
     """DESIGN.md: the controller and its services never touch the window. Qt's core (signals,
-    timers) is theirs; widgets, pixmaps and the UI package are not (the local backend's engine
-    thread, studio.backends.local.worker, is the one exception: it has no widget either)."""
+    timers) is theirs; widgets, pixmaps and the UI package are not."""
     code = textwrap.dedent(
         """
         import importlib, pkgutil, sys
-        import studio.application as pkg
-        for info in pkgutil.walk_packages(pkg.__path__, 'studio.application.'):
-            importlib.import_module(info.name)
+        for name in ('studio.application', 'studio.backends'):
+            pkg = importlib.import_module(name)
+            for info in pkgutil.walk_packages(pkg.__path__, name + '.'):
+                importlib.import_module(info.name)
         bad = sorted(m for m in sys.modules if m in ('PySide6.QtWidgets', 'PySide6.QtGui', 'torch')
-                     or (m.startswith('studio.ui.') and m != 'studio.backends.local.worker'))
+                     or m.startswith('studio.ui'))
         print(bad)
         """
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# Who may name the widget layer: the composition root, the command line and the dev tooling.
+MAY_IMPORT_UI = ("studio/ui/", "studio/launch.py", "studio/cli.py", "studio/dev/")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_nothing_below_the_window_imports_the_widget_layer():
+    """Read from the source (imports inside functions too), so a lazy import cannot hide."""
+    root = Path(studio.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        relative = "studio/" + path.relative_to(root).as_posix()
+        if relative.startswith(MAY_IMPORT_UI):
+            continue
+        bad = sorted(m for m in _imported_modules(path) if m == "studio.ui" or m.startswith("studio.ui."))
+        if bad:
+            offenders.append(f"{relative}: {', '.join(bad)}")
+    assert offenders == []

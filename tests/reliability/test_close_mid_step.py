@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QTimer
 
+import studio.application.closing as closing
 import studio.backends.local.worker as worker_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,19 +48,19 @@ def test_close_waits_for_the_step_with_a_message_then_ends_the_thread(qtbot, mak
     assert window.closing_dialog.isVisible() and window.closing_dialog.labelText() == "Finishing the current step…"
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)  # the event loop kept running
     assert time.monotonic() - started < 3
-    engine = window.worker.engine_thread
+    engine = window.controller.backend.engine
     assert window._closer.result is True and not engine.is_running()
 
 
 def test_a_step_longer_than_the_wait_does_not_block_exit_or_destroy_the_thread(qtbot, make_window, script, release, monkeypatch):
-    monkeypatch.setattr(worker_module, "CLOSE_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(closing, "CLOSE_WAIT_SECONDS", 0.5)
     window = make_window()
     _start_held_job(qtbot, window, script)
     started = time.monotonic()
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
     assert 0.4 < time.monotonic() - started < 3
-    engine = window.worker.engine_thread
+    engine = window.controller.backend.engine
     assert window._closer.result is False and engine.is_running()
     assert engine in worker_module._still_running  # referenced: garbage collection cannot destroy it
     script.hold.set()  # the step ends some day; then the thread stops (the fixture checks)
@@ -67,7 +68,7 @@ def test_a_step_longer_than_the_wait_does_not_block_exit_or_destroy_the_thread(q
 
 
 def test_a_model_load_stuck_on_a_slow_disk_does_not_block_exit(qtbot, make_window, script, release, monkeypatch):
-    monkeypatch.setattr(worker_module, "CLOSE_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(closing, "CLOSE_WAIT_SECONDS", 0.3)
     script.hold_load = threading.Event()
     window = make_window()
     assert script.held.wait(5)  # window.start() asked for the model: the read now hangs
@@ -75,7 +76,7 @@ def test_a_model_load_stuck_on_a_slow_disk_does_not_block_exit(qtbot, make_windo
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
     assert window._closer.result is False
     script.hold_load.set()
-    assert window.worker.engine_thread.stop(5000)
+    assert window.controller.backend.engine.stop(5000)
 
 
 def test_quit_now_stops_waiting_at_once(qtbot, make_window, script, release):
@@ -93,7 +94,7 @@ def test_an_idle_engine_closes_at_once_without_a_message(qtbot, make_window):
     window = make_window()
     window.close()
     assert not window.isVisible() and not hasattr(window, "closing_dialog")
-    assert not window.worker.engine_thread.is_running()
+    assert not window.controller.backend.engine.is_running()
 
 
 APP_SCRIPT = textwrap.dedent("""
@@ -108,7 +109,7 @@ APP_SCRIPT = textwrap.dedent("""
     script = Script(hold=threading.Event())  # a step that never ends, as a hung driver call
     app = QApplication([])
     engine = worker_module.EngineThread(lambda emit: FakeEngine(emit, script, sys.argv[2]))
-    window = build_main_window(engine.worker, model="/models/fake")
+    window = build_main_window(engine, model="/models/fake")
     engine.start()
     window.start()
     window.panel.prompt.setPlainText("kept at exit")

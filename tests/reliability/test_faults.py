@@ -13,7 +13,9 @@ import pytest
 
 import studio.core.storage.atomic as atomic
 from studio.core.errors import ErrorKind
+from studio.core.events import JobFailed
 from studio.core.storage.atomic import is_temp_file_name
+from studio.core.storage.paths import unsaved_dir
 
 
 def _run(qtbot, window, expect: str) -> None:
@@ -57,7 +59,12 @@ def test_out_of_memory_says_so(qtbot, make_window, script):
     script.fail_at_step = 1
     window = make_window()
     errors = []
-    window.worker.jobFailed.connect(lambda event: errors.append(event.error.kind))
+
+    def failed(event) -> None:
+        if isinstance(event, JobFailed):
+            errors.append(event.error.kind)
+
+    window.controller.backendEvent.connect(failed)
     _run(qtbot, window, "failed")
     assert errors == [ErrorKind.OUT_OF_MEMORY] and "out of memory" in window.banner.label.text()
     _next_job_works(qtbot, window, script)
@@ -81,6 +88,12 @@ def test_a_read_only_output_folder_is_reported(qtbot, make_window, script, tmp_p
         else:
             outputs.chmod(0o700)
     assert not _files(outputs)
+    # Every later image would fail the same way: the queue pauses and says why, and the image
+    # waits in the data folder's fallback until the artist saves it elsewhere.
+    assert window.controller.paused
+    qtbot.waitUntil(lambda: len(_files(unsaved_dir())) == 1, timeout=5000)
+    assert window.controller.queue.jobs[-1].status.value == "failed"
+    window.controller.resume()
     _next_job_works(qtbot, window, script)
 
 
@@ -102,5 +115,8 @@ def test_a_full_output_folder_leaves_no_partial_file(qtbot, make_window, script,
     assert "No space left" in window.banner.label.text()
     left = _files(outputs)
     assert not [p for p in left if p.suffix == ".png" or is_temp_file_name(p.name)], left
+    qtbot.waitUntil(lambda: len(_files(unsaved_dir())) == 1, timeout=5000)  # kept in the fallback folder
     monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+    assert window.controller.paused  # until the artist says the disk has room again
+    window.controller.resume()
     _next_job_works(qtbot, window, script)

@@ -296,7 +296,7 @@ def start_app(qtbot, tmp_path, script):
         engine = EngineThread(lambda emit: FakeEngine(emit, script, tmp_path / "outputs"))
         engine.start()
         threads.append(engine)
-        window = build_main_window(engine.worker)
+        window = build_main_window(engine)
         qtbot.addWidget(window)
         window.start()
         return window

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import QPlainTextEdit, QToolButton
 
 from studio.core.generation.settings import Settings, save_settings
 from studio.ui import lora_picker
-from studio.ui.generation_panel import GenerationPanel
 from studio.ui.lora_picker import LoraButton, insert_at_cursor
 from tests.lora_files import write_family_lora
 
@@ -101,33 +100,34 @@ def test_empty_folders_say_where_loras_go(qtbot, studio_home):
     assert str(studio_home / "models" / "loras") in button.menu_.actions()[0].toolTip()
 
 
-def test_panel_has_the_button_and_it_reads_the_saved_model_folders(qtbot, webui):
+def test_the_window_button_reads_the_state_s_model_folders_not_settings_json(qtbot, webui, make_window):
     from studio.core.storage.paths import settings_file
 
-    save_settings(Settings(model_dirs=[webui]), settings_file())
-    panel = GenerationPanel()
-    qtbot.addWidget(panel)
-    button = panel.findChild(QToolButton, "loraButton")
-    assert button is panel.lora_button and button.text() == "LoRA…"
+    window = make_window(Settings(model="/models/fake", model_dirs=[webui], width=64, height=64, steps=4))
+    save_settings(Settings(model_dirs=[]), settings_file())  # what is on disk does not matter: the state does
+    button = window.panel.findChild(QToolButton, "loraButton")
+    assert button is window.panel.lora_button and button.text() == "LoRA…"
     assert "Ink Wash  ·  SD 1.x" in scanned(qtbot, button)
     next(a for a in button.menu_.actions() if a.text().startswith("mine")).trigger()
-    assert "<lora:mine:1>" in panel.prompt.toPlainText()
+    assert "<lora:mine:1>" in window.panel.prompt.toPlainText()
 
 
-def test_the_worker_hands_the_saved_model_folders_to_the_engine(qtbot, webui):
+def test_the_worker_hands_the_folders_it_was_told_to_the_engine(qtbot, webui):
     from studio.backends.local.worker import EngineWorker
     from studio.core.generation.request import GenerationRequest
     from studio.core.storage.paths import settings_file
 
     class Engine:
-        def generate(self, request, cancel):
+        def generate(self, request, cancel, job_id="", save_images=True):
             self.seen = list(self.library_dirs)
 
     engine = Engine()
     worker = EngineWorker(lambda emit: engine)
-    save_settings(Settings(model_dirs=[webui]), settings_file())
-    worker._run_job(GenerationRequest(prompt="x <lora:Ink Wash:1>"), threading.Event(), "", True)
+    worker.set_model_folders([webui])
+    settings_file().parent.mkdir(parents=True, exist_ok=True)
+    settings_file().write_text("{broken")  # never read by the engine thread
+    worker._run_job(GenerationRequest(prompt="x <lora:Ink Wash:1>"), threading.Event(), "")
     assert engine.seen == [webui]
-    settings_file().write_text("{broken")  # unreadable settings: the job still runs
-    worker._run_job(GenerationRequest(prompt="x"), threading.Event(), "", True)
+    worker.set_model_folders([])
+    worker._run_job(GenerationRequest(prompt="x"), threading.Event(), "")
     assert engine.seen == []

@@ -68,7 +68,7 @@ def test_random_seed_is_shown_and_recorded(qtbot, make_window, script):
 
 def test_previews_newest_frame_wins(qtbot, make_window, script):
     window = make_window()
-    worker = window.worker
+    worker = window.controller.backend.worker
     import numpy as np
 
     from studio.core.events import StepProgress
@@ -165,3 +165,14 @@ def test_a_full_disk_while_saving_the_input_image_is_said_and_nothing_runs(qtbot
     assert window.job_view.generate() is None
     assert "input image could not be saved" in window.banner.label.text() and "No space left" in window.banner.label.text()
     assert not window.job_view.running and window.controller.queue.jobs == []
+
+
+def test_help_opens_the_log_folder(make_window, monkeypatch, studio_home):
+    from PySide6.QtGui import QDesktopServices
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    window = make_window()
+    (action,) = [a for a in window.help_menu.actions() if a.text() == "Open log folder"]
+    action.trigger()
+    assert opened == [str(studio_home / "logs")] and (studio_home / "logs").is_dir()

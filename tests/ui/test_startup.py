@@ -25,7 +25,7 @@ def start_app(qtbot, tmp_path, script):
         engine = EngineThread(lambda emit: FakeEngine(emit, script, tmp_path / "outputs"))
         engine.start()
         threads.append(engine)
-        window = build_main_window(engine.worker, model=model)
+        window = build_main_window(engine, model=model)
         qtbot.addWidget(window)
         window.start()
         return window

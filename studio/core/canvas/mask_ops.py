@@ -200,7 +200,6 @@ class PreviewCompositor:
 
 
 # -- outpainting --------------------------------------------------------------------------------
-SIDES = ("left", "top", "right", "bottom")
 OUTPAINT_FILLS = ("stretch", "noise")
 
 

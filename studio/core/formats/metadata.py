@@ -51,7 +51,6 @@ from studio.core.storage.outputs import PARAMETERS_KEY, REQUEST_KEY
 EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286
 IMAGE_DESCRIPTION = 0x010E
-MAKER_NOTE = 0x927C
 MAX_TEXT = 4_000_000  # longer "metadata" is not metadata; refuse before parsing
 MAX_PNG_CHUNKS = 200_000  # chunks walked per file; real PNGs have a few dozen (IDATs included)
 MAX_GRAPH_HOPS = 32

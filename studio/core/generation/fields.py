@@ -279,6 +279,11 @@ def request_default(name: str) -> Any:
     return FIELD[name].default_in_request
 
 
-def fields_with_infotext_key(key: str) -> tuple[Field, ...]:
-    """The fields an A1111 key carries ("Size" carries width and height)."""
-    return tuple(f for f in FIELDS if f.infotext_key == key)
+def clamp_number(name: str, value: Any) -> int | float | None:
+    """`value` brought into field `name`'s range (sides also to a multiple of 8), as the
+    field's type; None when it is not a finite number (then the caller keeps its default).
+    Fields without a range are returned unchanged."""
+    spec = FIELD.get(name)
+    if spec is None or not spec.is_number:
+        return value
+    return spec.clamp(value)

@@ -95,11 +95,6 @@ def entry_index(schedule: list[ScheduleEntry], step_index: int) -> int:
     return len(schedule) - 1  # past the schedule's end (a sampler with extra calls): the last
 
 
-def has_schedule(prompt: str, steps: int = 150) -> bool:
-    """Whether the prompt's text changes between steps (at some step count up to `steps`)."""
-    return len(prompt_schedule(prompt, steps)) > 1
-
-
 def _when(typed: str, steps: int, hires_steps: int | None) -> int:
     value = float(typed)
     if hires_steps is None:

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.canvas.mask_ops import Brush
-from studio.core.generation.fields import FIELD as _FIELD
 from studio.core.generation.fields import (  # noqa: F401 - HIRES_UPSCALERS, MAX_HIRES_SCALE re-exported (cli, panel)
     FIELDS,
     HIRES_UPSCALERS,
     MAX_HIRES_SCALE,
     NUMBER_FIELDS,
+    clamp_number,
     default,
 )
 from studio.core.generation.request import (
@@ -98,15 +98,6 @@ class Settings:
     theme: str = "dark"  # "dark" (the default, as in Krita, InvokeAI, ComfyUI) or "light"
     window_state: str = ""  # QMainWindow.saveState() as base64: toolbars and dock widths
     window_geometry: str = ""  # QMainWindow.saveGeometry() as base64
-
-
-def clamp_number(name: str, value: Any) -> int | float | None:
-    """`value` brought into field `name`'s range (sides also to a multiple of 8), as the
-    field's type; None when it is not a finite number (then the caller keeps its default).
-    Fields without a range are returned unchanged."""
-    if name not in NUMBER_RANGES:
-        return value
-    return _FIELD[name].clamp(value)
 
 
 def request_in_range(request: GenerationRequest) -> GenerationRequest:

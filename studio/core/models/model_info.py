@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from studio.core.generation.fields import clamp_number
 from studio.core.generation.samplers import canonical_sampler
 from studio.core.storage.jsonfile import read_json_object
 
@@ -56,7 +57,6 @@ def _native_side(path: str | Path) -> int | None:
 
 def defaults_from_dict(data: dict[str, Any]) -> ModelDefaults:
     """studio.json's values, each validated into its field's range or dropped (None)."""
-    from studio.core.generation.settings import clamp_number  # settings imports this module lazily too
 
     size = data.get("native_size")
     width = height = None

@@ -28,7 +28,7 @@ from PIL import Image
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.events import ImageSaved, ImageSaveFailed
 from studio.core.generation.request import GenerationRequest
-from studio.core.storage.outputs import OutputWriter
+from studio.core.storage.outputs import OutputFolder, OutputWriter
 
 WriteResult = ImageSaved | ImageSaveFailed
 ResultSink = Callable[[WriteResult], None]
@@ -82,7 +82,7 @@ class ImageWriter:
     A daemon thread, so a stuck disk can never keep the process alive; `close()` (or
     `flush()`) waits for the queued writes, which is what the app does before it exits."""
 
-    def __init__(self, outputs: OutputWriter, on_result: ResultSink):
+    def __init__(self, outputs: OutputWriter | OutputFolder, on_result: ResultSink):
         self.outputs = outputs
         self.on_result = on_result
         self._queue: queue.Queue[_Write | None] = queue.Queue()

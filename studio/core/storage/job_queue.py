@@ -47,6 +47,9 @@ def queue_file() -> Path:
 class JobStatus(str, enum.Enum):
     PENDING = "pending"
     RUNNING = "running"
+    # Denoised, but its images are not all on disk yet (the writer thread is behind). Not done:
+    # a restart runs it again. It does not hold up the next job.
+    SAVING = "saving"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -276,6 +279,13 @@ class JobQueue:
         job.thumbnail = job.thumbnail or str(path)
         self._changed()
 
+    def mark_saving(self, job_id: str) -> None:
+        """The backend finished the job; its images are still being written."""
+        job = self.get(job_id)
+        if job is not None and job.status is JobStatus.RUNNING:
+            job.status = JobStatus.SAVING
+            self._changed()
+
     def finish(self, job_id: str) -> None:
         self._end(job_id, JobStatus.DONE)
 
@@ -459,7 +469,7 @@ def _jobs_from(items: Iterable[Any]) -> tuple[list[Job], int]:
             bad += 1
             continue
         seen.add(job.id)
-        if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+        if job.status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SAVING):
             job = replace(job, status=JobStatus.PENDING, restored=True, cancel_event=threading.Event())
         jobs.append(job)
     return jobs, bad

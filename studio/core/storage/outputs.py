@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -129,3 +130,18 @@ def save_input(pixels, folder: Path) -> Path:
         Image.fromarray(array).save(buffer, format="PNG", compress_level=1)  # fast: runs on Generate
         write_bytes_atomic(path, buffer.getvalue())
     return path
+
+
+class OutputFolder:
+    """An OutputWriter for a folder that may change between two images (the artist picks another
+    output folder while a queue runs): `folder()` is asked at each save."""
+
+    def __init__(self, folder: Callable[[], Path]):
+        self.folder = folder
+
+    @property
+    def root(self) -> Path:
+        return self.folder()
+
+    def save(self, image: Image.Image, request: GenerationRequest) -> tuple[Path, GenerationRequest]:
+        return OutputWriter(self.root).save(image, request)

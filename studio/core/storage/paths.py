@@ -32,6 +32,15 @@ def outputs_dir() -> Path:
     return data_home() / "outputs"
 
 
+def unsaved_dir() -> Path:
+    """Where images the output folder refused are kept until the artist saves them elsewhere."""
+    return data_home() / "unsaved"
+
+
+def logs_dir() -> Path:
+    return data_home() / "logs"
+
+
 def inputs_dir() -> Path:
     """Input images and masks of img2img/inpaint jobs (content-addressed)."""
     return data_home() / "inputs"
