@@ -21,6 +21,7 @@ tests/core/test_clip_bpe.py compares the ids with transformers' on a spread of p
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -61,12 +62,12 @@ PAUSE_S = 0.001
 class ClipBpe:
     """encode(text) -> CLIP token ids without BOS/EOS, as CLIPTokenizer(add_special_tokens=False).
 
-    Built in a Python thread that may run beside the engine's first generation, in small pieces
-    of work with a pause between them, so that it never keeps the GUI thread waiting for the
-    GIL for long: its one table holds merges.txt's lines as they are (see _merge_ranks), and no
-    vocabulary is built, since a token's id follows from how BPE made it (see _bpe)."""
+    Its one table is merges.txt's lines and their ranks (MergeRanks, which the window reads
+    ahead in pieces); no vocabulary is built, since a token's id follows from how BPE made it
+    (see _bpe). The rest is built with a pause between the pieces, in a Python thread that may
+    run beside the engine, so that it never keeps the GUI thread waiting for the GIL for long."""
 
-    def __init__(self, merges_file: str | Path):
+    def __init__(self, merges: str | Path | MergeRanks):
         import unicodedata
 
         import regex  # a transformers dependency; imported here, off the GUI thread
@@ -80,7 +81,7 @@ class ClipBpe:
         # A byte symbol's id is its place in the byte table (256 on when it ends a word).
         self._byte_id = {char: i for i, char in enumerate(self._byte_char.values())}
         _pause()
-        self.ranks = _merge_ranks(Path(merges_file).read_text(encoding="utf-8"))
+        self.ranks = (merges if isinstance(merges, MergeRanks) else MergeRanks(merges)).table()
         bos_id = FIRST_MERGE_ID + len(self.ranks)
         self._special_ids = {BOS: bos_id, EOS: bos_id + 1}
         self.eos_token_id = bos_id + 1
@@ -144,24 +145,58 @@ def _pause() -> None:
     time.sleep(PAUSE_S)
 
 
-def _merge_ranks(merges_text: str) -> dict[str, int]:
-    """merges.txt's lines ("first second") -> their rank, read in pieces with a pause after each.
+class MergeRanks:
+    """merges.txt's lines ("first second") -> their rank, read a piece at a time.
 
-    Keyed by the line itself, the table holds only strings and ints (nothing for the garbage
-    collector to track), and each piece is a few C calls (split, dict update) rather than
-    thousands of rounds of bytecode."""
-    if merges_text.startswith("#version"):
-        merges_text = merges_text.partition("\n")[2]
-    ranks: dict[str, int] = {}
-    start = 0
-    while start < len(merges_text):
-        end = merges_text.find("\n", start + CHARS_PER_PIECE)
-        end = len(merges_text) if end < 0 else end
-        lines = [line for line in merges_text[start:end].split("\n") if line]
+    Whoever has a moment adds a piece with step() (the window's GUI thread between two timer
+    ticks, long before the first count: no other thread then competes with the engine's first
+    generation for the GIL); table() adds the rest, pausing after each piece, in the thread that
+    needs the table. Keyed by the line itself, the table holds only strings and ints (nothing for
+    the garbage collector to track), and each piece is a few C calls (split, dict update) rather
+    than thousands of rounds of bytecode."""
+
+    def __init__(self, merges_file: str | Path):
+        self._file = Path(merges_file)
+        self._text: str | None = None
+        self._start = 0
+        self._ranks: dict[str, int] = {}
+        self._lock = threading.Lock()  # one piece at a time; step() never waits for it
+
+    def done(self) -> bool:
+        return self._text is not None and self._start >= len(self._text)
+
+    def step(self) -> bool:
+        """Add one piece (the first reads the file) unless another thread is adding one.
+        Returns whether the table is complete."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._add_piece()
+            return self.done()
+        finally:
+            self._lock.release()
+
+    def table(self) -> dict[str, int]:
+        """The complete table, adding the pieces still missing."""
+        while not self.done():
+            with self._lock:
+                self._add_piece()
+            _pause()
+        return self._ranks
+
+    def _add_piece(self) -> None:
+        if self._text is None:
+            text = self._file.read_text(encoding="utf-8")
+            self._text = text.partition("\n")[2] if text.startswith("#version") else text
+            return
+        if self.done():
+            return
+        text, ranks = self._text, self._ranks
+        end = text.find("\n", self._start + CHARS_PER_PIECE)
+        end = len(text) if end < 0 else end
+        lines = [line for line in text[self._start:end].split("\n") if line]
         ranks.update(zip(lines, range(len(ranks), len(ranks) + len(lines)), strict=True))
-        start = end + 1
-        _pause()
-    return ranks
+        self._start = end + 1
 
 
 def _split_keep(text: str, specials: tuple[str, ...]) -> list[str]:
@@ -179,8 +214,15 @@ def _split_keep(text: str, specials: tuple[str, ...]) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def shipped_clip_bpe() -> ClipBpe:
-    """The counter for the shipped CLIP tokenizer's merges (resources/clip-tokenizer)."""
+def shipped_merge_ranks() -> MergeRanks:
+    """The rank table of the shipped CLIP tokenizer's merges (resources/clip-tokenizer), built
+    as its users call step() or table()."""
     from studio.core.storage.paths import resources_dir
 
-    return ClipBpe(resources_dir() / "clip-tokenizer" / "merges.txt")
+    return MergeRanks(resources_dir() / "clip-tokenizer" / "merges.txt")
+
+
+@lru_cache(maxsize=1)
+def shipped_clip_bpe() -> ClipBpe:
+    """The counter for the shipped CLIP tokenizer's merges."""
+    return ClipBpe(shipped_merge_ranks())
