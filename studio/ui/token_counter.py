@@ -28,6 +28,7 @@ counter was built when no model loads at all (none chosen).
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from PySide6.QtCore import QTimer, Signal, Slot
@@ -48,10 +49,13 @@ FALLBACK_MS = 15000
 THREAD_NAME = "token-counter"
 # The tokenizer's rank table is read on the GUI thread a piece (~0.4 ms) per tick of this timer,
 # starting this long after the counter is built (the window is on screen by then) and done
-# long before the engine has imported torch: its first count, beside the first generation,
-# then has only the patterns to compile and a few words to look up.
+# long before the engine has imported torch; then, checked every PREBUILD_POLL_MS, once the
+# engine has imported the modules the tokenizer needs, its patterns are compiled (1-5 ms).
+# The first count, beside the engine's first generation, has only a few words to look up.
 PREBUILD_DELAY_MS = 500
 PREBUILD_TICK_MS = 5
+PREBUILD_POLL_MS = 100
+TOKENIZER_MODULES = ("regex", "unicodedata")
 
 _lock = threading.Lock()  # one tokenizer, used by one count at a time (fast tokenizers are not reentrant)
 
@@ -75,6 +79,13 @@ def count_tokens(text: str, tokenizer=None) -> tuple[int, int]:
             comma, end = tokenizer.convert_tokens_to_ids(",</w>"), tokenizer.eos_token_id
     _, count = make_chunks(fragments, token_lists, comma, end)
     return count, target_token_count(count)
+
+
+def _imported(name: str) -> bool:
+    """Whether module `name` is imported and done initializing: importing it again is a lookup,
+    with no shared library to load and no import lock to wait for."""
+    module = sys.modules.get(name)
+    return module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False)
 
 
 class TokenCounter(QLabel):
@@ -108,19 +119,27 @@ class TokenCounter(QLabel):
         self._prebuild.start(PREBUILD_DELAY_MS)
 
     def _prebuild_step(self) -> None:
-        self._prebuild.setInterval(PREBUILD_TICK_MS)
+        """The next piece of the tokenizer, on the GUI thread (see PREBUILD_DELAY_MS)."""
         try:
-            done = shipped_merge_ranks().step()
-        except Exception:  # noqa: BLE001 - the count built in its thread meets the same problem and shows nothing
-            done = True
-        if done:
-            self._prebuild.stop()
+            ranks = shipped_merge_ranks()
+            if not ranks.done():
+                ranks.step()
+                self._prebuild.setInterval(PREBUILD_TICK_MS)
+                return
+            if not all(_imported(name) for name in TOKENIZER_MODULES):
+                self._prebuild.setInterval(PREBUILD_POLL_MS)
+                return
+            shipped_clip_bpe()
+        except Exception:  # noqa: BLE001 - the count, built in its thread, meets the same problem and shows nothing
+            pass
+        self._prebuild.stop()
 
     def engine_ready(self, *_event) -> None:
         """Let counting start: the engine thread has imported its libraries (connect it to the
         controller's modelLoaded and modelFailed; their event is ignored). A count that came due
         before runs now. Later calls do nothing."""
         self._fallback.stop()
+        self._prebuild.stop()  # what is left is built by the count's thread
         if self._ready:
             return
         self._ready = True

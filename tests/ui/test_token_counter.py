@@ -171,5 +171,34 @@ def test_the_rank_table_is_read_on_the_gui_thread_in_short_pieces_before_the_eng
     assert not counter.is_ready()
     assert len(pieces) >= 20 and {thread for thread, _ in pieces} == {threading.main_thread()}
     assert max(seconds for _, seconds in pieces) < sys.getswitchinterval()
-    qtbot.wait(token_counter.PREBUILD_TICK_MS * 4)
-    assert not counter._prebuild.isActive()
+
+
+def test_the_tokenizer_is_built_on_the_gui_thread_once_the_engine_has_imported_its_modules(qtbot, monkeypatch):
+    """Its patterns need `regex`, a C extension: imported by the GUI thread while the engine
+    thread loads torch's libraries it would wait for the loader's lock with the GIL in hand."""
+    ranks = MergeRanks(resources_dir() / "clip-tokenizer" / "merges.txt")
+    built = []
+    monkeypatch.setattr(token_counter, "shipped_merge_ranks", lambda: ranks)
+    monkeypatch.setattr(token_counter, "shipped_clip_bpe", lambda: built.append(threading.current_thread()))
+    monkeypatch.setattr(token_counter, "PREBUILD_DELAY_MS", 10)
+    monkeypatch.setattr(token_counter, "PREBUILD_POLL_MS", 10)
+    monkeypatch.setattr(token_counter, "TOKENIZER_MODULES", ("sys", "a_module_the_engine_has_not_imported"))
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    qtbot.waitUntil(ranks.done, timeout=10000)
+    qtbot.wait(100)
+    assert built == [] and counter._prebuild.isActive()  # waiting for the engine's import
+    monkeypatch.setattr(token_counter, "TOKENIZER_MODULES", ("sys",))
+    qtbot.waitUntil(lambda: built == [threading.main_thread()], timeout=5000)
+    qtbot.wait(50)
+    assert built == [threading.main_thread()] and not counter._prebuild.isActive()
+
+
+def test_engine_ready_leaves_the_rest_to_the_count_thread(qtbot, monkeypatch):
+    monkeypatch.setattr(token_counter, "PREBUILD_DELAY_MS", 10)
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    counter.engine_ready()
+    assert not counter._prebuild.isActive()  # never two threads building the same tokenizer

@@ -64,13 +64,14 @@ class ClipBpe:
 
     Its one table is merges.txt's lines and their ranks (MergeRanks, which the window reads
     ahead in pieces); no vocabulary is built, since a token's id follows from how BPE made it
-    (see _bpe). The rest is built with a pause between the pieces, in a Python thread that may
-    run beside the engine, so that it never keeps the GUI thread waiting for the GIL for long."""
+    (see _bpe). The window builds the rest ahead as well once `regex` is imported; else it is
+    built in the counter's thread with a pause between the pieces, so that it never keeps the
+    GUI thread waiting for the GIL for long."""
 
     def __init__(self, merges: str | Path | MergeRanks):
         import unicodedata
 
-        import regex  # a transformers dependency; imported here, off the GUI thread
+        import regex  # a transformers dependency; imported here, when first needed
 
         self._normalize = unicodedata.normalize
         self._split = regex.compile(PATTERN).findall
@@ -142,7 +143,9 @@ class ClipBpe:
 
 
 def _pause() -> None:
-    time.sleep(PAUSE_S)
+    """Hand the GIL to the GUI thread for a moment (on the GUI thread itself: nothing to do)."""
+    if threading.current_thread() is not threading.main_thread():
+        time.sleep(PAUSE_S)
 
 
 class MergeRanks:
