@@ -16,13 +16,13 @@ import multiprocessing
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from argparse import Namespace
 from pathlib import Path
 
 from studio.dev.bench_canvas import measure_brush, measure_mode_switch
+from studio.dev.child_process import python_module
 from studio.dev.stall_probe import StallProbe, percentile
 
 GOALS = {
@@ -73,7 +73,7 @@ def measure_launch(repeats: int) -> list[float]:
             env = {**os.environ, "STUDIO_HOME": home}
             started = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-m", "studio", "--exit-when-shown"], env=env, capture_output=True, text=True, timeout=120
+                python_module("studio", "--exit-when-shown"), env=env, capture_output=True, text=True, timeout=120
             )
             elapsed = time.perf_counter() - started
         if "window-shown" not in proc.stdout:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
+
+from studio.dev.child_process import python_code
 
 _CHILD = r"""
 import json, os, resource, sys, time, threading
@@ -50,7 +51,7 @@ print(json.dumps({"seconds": seconds, "peak_bytes": peak}))
 
 def _one(path: str, device: str, which: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, path, device, which], capture_output=True, text=True, timeout=1800
+        python_code(_CHILD, path, device, which), capture_output=True, text=True, timeout=1800
     )
     if result.returncode != 0:
         raise RuntimeError(f"{which} load failed: {result.stderr.strip().splitlines()[-1:]}")

@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from studio.dev.child_process import python_module
+
 GOAL_MAX_MS = 50.0
 STACK_DEPTH = 6  # innermost frames kept per thread at a late tick
 
@@ -162,7 +164,7 @@ def cold_stall_in_fresh_process(model: str | None = None, size: int | None = Non
                                 steps: int | None = None) -> dict:
     """measure_cold_stall in its own process: a cold start imports torch and builds everything
     anew (`studio bench` calls this too)."""
-    command = [sys.executable, "-m", "studio.dev.bench_stall", "--json"]
+    command = python_module("studio.dev.bench_stall", "--json")
     for flag, value in (("--model", model), ("--size", size), ("--steps", steps)):
         if value:
             command += [flag, str(value)]

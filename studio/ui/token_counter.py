@@ -6,10 +6,13 @@ the counter and the encoder agree on where a chunk ends. Embedding names count a
 spell (the engine counts their vectors; the window does not open embedding files).
 
 The tokenizer is CLIP's BPE in plain Python (studio.core.generation.clip_bpe), not transformers': building
-that one held the GIL in one piece for 45-100 ms, a visible freeze of the GUI thread. It is still
-built and used in a Python thread, never on the GUI thread, and not before the first count is
-due, so the window opens as fast as before. Counting waits for a 150 ms pause in typing; the
-newest count wins.
+that one held the GIL in one piece for 45-100 ms, a visible freeze of the GUI thread. Its one
+table (merges.txt's ranks, no imports needed) is read by the GUI thread itself in pieces of
+~0.4 ms between timer ticks, from half a second after the window opens: a third thread
+reading it beside the engine's first generation (when the first count is due) kept the GUI
+waiting for the GIL up to 47 ms. The rest (its patterns, the counting) runs in a Python
+thread, never on the GUI thread. Counting waits for a 150 ms pause in typing; the newest
+count wins.
 
 Nor does the counter start before the engine thread has finished its own imports (the window
 calls `engine_ready` when the model has loaded or failed): two threads importing at once froze
@@ -25,12 +28,13 @@ counter was built when no model loads at all (none chosen).
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWidget
 
-from studio.core.generation.clip_bpe import shipped_clip_bpe
+from studio.core.generation.clip_bpe import shipped_clip_bpe, shipped_merge_ranks
 from studio.core.generation.prompt_syntax import (
     extract_extra_networks,
     make_chunks,
@@ -43,6 +47,15 @@ DEBOUNCE_MS = 150
 # ready (no model chosen): well past the engine's imports (3-6 s on a 2-core machine, warm).
 FALLBACK_MS = 15000
 THREAD_NAME = "token-counter"
+# The tokenizer's rank table is read on the GUI thread a piece (~0.4 ms) per tick of this timer,
+# starting this long after the counter is built (the window is on screen by then) and done
+# long before the engine has imported torch; then, checked every PREBUILD_POLL_MS, once the
+# engine has imported the modules the tokenizer needs, its patterns are compiled (1-5 ms).
+# The first count, beside the engine's first generation, has only a few words to look up.
+PREBUILD_DELAY_MS = 500
+PREBUILD_TICK_MS = 5
+PREBUILD_POLL_MS = 100
+TOKENIZER_MODULES = ("regex", "unicodedata")
 
 _lock = threading.Lock()  # one tokenizer, used by one count at a time (fast tokenizers are not reentrant)
 
@@ -66,6 +79,13 @@ def count_tokens(text: str, tokenizer=None) -> tuple[int, int]:
             comma, end = tokenizer.convert_tokens_to_ids(",</w>"), tokenizer.eos_token_id
     _, count = make_chunks(fragments, token_lists, comma, end)
     return count, target_token_count(count)
+
+
+def _imported(name: str) -> bool:
+    """Whether module `name` is imported and done initializing: importing it again is a lookup,
+    with no shared library to load and no import lock to wait for."""
+    module = sys.modules.get(name)
+    return module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False)
 
 
 class TokenCounter(QLabel):
@@ -94,12 +114,32 @@ class TokenCounter(QLabel):
         self._fallback.setSingleShot(True)
         self._fallback.timeout.connect(self.engine_ready)
         self._fallback.start(FALLBACK_MS)
+        self._prebuild = QTimer(self)
+        self._prebuild.timeout.connect(self._prebuild_step)
+        self._prebuild.start(PREBUILD_DELAY_MS)
+
+    def _prebuild_step(self) -> None:
+        """The next piece of the tokenizer, on the GUI thread (see PREBUILD_DELAY_MS)."""
+        try:
+            ranks = shipped_merge_ranks()
+            if not ranks.done():
+                ranks.step()
+                self._prebuild.setInterval(PREBUILD_TICK_MS)
+                return
+            if not all(_imported(name) for name in TOKENIZER_MODULES):
+                self._prebuild.setInterval(PREBUILD_POLL_MS)
+                return
+            shipped_clip_bpe()
+        except Exception:  # noqa: BLE001 - the count, built in its thread, meets the same problem and shows nothing
+            pass
+        self._prebuild.stop()
 
     def engine_ready(self, *_event) -> None:
         """Let counting start: the engine thread has imported its libraries (connect it to the
         controller's modelLoaded and modelFailed; their event is ignored). A count that came due
         before runs now. Later calls do nothing."""
         self._fallback.stop()
+        self._prebuild.stop()  # what is left is built by the count's thread
         if self._ready:
             return
         self._ready = True

@@ -3,11 +3,14 @@ thread, and not before the engine thread's imports are done."""
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from PySide6.QtWidgets import QPlainTextEdit
 
+from studio.core.generation.clip_bpe import MergeRanks
+from studio.core.storage.paths import resources_dir
 from studio.ui import token_counter
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.token_counter import TokenCounter, count_tokens
@@ -59,8 +62,6 @@ def test_typing_is_debounced_and_the_newest_count_wins(qtbot):
 
 
 def test_gui_thread_never_tokenizes(qtbot, monkeypatch):
-    import threading
-
     threads = []
     real = token_counter.count_tokens
     monkeypatch.setattr(token_counter, "count_tokens", lambda text: (threads.append(threading.current_thread()), real(text))[1])
@@ -143,3 +144,61 @@ def test_counting_never_imports_transformers():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_rank_table_is_read_on_the_gui_thread_in_short_pieces_before_the_engine_is_ready(qtbot, monkeypatch):
+    """A third thread reading it beside the engine's first generation (when the first count is
+    due) kept the GUI waiting for the GIL up to 47 ms; read by the GUI thread between its own
+    ticks, a piece delays the GUI by its own length only."""
+    ranks = MergeRanks(resources_dir() / "clip-tokenizer" / "merges.txt")
+    pieces = []  # (thread, CPU seconds) of each step
+    step = ranks.step
+
+    def timed_step():
+        started = time.thread_time()
+        done = step()
+        pieces.append((threading.current_thread(), time.thread_time() - started))
+        return done
+
+    monkeypatch.setattr(ranks, "step", timed_step)
+    monkeypatch.setattr(token_counter, "shipped_merge_ranks", lambda: ranks)
+    monkeypatch.setattr(token_counter, "PREBUILD_DELAY_MS", 50)
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    assert pieces == []  # nothing while the window is being built
+    qtbot.waitUntil(ranks.done, timeout=10000)
+    assert not counter.is_ready()
+    assert len(pieces) >= 20 and {thread for thread, _ in pieces} == {threading.main_thread()}
+    assert max(seconds for _, seconds in pieces) < sys.getswitchinterval()
+
+
+def test_the_tokenizer_is_built_on_the_gui_thread_once_the_engine_has_imported_its_modules(qtbot, monkeypatch):
+    """Its patterns need `regex`, a C extension: imported by the GUI thread while the engine
+    thread loads torch's libraries it would wait for the loader's lock with the GIL in hand."""
+    ranks = MergeRanks(resources_dir() / "clip-tokenizer" / "merges.txt")
+    built = []
+    monkeypatch.setattr(token_counter, "shipped_merge_ranks", lambda: ranks)
+    monkeypatch.setattr(token_counter, "shipped_clip_bpe", lambda: built.append(threading.current_thread()))
+    monkeypatch.setattr(token_counter, "PREBUILD_DELAY_MS", 10)
+    monkeypatch.setattr(token_counter, "PREBUILD_POLL_MS", 10)
+    monkeypatch.setattr(token_counter, "TOKENIZER_MODULES", ("sys", "a_module_the_engine_has_not_imported"))
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    qtbot.waitUntil(ranks.done, timeout=10000)
+    qtbot.wait(100)
+    assert built == [] and counter._prebuild.isActive()  # waiting for the engine's import
+    monkeypatch.setattr(token_counter, "TOKENIZER_MODULES", ("sys",))
+    qtbot.waitUntil(lambda: built == [threading.main_thread()], timeout=5000)
+    qtbot.wait(50)
+    assert built == [threading.main_thread()] and not counter._prebuild.isActive()
+
+
+def test_engine_ready_leaves_the_rest_to_the_count_thread(qtbot, monkeypatch):
+    monkeypatch.setattr(token_counter, "PREBUILD_DELAY_MS", 10)
+    edit = QPlainTextEdit()
+    qtbot.addWidget(edit)
+    counter = TokenCounter(edit, edit)
+    counter.engine_ready()
+    assert not counter._prebuild.isActive()  # never two threads building the same tokenizer
