@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.generation.fields import FIELD, PANEL_FIELDS, Field
 from studio.core.generation.settings import Settings
+from studio.core.storage.presets import Style
 from studio.ui.drop import has_dropped_images
 from studio.ui.lora_picker import LoraButton
 from studio.ui.preset_bar import StyleChip
@@ -227,6 +228,7 @@ class GenerationPanel(QWidget):
         self.field_widgets: dict[str, QWidget] = {**widgets, "hires_fix": self.hires_group, "variation": self.variation_group}
         for widget in self.field_widgets.values():
             changed_signal(widget).connect(self.edited)
+        self.style_chip.styleChanged.connect(self.edited)  # the style is saved with the prompt
         layout.addLayout(buttons)
 
     def show_restored_seed(self) -> None:
@@ -266,12 +268,18 @@ class GenerationPanel(QWidget):
     def load(self, s: Settings) -> None:
         for name, widget in self.field_widgets.items():
             set_widget_value(widget, getattr(s, name))
+        style = Style(s.style_name, s.style_prompt, s.style_negative_prompt) if s.style_name else None
+        if style != self.style_chip.style:
+            self.style_chip.set_style(style)
         self.seed.setEnabled(not s.random_seed)
         self._mode_changed()
 
     def store(self, s: Settings) -> None:
         for name, widget in self.field_widgets.items():
             setattr(s, name, widget_value(widget, FIELD[name]))
+        style = self.style_chip.style
+        s.style_name, s.style_prompt, s.style_negative_prompt = (
+            (style.name, style.prompt, style.negative_prompt) if style is not None else ("", "", ""))
         # A side below the smallest size would be refused by Generate: "Off" (0) or at least MIN_SIDE.
         for name in ("seed_resize_width", "seed_resize_height"):
             setattr(s, name, FIELD[name].clamp(getattr(s, name)))
