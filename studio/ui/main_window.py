@@ -18,6 +18,7 @@ from PySide6.QtGui import QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
@@ -40,6 +41,7 @@ from studio.ui.banner import ErrorBanner
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_toolbar import CanvasToolbar
 from studio.ui.drop import has_dropped_images
+from studio.ui.elided_label import ElidedLabel
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.image_input import ImageInput
 from studio.ui.job_view import JobView
@@ -207,6 +209,14 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(left)
         scroll.setMinimumWidth(320)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Generate and Cancel under the scrolling panel: always in view, whatever the window's height.
+        left_side = QWidget()
+        left_side_layout = QVBoxLayout(left_side)
+        left_side_layout.setContentsMargins(0, 0, 0, 0)
+        left_side_layout.setSpacing(0)
+        left_side_layout.addWidget(scroll, 1)
+        left_side_layout.addWidget(self.panel.action_bar)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -217,7 +227,7 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.canvas, 1)
         right_layout.addWidget(self.scrubber)
         splitter = QSplitter()
-        splitter.addWidget(scroll)
+        splitter.addWidget(left_side)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([360, 920])
@@ -240,7 +250,7 @@ class MainWindow(QMainWindow):
         self.progress.setAccessibleName("Progress")
         self.progress.setMaximumWidth(320)
         self.progress.setTextVisible(False)
-        self.status_label = QLabel()
+        self.status_label = ElidedLabel()  # a long sentence ends in "…" and shows whole on hover
         self.status_label.setObjectName("statusLabel")
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
