@@ -45,6 +45,10 @@ class JobView(QObject):
         c.saveFailed.connect(self._save_failed)
         c.jobFailed.connect(self._job_failed)
         c.jobEnded.connect(self._job_ended)
+        # The scrubber belongs to the image on the canvas: every change of it (a result, an
+        # undo, a reopened image, "Use as input") checks whose steps, if any, it shows.
+        window.canvas.undo_stack.listeners.append(self.sync_scrubber)
+        window.canvas.documentChanged.connect(self.sync_scrubber)
 
     @property
     def running(self) -> bool:
@@ -174,6 +178,7 @@ class JobView(QObject):
         w = self.window
         ready = self.jobs.written(event.job_id, event.image_index)
         pixels = ready.image if ready is not None else None
+        self.previews.set_path(event.job_id, event.image_index, event.path)
         if pixels is not None:
             w.canvas.show_result(pixels, event.path)  # one undo step per image
             w.canvas_toolbar.sync()
@@ -218,8 +223,7 @@ class JobView(QObject):
         self.jobs.forget(job_id)
         if job_id == self.jobs.current or self.controller.running_job is None:
             self._say_ended(status, seconds, paths)
-        if status == "done" and job_id in self.previews:
-            self.window.scrubber.show_run(job_id)
+        self.sync_scrubber()
         self.jobEnded.emit({"done": "finished"}.get(status, status))
 
     def _say_ended(self, status: str, seconds: float, paths: list) -> None:
@@ -255,11 +259,26 @@ class JobView(QObject):
     def show_final(self) -> None:
         self.window.canvas.show_current()
 
+    def sync_scrubber(self) -> None:
+        """The steps of the image on the canvas, while they are in memory and no job runs (a
+        run's previews take the canvas); hidden for any other image."""
+        scrubber = getattr(self.window, "scrubber", None)
+        if scrubber is None:
+            return  # still building the window
+        canvas = self.window.canvas
+        job_id = None
+        if self.controller.running_job is None and canvas.view == "result" and canvas.result is not None:
+            job_id = self.previews.job_showing(canvas.result, canvas.result_path)
+        if job_id is None:
+            if scrubber.job_id is not None or scrubber.isVisible():
+                scrubber.clear()
+        elif job_id != scrubber.job_id:
+            scrubber.show_run(job_id)
+
     def job_selected(self, job_id: str) -> None:
-        """A job picked in the queue: its steps in the scrubber while they are in memory."""
-        scrubber = self.window.scrubber
-        if job_id != self.controller.running_job and scrubber.show_run(job_id):
-            scrubber.slider.setValue(scrubber.slider.maximum())
+        """A job picked in the queue: the scrubber stays with the image on the canvas (a double
+        click opens the job's image, and with it its steps)."""
+        self.sync_scrubber()
 
 
 def with_note(text: str, note: str) -> str:

@@ -36,6 +36,7 @@ class RunFrames:
     frames: dict[int, np.ndarray] = field(default_factory=dict)
     final: np.ndarray | None = None
     image_index: int = 0
+    path: Path | None = None  # the final image's file, once written
 
     def frame(self, step: int) -> np.ndarray | None:
         """The frame of `step`, or of the nearest earlier step the window saw."""
@@ -60,6 +61,7 @@ class PreviewStore:
         if image_index != run.image_index:  # a batch: the scrubber shows the latest image's steps
             run.frames.clear()
             run.final = None
+            run.path = None
             run.image_index = image_index
         run.total, run.size = total, size
         run.frames[step] = preview  # the engine hands over an owned copy (DESIGN.md, data flow 5)
@@ -68,6 +70,19 @@ class PreviewStore:
         run = self._runs.get(job_id)
         if run is not None and image_index == run.image_index:
             run.final = image
+
+    def set_path(self, job_id: str, image_index: int, path: Path | None) -> None:
+        run = self._runs.get(job_id)
+        if run is not None and image_index == run.image_index:
+            run.path = path
+
+    def job_showing(self, image: np.ndarray | None, path: Path | None) -> str | None:
+        """The job whose final image this is (the same pixels, or the same file reopened)."""
+        for job_id, run in self._runs.items():
+            if run.final is not None and run.frames and (
+                    (image is not None and image is run.final) or (path is not None and run.path == path)):
+                return job_id
+        return None
 
     def get(self, job_id: str) -> RunFrames | None:
         return self._runs.get(job_id)
