@@ -41,6 +41,7 @@ from studio.core.storage.presets import (
     PreparedImport,
     Preset,
     PresetError,
+    STYLE_FIELDS,
     PresetStore,
     Style,
     style_of,
@@ -251,7 +252,11 @@ class PresetBar(QWidget):
     def save_preset(self, name: str | None = None, fields: Iterable[str] | None = None) -> Preset | None:
         if name is None:
             current = self.current_preset()
-            dialog = SavePresetDialog(PRESET_FIELDS, fields or DEFAULT_SAVE_FIELDS,
+            settings = self.current_settings()
+            # An empty prompt is never offered ticked: saved, it would be an empty style.
+            offered = [key for key in (fields or DEFAULT_SAVE_FIELDS)
+                       if key not in STYLE_FIELDS or getattr(settings, key, "")]
+            dialog = SavePresetDialog(PRESET_FIELDS, offered,
                                       current.name if current and not current.builtin else "", self)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return None

@@ -218,9 +218,10 @@ class Style:
 
 
 def style_of(preset: Preset) -> Style | None:
-    """The preset's style, or None for a preset that only sets numbers (Fast draft)."""
+    """The preset's style, or None for a preset that only sets numbers (Fast draft) or whose
+    prompts are both empty: applying it leaves the active style on."""
     values = preset.values
-    if not any(key in values for key in STYLE_FIELDS):
+    if not any(values.get(key) for key in STYLE_FIELDS):
         return None
     return Style(preset.name, values.get("prompt", ""), values.get("negative_prompt", ""))
 
