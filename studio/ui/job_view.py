@@ -203,6 +203,7 @@ class JobView(QObject):
             self.window.outputs.keep_unsaved(error)
             return
         self.window.banner.show_error(error)
+        self.jobs.errors[event.job_id] = error
 
     # -- a job ends ----------------------------------------------------------------------------
     def _job_ended(self, job_id: str, status: str) -> None:
@@ -220,17 +221,18 @@ class JobView(QObject):
             return  # still running, or images of it still on their way to the disk
         status, seconds = outcome
         paths = self.jobs.saved_paths.pop(job_id, [])
+        error = self.jobs.errors.get(job_id)
         self.jobs.forget(job_id)
         if job_id == self.jobs.current or self.controller.running_job is None:
-            self._say_ended(status, seconds, paths)
+            self._say_ended(status, seconds, paths, error)
         self.sync_scrubber()
         self.jobEnded.emit({"done": "finished"}.get(status, status))
 
-    def _say_ended(self, status: str, seconds: float, paths: list) -> None:
+    def _say_ended(self, status: str, seconds: float, paths: list, error=None) -> None:
         w = self.window
         if status == "failed":
-            if w.outputs.unsaved is None:
-                w.say("Generation failed.")
+            if w.outputs.unsaved is None:  # why, in a line (the banner has the hint)
+                w.say(f"Generation failed: {error.message}" if isinstance(error, StudioError) else "Generation failed.")
             return
         if status == "cancelled":
             kept = f" ({len(paths)} image(s) of the batch were saved)" if paths else ""
@@ -299,6 +301,7 @@ class JobTracker:
         self.notes: list[str] = []  # the current job's ImageFinished notes
         self.saved_paths: dict[str, list] = {}
         self.write_failed: set[str] = set()
+        self.errors: dict[str, object] = {}  # why a job failed (JobFailed's error), until it is said
         self._started: dict[str, float] = {}
         self._unwritten: dict[tuple[str, int], object] = {}  # (job, image index) -> ImageFinished
         self._ended: dict[str, tuple[str, float]] = {}
@@ -334,3 +337,4 @@ class JobTracker:
         self._ended.pop(job_id, None)
         self.compositors.pop(job_id, None)
         self.write_failed.discard(job_id)
+        self.errors.pop(job_id, None)

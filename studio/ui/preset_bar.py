@@ -38,10 +38,10 @@ from PySide6.QtWidgets import (
 from studio.core.generation.settings import Settings
 from studio.core.storage.presets import (
     PRESET_FIELDS,
+    STYLE_FIELDS,
     PreparedImport,
     Preset,
     PresetError,
-    STYLE_FIELDS,
     PresetStore,
     Style,
     style_of,
