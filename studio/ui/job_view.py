@@ -85,10 +85,16 @@ class JobView(QObject):
         queued = self.running
         job_id = self.controller.generate(request, first)
         self.jobs.compositors[job_id] = compositor
-        if queued:
+        if self.controller.paused:
+            w.say(self.paused_text())
+        elif queued:
             place = "next, ahead of the others" if first else "last"
             w.say(f"Queued {place}: {len(self.controller.queue.run_order())} job(s) waiting.")
         return job_id
+
+    def paused_text(self) -> str:
+        waiting = len(self.controller.queue.run_order())
+        return f"Queue paused: {waiting} waiting. Resume it in the Queue panel to run {'it' if waiting == 1 else 'them'}."
 
     def generate_first(self) -> str | None:
         """Ctrl+Shift+Enter: this job runs next, before the ones already waiting."""
@@ -242,7 +248,10 @@ class JobView(QObject):
             w.banner.hide()  # an error from an earlier job is history now
         saved = f"Saved {paths[-1]}" if paths else ""
         cost = self.jobs.preview_cost.text()
-        w.say(with_note(f"Done in {seconds:.1f} s. {saved} {cost}".rstrip(), " ".join(self.jobs.notes)))
+        text = with_note(f"Done in {seconds:.1f} s. {saved} {cost}".rstrip(), " ".join(self.jobs.notes))
+        if self.controller.paused and self.controller.queue.run_order():
+            text = f"{text} {self.paused_text()}"
+        w.say(text)
 
     def _idle(self) -> None:
         """Nothing runs now: the canvas's own view back (after a cancel or failure), progress idle."""
