@@ -335,7 +335,9 @@ class MainWindow(QMainWindow):
         if restored.document is not None:
             self.canvas.set_document(restored.document, "Restore session", restored.mask)
             self.canvas.undo_stack.clear()
-        if restored.brush_size:
+        if restored.brush_size and restored.document is not None:
+            # The size belongs to that image; without it, the next image sizes the brush itself
+            # (restored as the artist's choice, 6 px would stay on a 512x768 image).
             self.canvas.set_brush(size=restored.brush_size)
         if restored.problems:
             self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, " ".join(restored.problems),
