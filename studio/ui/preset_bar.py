@@ -324,12 +324,12 @@ class PresetBar(QWidget):
         except (PresetError, OSError) as exc:
             self._error("Nothing was imported", exc)
             return []
-        if prepared.warnings:
-            self.message.emit(summarize_warnings(prepared.warnings))
         self.refresh(select=imported[0].name)
         self.presetsChanged.emit()
-        skipped = f"; {prepared.skipped:,} skipped (see the messages before)" if prepared.skipped else ""
-        self.message.emit(f"Imported {len(imported):,} preset(s) from {path.name[:100]}{skipped}.")
+        # One sentence with its reasons: a message before it would be replaced unread.
+        skipped = f"; {prepared.skipped:,} skipped" if prepared.skipped else ""
+        why = f" {summarize_warnings(prepared.warnings)}" if prepared.warnings else ""
+        self.message.emit(f"Imported {len(imported):,} preset(s) from {path.name[:100]}{skipped}.{why}")
         return imported
 
     def _prepare_import(self, path: Path) -> PreparedImport | Exception:
