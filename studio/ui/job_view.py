@@ -243,6 +243,8 @@ class JobView(QObject):
         if status == "cancelled":
             kept = f" ({len(paths)} image(s) of the batch were saved)" if paths else ""
             w.say(f"Cancelled{kept}.")
+            if not paths:  # "Seed used" would name a seed no image was made with
+                w.panel.last_seed.setText(w.panel.last_seed.text().replace("Seed used:", "Cancelled run's seed:"))
             return
         if w.outputs.unsaved is None:
             w.banner.hide()  # an error from an earlier job is history now

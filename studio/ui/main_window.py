@@ -173,6 +173,12 @@ class MainWindow(QMainWindow):
         self.output_folder_action = self.file_menu.addAction("Output folder…", self.outputs.choose_folder)
         self.output_folder_action.setObjectName("outputFolderAction")
         self.output_folder_action.setToolTip("Choose the folder finished images are saved in")
+        self.file_menu.addSeparator()
+        self.quit_action = self.file_menu.addAction("Quit", self.close)
+        self.quit_action.setObjectName("quitAction")
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        if self.quit_action.shortcut().isEmpty():  # platforms without a standard Quit key
+            self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.view_menu = self.menuBar().addMenu("&View")
         self.view_menu.setObjectName("viewMenu")
         themes = QActionGroup(self)
@@ -226,6 +232,10 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.restored_bar)
         right_layout.addWidget(self.canvas, 1)
         right_layout.addWidget(self.scrubber)
+        # Its room is kept while it is hidden: the canvas does not jump when a run's steps appear.
+        policy = self.scrubber.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.scrubber.setSizePolicy(policy)
         splitter = QSplitter()
         splitter.addWidget(left_side)
         splitter.addWidget(right)
