@@ -134,12 +134,14 @@ class StepScrubber(QFrame):
         self.slider.setToolTip("Scrub through the steps of the run; the right end is the final image")
         self.label = QLabel()
         self.label.setMinimumWidth(90)
-        self.compare = QPushButton("Compare with final")
+        # Short texts: the bar must fit beside the panel and the docks at 1024 pixels wide.
+        self.compare = QPushButton("Compare")
         self.compare.setObjectName("compareFinalButton")
         self.compare.setCheckable(True)
-        self.compare.setToolTip("Show this step beside the final image")
-        self.save_button = QPushButton("Save step as PNG…")
+        self.compare.setToolTip("Compare with final: this step on the left, the final image on the right")
+        self.save_button = QPushButton("Save step…")
         self.save_button.setObjectName("saveStepButton")
+        self.save_button.setToolTip("Save step as PNG…")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(QLabel("Steps"))
@@ -210,7 +212,11 @@ class StepScrubber(QFrame):
             self._show(frame, run.size)
 
     def _label(self, step: int, run: RunFrames) -> None:
-        self.label.setText("Final image" if step >= run.total else f"Step {step}/{run.total}")
+        text = "Final image" if step >= run.total else f"Step {step}/{run.total}"
+        if self.compare.isChecked():  # which side is which, while comparing
+            text = f"Left: {text.lower() if step >= run.total else text} · right: final"
+        self.label.setText(text)
+        self.compare.setText("Comparing" if self.compare.isChecked() else "Compare")
 
     # -- saving --------------------------------------------------------------------------
     def save_step_as(self, path: str | None = None) -> bool:

@@ -42,3 +42,15 @@ def test_a_long_status_line_ends_in_an_ellipsis_and_shows_whole_on_hover(qtbot, 
     assert label.elided and label.toolTip() == LONG
     window.say("Ready.")
     assert not label.elided and label.toolTip() == ""
+
+
+def test_the_step_scrubber_fits_a_1024_pixel_window(qtbot, make_window):
+    window = make_window()
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.width() == 1024, timeout=2000)
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
+    QApplication.processEvents()
+    assert window.minimumSizeHint().width() <= 1024 and window.width() == 1024
+    for widget in (window.scrubber.compare, window.scrubber.save_button, window.panel.generate_button):
+        assert _fully_visible(widget)

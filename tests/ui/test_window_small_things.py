@@ -48,3 +48,15 @@ def test_a_cancelled_run_is_not_called_the_seed_used(qtbot, make_window, script)
         window.job_view.cancel()
         script.hold.set()
     assert window.panel.last_seed.text() == f"Cancelled run's seed: {seed}"
+
+
+def test_compare_says_which_side_is_which_and_that_it_is_on(qtbot, make_window):
+    window = make_window()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
+    scrubber = window.scrubber
+    scrubber.slider.setValue(2)
+    scrubber.compare.setChecked(True)
+    assert scrubber.label.text() == "Left: Step 2/4 · right: final" and scrubber.compare.text() == "Comparing"
+    scrubber.compare.setChecked(False)
+    assert scrubber.label.text() == "Step 2/4" and scrubber.compare.text() == "Compare"
