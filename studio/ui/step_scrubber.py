@@ -14,14 +14,18 @@ nearest earlier frame.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QSlider
+
+from studio.core.formats.infotext import format_infotext
+from studio.core.storage.outputs import PARAMETERS_KEY, REQUEST_KEY, read_request
 
 MAX_JOBS = 3  # runs whose steps are kept (a queue job selected in the panel, the last ones run)
 COMPARE_GAP = 4  # pixels between the step and the final image in "Compare with final"
@@ -220,21 +224,39 @@ class StepScrubber(QFrame):
 
     # -- saving --------------------------------------------------------------------------
     def save_step_as(self, path: str | None = None) -> bool:
-        pixels = self.current_pixels()
-        if pixels is None:
+        """The step as a PNG beside its final image ("00012-seed-step-8.png"), carrying the final
+        image's recipe (a drop restores the settings that made the run) and which step it is."""
+        pixels, run = self.current_pixels(), self.run
+        if pixels is None or run is None:
             return False
+        step = self.slider.value()
         if not path:
-            start = Path.home() / f"step-{self.slider.value()}.png"
+            name = f"{run.path.stem}-step-{step}.png" if run.path is not None else f"step-{step}.png"
+            start = (run.path.parent if run.path is not None else Path.home()) / name
             path, _ = QFileDialog.getSaveFileName(self, "Save this step as", str(start), "PNG image (*.png)")
         if not path:
             return False
         try:
-            Image.fromarray(pixels).save(path, format="PNG")
+            Image.fromarray(pixels).save(path, format="PNG", pnginfo=step_png_info(run, step))
         except (OSError, ValueError) as exc:
             self.message.emit(f"Could not save {path}: {getattr(exc, 'strerror', None) or exc}")
             return False
-        self.message.emit(f"Saved step {self.slider.value()} as {path}")
+        self.message.emit(f"Saved step {step} as {path}")
         return True
+
+
+def step_png_info(run: RunFrames, step: int) -> PngImagePlugin.PngInfo:
+    """The final image's metadata (read back from its file, as written) plus a comment saying
+    which step of it this is."""
+    info = PngImagePlugin.PngInfo()
+    request = read_request(run.path) if run.path is not None else None
+    if request is not None:
+        info.add_text(PARAMETERS_KEY, format_infotext(request))
+        info.add_text(REQUEST_KEY, json.dumps(request.to_dict(), ensure_ascii=True))
+    final = f" of {run.path.name}" if run.path is not None else ""
+    label = "the final image" if step >= run.total else f"step {step} of {run.total}"
+    info.add_text("Comment", f"Denoising preview: {label}{final}.")
+    return info
 
 
 class PreviewCost:

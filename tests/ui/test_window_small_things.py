@@ -60,3 +60,29 @@ def test_compare_says_which_side_is_which_and_that_it_is_on(qtbot, make_window):
     assert scrubber.label.text() == "Left: Step 2/4 · right: final" and scrubber.compare.text() == "Comparing"
     scrubber.compare.setChecked(False)
     assert scrubber.label.text() == "Step 2/4" and scrubber.compare.text() == "Compare"
+
+
+def test_save_step_offers_a_named_file_beside_the_final_image_with_its_recipe(qtbot, make_window, monkeypatch):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio.core.storage.outputs import read_request
+
+    window = make_window()
+    with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
+        window.job_view.generate()
+    final = window.job_view.last_image_path
+    window.scrubber.slider.setValue(2)
+    offered = []
+
+    def answer(parent, title, start, kinds):
+        offered.append(start)
+        return start, ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", answer)
+    assert window.scrubber.save_step_as()
+    assert offered == [str(final.parent / f"{final.stem}-step-2.png")]
+    saved = final.parent / f"{final.stem}-step-2.png"
+    assert read_request(saved) == read_request(final)
+    with Image.open(saved) as image:
+        assert image.text["Comment"] == f"Denoising preview: step 2 of 4 of {final.name}."
