@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListView,
     QMenu,
@@ -344,6 +345,13 @@ class HistoryPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.view, 1)
         self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+        # An empty list says why: nothing made yet, or nothing matches the search.
+        self.empty_note = QLabel(self.view.viewport())
+        self.empty_note.setObjectName("historyEmptyNote")
+        self.empty_note.setWordWrap(True)
+        self.empty_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_note.setEnabled(False)  # drawn in the muted colour
+        self.view.viewport().installEventFilter(self)
 
         self.search.textChanged.connect(lambda _: self.refresh())
         # One click selects and says what the image is; a double click (or Enter) opens it.
@@ -377,6 +385,25 @@ class HistoryPanel(QWidget):
         if selected is not None:
             self.select_path(selected.path)
         self._update_actions()
+        self._show_empty_note()
+
+    def _show_empty_note(self) -> None:
+        query = self.search.text().strip()
+        if self.model.rowCount():
+            self.empty_note.hide()
+            return
+        if query:
+            shown = query if len(query) <= 40 else query[:39] + "…"
+            self.empty_note.setText(f"No images match “{shown}”.\nSearch looks in the prompts; every word must appear.")
+        else:
+            self.empty_note.setText("No images yet.\nFinished images appear here.")
+        self.empty_note.setGeometry(self.view.viewport().rect().adjusted(8, 8, -8, -8))
+        self.empty_note.show()
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize and self.empty_note.isVisible():
+            self.empty_note.setGeometry(self.view.viewport().rect().adjusted(8, 8, -8, -8))
+        return False
 
     def select_path(self, path: str | Path) -> bool:
         for row, entry in enumerate(self.model.entries):
