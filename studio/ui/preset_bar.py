@@ -177,6 +177,7 @@ class PresetBar(QWidget):
         self.current_settings = current_settings or Settings
         self.combo = _named(QComboBox(), "presetCombo", "Preset")
         self.combo.setMinimumContentsLength(12)
+        self.combo.setPlaceholderText("Presets…")
         self.apply_button = _named(QPushButton("Apply"), "applyPresetButton", "Apply preset")
         self.save_button = _named(QPushButton("Save…"), "savePresetButton", "Save preset")
         self.more_button = _named(QToolButton(), "presetMenuButton", "More preset actions")
@@ -217,8 +218,8 @@ class PresetBar(QWidget):
         self.combo.clear()
         for preset in self.store.list():
             self.combo.addItem(preset.name + (" (built-in)" if preset.builtin else ""), preset.name)
-        index = self.combo.findData(select) if select else -1
-        self.combo.setCurrentIndex(max(index, 0) if self.combo.count() else -1)
+        # Nothing picked yet shows the placeholder: a preset's name there read as "in use".
+        self.combo.setCurrentIndex(self.combo.findData(select) if select else -1)
         self.combo.blockSignals(False)
         self._update_actions()
 
