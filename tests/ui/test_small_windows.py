@@ -54,3 +54,15 @@ def test_the_step_scrubber_fits_a_1024_pixel_window(qtbot, make_window):
     assert window.minimumSizeHint().width() <= 1024 and window.width() == 1024
     for widget in (window.scrubber.compare, window.scrubber.save_button, window.panel.generate_button):
         assert _fully_visible(widget)
+
+
+@pytest.mark.parametrize("size", [(1024, 640), (1280, 820)])
+def test_undo_redo_and_the_view_actions_are_on_the_toolbar_not_behind_its_overflow(qtbot, make_window, size):
+    window = make_window()
+    window.resize(*size)
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == size, timeout=2000)
+    QApplication.processEvents()
+    bar = window.canvas_toolbar
+    for action in (bar.undo_action, bar.redo_action, bar.fit_action, bar.actual_size_action, bar.brush_action):
+        button = bar.widgetForAction(action)
+        assert button.isVisible() and bar.rect().contains(button.geometry()), action.text()
