@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QPixmap
+from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -176,6 +176,18 @@ def recipe(entry: HistoryEntry) -> str:
     return f"{prompt or Path(entry.path).name}\n{', '.join(p for p in parts if p)}"
 
 
+def _square_tile(thumbnail: QPixmap) -> QPixmap:
+    """The thumbnail centred on a transparent THUMB_SIZE square: every tile is the same size,
+    so the seed and time under it sit in the same place (the list's items are of one size, the
+    first one's: a tall thumbnail after a wide one pushed its labels out of its tile)."""
+    tile = QPixmap(THUMB_SIZE, THUMB_SIZE)
+    tile.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(tile)
+    painter.drawPixmap((THUMB_SIZE - thumbnail.width()) // 2, (THUMB_SIZE - thumbnail.height()) // 2, thumbnail)
+    painter.end()
+    return tile
+
+
 class HistoryModel(QAbstractListModel):
     # (path, (h, w, 3) uint8 pixels or None when unreadable): emitted in the reader thread,
     # received in the GUI thread (queued), where the only QPixmaps are made.
@@ -243,7 +255,7 @@ class HistoryModel(QAbstractListModel):
         if pixels is None:
             self._missing.add(path)
             return
-        self._icons[path] = QIcon(QPixmap.fromImage(qimage_from_rgb(pixels)))
+        self._icons[path] = QIcon(_square_tile(QPixmap.fromImage(qimage_from_rgb(pixels))))
         self._icons.move_to_end(path)
         while len(self._icons) > CACHE_LIMIT:
             self._icons.popitem(last=False)

@@ -30,3 +30,20 @@ def test_an_empty_history_and_an_empty_search_say_so(qtbot, panel, tmp_path):
     assert note.geometry().width() > 100  # over the list, readable
     panel.search.setText("fox")
     assert not note.isVisible() and panel.model.rowCount() == 1
+
+
+def test_tiles_of_any_shape_keep_their_seed_and_time_labels(qtbot, panel, tmp_path):
+    from PySide6.QtCore import QSize, Qt
+
+    shapes = {"wide": (768, 512), "tall": (512, 768), "small": (64, 64)}
+    for name, size in shapes.items():  # the newest (shown first) is the small one
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", size, (200, 30, 30)).save(path)
+        panel.add_entry(path, GenerationRequest(name, seed=len(name), width=size[0], height=size[1]))
+    model = panel.model
+    for row in range(3):
+        model.data(model.index(row), Qt.ItemDataRole.DecorationRole)  # as the view asks when it paints
+    qtbot.waitUntil(lambda: all(model.has_thumbnail(e.path) for e in model.entries), timeout=5000)
+    for row in range(3):
+        icon = model.data(model.index(row), Qt.ItemDataRole.DecorationRole)
+        assert icon.availableSizes() == [QSize(96, 96)], model.entries[row].prompt  # one tile size for all
