@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QProgressDialog,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QToolBar,
     QVBoxLayout,
@@ -233,8 +234,10 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.canvas, 1)
         right_layout.addWidget(self.scrubber)
         # Its room is kept while it is hidden: the canvas does not jump when a run's steps appear.
+        # Its width never sets the window's: a hidden bar must not narrow the docks the artist sized.
         policy = self.scrubber.sizePolicy()
         policy.setRetainSizeWhenHidden(True)
+        policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
         self.scrubber.setSizePolicy(policy)
         splitter = QSplitter()
         splitter.addWidget(left_side)

@@ -330,7 +330,8 @@ class PresetBar(QWidget):
         # One sentence with its reasons: a message before it would be replaced unread.
         skipped = f"; {prepared.skipped:,} skipped" if prepared.skipped else ""
         why = f" {summarize_warnings(prepared.warnings)}" if prepared.warnings else ""
-        self.message.emit(f"Imported {len(imported):,} preset(s) from {path.name[:100]}{skipped}.{why}")
+        text = f"Imported {len(imported):,} preset(s) from {path.name[:100]}{skipped}.{why}"
+        self.message.emit(text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…")
         return imported
 
     def _prepare_import(self, path: Path) -> PreparedImport | Exception:
