@@ -22,7 +22,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, QTimer
 
 from studio.application.generation_state import GenerationState
-from studio.core.generation.fields import NON_GENERATION_SETTINGS
+from studio.core.generation.fields import NON_GENERATION_SETTINGS, STYLE_SETTINGS
 from studio.core.storage.atomic import write_bytes_atomic
 from studio.core.storage.paths import data_home
 from studio.core.storage.session import Session, load_session, restore_session_images, save_session
@@ -107,6 +107,8 @@ class SessionService(QObject):
         # folders, memory, theme, brush...) is settings.json's, which may be newer than the last
         # autosave (a folder chosen just before a crash).
         for name in NON_GENERATION_SETTINGS:
+            if name in STYLE_SETTINGS:
+                continue  # the style goes with the session's prompt
             setattr(settings, name, getattr(current, name))
         settings.model = current.model or settings.model
         self.state.reload(settings)

@@ -57,6 +57,17 @@ class CanvasToolbar(QToolBar):
         self.use_result_action = _action(
             self, "Use as input", "Ctrl+Shift+U", window.image_input.use_result_as_input, "Use the result as the input image"
         )
+        # Undo, Redo and the view come before the brush and mask tools: on a narrow window the
+        # toolbar's overflow ("»") takes the last ones, which the Edit menu also holds (Extend).
+        self.addSeparator()
+        # The window's Edit menu holds these same actions (one QAction per shortcut: two would
+        # make Ctrl+Z ambiguous, and Qt then fires neither). A focused text field keeps its own
+        # Ctrl+Z (Qt gives it the key first); the menu items always act on the canvas.
+        self.undo_action = _action(self, "Undo", QKeySequence.StandardKey.Undo, c.undo, "Undo on the canvas")
+        self.redo_action = _action(self, "Redo", "Ctrl+Shift+Z", c.redo, "Redo on the canvas")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.fit_action = _action(self, "Fit", "Ctrl+0", c.fit, "Fit to window")
+        self.actual_size_action = _action(self, "100%", "Ctrl+1", c.actual_size, "Actual pixels")
         self.addSeparator()
 
         tools = QActionGroup(self)
@@ -73,11 +84,12 @@ class CanvasToolbar(QToolBar):
         self.size_spin.setToolTip("Brush size in image pixels ([ and ])")
         self.size_spin.setRange(MIN_BRUSH, MAX_BRUSH)
         self.size_spin.setSuffix(" px")
+        self.size_spin.setMaximumWidth(self.size_spin.fontMetrics().horizontalAdvance("1024 px") + 32)
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
         self.size_slider.setObjectName("brushSizeSlider")
         self.size_slider.setAccessibleName("Brush size slider")
         self.size_slider.setRange(MIN_BRUSH, 256)  # the spin box goes further
-        self.size_slider.setFixedWidth(110)
+        self.size_slider.setFixedWidth(80)
         self.addWidget(self.size_slider)
         self.addWidget(self.size_spin)
         _action(self, "+", "]", lambda: c.grow_brush(1.2), "Larger brush", canvas_only=c)
@@ -99,15 +111,6 @@ class CanvasToolbar(QToolBar):
         self.addSeparator()
         self.extend_action = _action(self, "Extend…", None, lambda: self.extend_canvas(),
                                      "Extend the canvas for outpainting (or drag a border of the image outwards)")
-        self.addSeparator()
-        # The window's Edit menu holds these same actions (one QAction per shortcut: two would
-        # make Ctrl+Z ambiguous, and Qt then fires neither). A focused text field keeps its own
-        # Ctrl+Z (Qt gives it the key first); the menu items always act on the canvas.
-        self.undo_action = _action(self, "Undo", QKeySequence.StandardKey.Undo, c.undo, "Undo on the canvas")
-        self.redo_action = _action(self, "Redo", "Ctrl+Shift+Z", c.redo, "Redo on the canvas")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        _action(self, "Fit", "Ctrl+0", c.fit, "Fit to window")
-        _action(self, "100%", "Ctrl+1", c.actual_size, "Actual pixels")
 
         self.size_spin.valueChanged.connect(lambda v: c.set_brush(size=v))
         self.size_slider.valueChanged.connect(lambda v: c.set_brush(size=v))
@@ -147,6 +150,8 @@ class CanvasToolbar(QToolBar):
         spin.setRange(0, 100)
         spin.setPrefix(prefix)
         spin.setSuffix(" %")
+        # As wide as its longest text: Qt's own size hint leaves room the toolbar lacks at 1280 px.
+        spin.setMaximumWidth(spin.fontMetrics().horizontalAdvance(f"{prefix}100 %") + 32)
         self.addWidget(QLabel(" "))
         self.addWidget(spin)
         return spin

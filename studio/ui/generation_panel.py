@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
 
 from studio.core.generation.fields import FIELD, PANEL_FIELDS, Field
 from studio.core.generation.settings import Settings
+from studio.core.storage.presets import Style
 from studio.ui.drop import has_dropped_images
+from studio.ui.elided_label import ElidedLabel
 from studio.ui.lora_picker import LoraButton
 from studio.ui.preset_bar import StyleChip
 from studio.ui.token_counter import TokenCounter
@@ -153,10 +155,9 @@ class GenerationPanel(QWidget):
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         # Said next to the seed after a restore: a restored seed unticks Random, and every
         # later run would silently reuse it.
-        self.seed_hint = QLabel("")
+        # One line (the rest on hover): a note must never push Generate out of reach.
+        self.seed_hint = ElidedLabel(hide_when_empty=True)
         self.seed_hint.setObjectName("seedHint")
-        self.seed_hint.setWordWrap(True)
-        self.seed_hint.hide()
         self.random_seed.toggled.connect(self._random_toggled)
         self.width_spin = widgets["width"]
         self.height_spin = widgets["height"]
@@ -182,7 +183,7 @@ class GenerationPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.generate_button.clicked.connect(self.generateClicked)
         self.cancel_button.clicked.connect(self.cancelClicked)
-        self.last_seed = QLabel("")
+        self.last_seed = ElidedLabel(hide_when_empty=True)
         self.last_seed.setObjectName("lastSeedLabel")
         self.last_seed.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -199,11 +200,21 @@ class GenerationPanel(QWidget):
                      "sampler", "steps", "guidance"):
             form.addRow(_row_label(name), widgets[name])
         form.addRow(_row_label("seed"), seed_row)
-        form.addRow("", self.seed_hint)
-        form.addRow("", self.last_seed)
+        seed_notes = QWidget()  # one row for both notes: no empty rows while they are hidden
+        notes_layout = QVBoxLayout(seed_notes)
+        notes_layout.setContentsMargins(0, 0, 0, 0)
+        notes_layout.setSpacing(0)
+        notes_layout.addWidget(self.seed_hint)
+        notes_layout.addWidget(self.last_seed)
+        form.addRow("", seed_notes)
         form.addRow("Size", size_row)
         form.addRow(_row_label("batch_count"), self.batch)
-        buttons = QHBoxLayout()
+        # Generate and Cancel sit in their own bar, which the window keeps in view below the
+        # scrolling panel (never scrolled away at any window size).
+        self.action_bar = QWidget()
+        self.action_bar.setObjectName("generateBar")
+        buttons = QHBoxLayout(self.action_bar)
+        buttons.setContentsMargins(9, 4, 9, 4)
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
 
@@ -227,12 +238,12 @@ class GenerationPanel(QWidget):
         self.field_widgets: dict[str, QWidget] = {**widgets, "hires_fix": self.hires_group, "variation": self.variation_group}
         for widget in self.field_widgets.values():
             changed_signal(widget).connect(self.edited)
-        layout.addLayout(buttons)
+        self.style_chip.styleChanged.connect(self.edited)  # the style is saved with the prompt
 
     def show_restored_seed(self) -> None:
         """After a restore with a fixed seed: say so next to the seed, until Random is ticked."""
         if self.random_seed.isChecked():
-            self.seed_hint.hide()
+            self.seed_hint.setText("")
             return
         self.seed_hint.setText(f"Seed {int(self.seed.value())} restored: Random is off, so every run uses it. "
                                "Tick Random for a new seed each run.")
@@ -240,7 +251,7 @@ class GenerationPanel(QWidget):
 
     def _random_toggled(self, on: bool) -> None:
         if on:
-            self.seed_hint.hide()
+            self.seed_hint.setText("")
 
     def current_mode(self) -> str:
         return self.mode.currentData()
@@ -266,12 +277,18 @@ class GenerationPanel(QWidget):
     def load(self, s: Settings) -> None:
         for name, widget in self.field_widgets.items():
             set_widget_value(widget, getattr(s, name))
+        style = Style(s.style_name, s.style_prompt, s.style_negative_prompt) if s.style_name else None
+        if style != self.style_chip.style:
+            self.style_chip.set_style(style)
         self.seed.setEnabled(not s.random_seed)
         self._mode_changed()
 
     def store(self, s: Settings) -> None:
         for name, widget in self.field_widgets.items():
             setattr(s, name, widget_value(widget, FIELD[name]))
+        style = self.style_chip.style
+        s.style_name, s.style_prompt, s.style_negative_prompt = (
+            (style.name, style.prompt, style.negative_prompt) if style is not None else ("", "", ""))
         # A side below the smallest size would be refused by Generate: "Off" (0) or at least MIN_SIDE.
         for name in ("seed_resize_width", "seed_resize_height"):
             setattr(s, name, FIELD[name].clamp(getattr(s, name)))

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QPixmap
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListView,
     QMenu,
@@ -175,6 +176,18 @@ def recipe(entry: HistoryEntry) -> str:
     return f"{prompt or Path(entry.path).name}\n{', '.join(p for p in parts if p)}"
 
 
+def _square_tile(thumbnail: QPixmap) -> QPixmap:
+    """The thumbnail centred on a transparent THUMB_SIZE square: every tile is the same size,
+    so the seed and time under it sit in the same place (the list's items are of one size, the
+    first one's: a tall thumbnail after a wide one pushed its labels out of its tile)."""
+    tile = QPixmap(THUMB_SIZE, THUMB_SIZE)
+    tile.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(tile)
+    painter.drawPixmap((THUMB_SIZE - thumbnail.width()) // 2, (THUMB_SIZE - thumbnail.height()) // 2, thumbnail)
+    painter.end()
+    return tile
+
+
 class HistoryModel(QAbstractListModel):
     # (path, (h, w, 3) uint8 pixels or None when unreadable): emitted in the reader thread,
     # received in the GUI thread (queued), where the only QPixmaps are made.
@@ -242,7 +255,7 @@ class HistoryModel(QAbstractListModel):
         if pixels is None:
             self._missing.add(path)
             return
-        self._icons[path] = QIcon(QPixmap.fromImage(qimage_from_rgb(pixels)))
+        self._icons[path] = QIcon(_square_tile(QPixmap.fromImage(qimage_from_rgb(pixels))))
         self._icons.move_to_end(path)
         while len(self._icons) > CACHE_LIMIT:
             self._icons.popitem(last=False)
@@ -344,6 +357,13 @@ class HistoryPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.view, 1)
         self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+        # An empty list says why: nothing made yet, or nothing matches the search.
+        self.empty_note = QLabel(self.view.viewport())
+        self.empty_note.setObjectName("historyEmptyNote")
+        self.empty_note.setWordWrap(True)
+        self.empty_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_note.setEnabled(False)  # drawn in the muted colour
+        self.view.viewport().installEventFilter(self)
 
         self.search.textChanged.connect(lambda _: self.refresh())
         # One click selects and says what the image is; a double click (or Enter) opens it.
@@ -377,6 +397,25 @@ class HistoryPanel(QWidget):
         if selected is not None:
             self.select_path(selected.path)
         self._update_actions()
+        self._show_empty_note()
+
+    def _show_empty_note(self) -> None:
+        query = self.search.text().strip()
+        if self.model.rowCount():
+            self.empty_note.hide()
+            return
+        if query:
+            shown = query if len(query) <= 40 else query[:39] + "…"
+            self.empty_note.setText(f"No images match “{shown}”.\nSearch looks in the prompts; every word must appear.")
+        else:
+            self.empty_note.setText("No images yet.\nFinished images appear here.")
+        self.empty_note.setGeometry(self.view.viewport().rect().adjusted(8, 8, -8, -8))
+        self.empty_note.show()
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize and self.empty_note.isVisible():
+            self.empty_note.setGeometry(self.view.viewport().rect().adjusted(8, 8, -8, -8))
+        return False
 
     def select_path(self, path: str | Path) -> bool:
         for row, entry in enumerate(self.model.entries):

@@ -51,6 +51,8 @@ class ImageInput(QObject):
         if mime.hasImage():
             image = QGuiApplication.clipboard().image().convertToFormat(QImage.Format.Format_RGB888)
             self.set_input_image(rgb_from_qimage(image), "Paste image")
+            mode = "Inpaint" if self.window.panel.current_mode() == "inpaint" else "Image to image"
+            self.window.say(f"Pasted a {image.width()}×{image.height()} image: it is now the input image ({mode}).")
         elif mime.hasUrls() and mime.urls()[0].isLocalFile():
             self.load_image_file(mime.urls()[0].toLocalFile())
         else:

@@ -40,6 +40,10 @@ class JobView(QObject):
         c = self.controller  # lives in the GUI thread: its signals arrive here directly
         c.backendEvent.connect(self._on_event)
         c.jobEnded.connect(self._job_ended)
+        # The scrubber belongs to the image on the canvas: every change of it (a result, an
+        # undo, a reopened image, "Use as input") checks whose steps, if any, it shows.
+        window.canvas.undo_stack.listeners.append(self.sync_scrubber)
+        window.canvas.documentChanged.connect(self.sync_scrubber)
 
     @property
     def running(self) -> bool:
@@ -76,10 +80,16 @@ class JobView(QObject):
         queued = self.running
         job_id = self.controller.generate(request, first)
         self.jobs.compositors[job_id] = compositor
-        if queued:
+        if self.controller.paused:
+            w.say(self.paused_text())
+        elif queued:
             place = "next, ahead of the others" if first else "last"
             w.say(f"Queued {place}: {len(self.controller.queue.run_order())} job(s) waiting.")
         return job_id
+
+    def paused_text(self) -> str:
+        waiting = len(self.controller.queue.run_order())
+        return f"Queue paused: {waiting} waiting. Resume it in the Queue panel to run {'it' if waiting == 1 else 'them'}."
 
     def generate_first(self) -> str | None:
         """Ctrl+Shift+Enter: this job runs next, before the ones already waiting."""
@@ -184,6 +194,7 @@ class JobView(QObject):
         w = self.window
         ready = self.jobs.written(event.job_id, event.image_index)
         pixels = ready.image if ready is not None else None
+        self.previews.set_path(event.job_id, event.image_index, event.path)
         if pixels is not None:
             w.canvas.show_result(pixels, event.path)  # one undo step per image
             w.canvas_toolbar.sync()
@@ -208,6 +219,7 @@ class JobView(QObject):
             self.window.outputs.keep_unsaved(error)
             return
         self.window.banner.show_error(error)
+        self.jobs.errors[event.job_id] = error
 
     # -- a job ends ----------------------------------------------------------------------------
     def _job_ended(self, job_id: str, status: str) -> None:
@@ -225,28 +237,33 @@ class JobView(QObject):
             return  # still running, or images of it still on their way to the disk
         status, seconds = outcome
         paths = self.jobs.saved_paths.pop(job_id, [])
+        error = self.jobs.errors.get(job_id)
         self.jobs.forget(job_id)
         if job_id == self.jobs.current or self.controller.running_job is None:
-            self._say_ended(status, seconds, paths)
-        if status == "done" and job_id in self.previews:
-            self.window.scrubber.show_run(job_id)
+            self._say_ended(status, seconds, paths, error)
+        self.sync_scrubber()
         self.jobEnded.emit({"done": "finished"}.get(status, status))
 
-    def _say_ended(self, status: str, seconds: float, paths: list) -> None:
+    def _say_ended(self, status: str, seconds: float, paths: list, error=None) -> None:
         w = self.window
         if status == "failed":
-            if w.outputs.unsaved is None:
-                w.say("Generation failed.")
+            if w.outputs.unsaved is None:  # why, in a line (the banner has the hint)
+                w.say(f"Generation failed: {error.message}" if isinstance(error, StudioError) else "Generation failed.")
             return
         if status == "cancelled":
             kept = f" ({len(paths)} image(s) of the batch were saved)" if paths else ""
             w.say(f"Cancelled{kept}.")
+            if not paths:  # "Seed used" would name a seed no image was made with
+                w.panel.last_seed.setText(w.panel.last_seed.text().replace("Seed used:", "Cancelled run's seed:"))
             return
         if w.outputs.unsaved is None:
             w.banner.hide()  # an error from an earlier job is history now
         saved = f"Saved {paths[-1]}" if paths else ""
         cost = self.jobs.preview_cost.text()
-        w.say(with_note(f"Done in {seconds:.1f} s. {saved} {cost}".rstrip(), " ".join(self.jobs.notes)))
+        text = with_note(f"Done in {seconds:.1f} s. {saved} {cost}".rstrip(), " ".join(self.jobs.notes))
+        if self.controller.paused and self.controller.queue.run_order():
+            text = f"{text} {self.paused_text()}"
+        w.say(text)
 
     def _idle(self) -> None:
         """Nothing runs now: the canvas's own view back (after a cancel or failure), progress idle."""
@@ -265,11 +282,26 @@ class JobView(QObject):
     def show_final(self) -> None:
         self.window.canvas.show_current()
 
+    def sync_scrubber(self) -> None:
+        """The steps of the image on the canvas, while they are in memory and no job runs (a
+        run's previews take the canvas); hidden for any other image."""
+        scrubber = getattr(self.window, "scrubber", None)
+        if scrubber is None:
+            return  # still building the window
+        canvas = self.window.canvas
+        job_id = None
+        if self.controller.running_job is None and canvas.view == "result" and canvas.result is not None:
+            job_id = self.previews.job_showing(canvas.result, canvas.result_path)
+        if job_id is None:
+            if scrubber.job_id is not None or scrubber.isVisible():
+                scrubber.clear()
+        elif job_id != scrubber.job_id:
+            scrubber.show_run(job_id)
+
     def job_selected(self, job_id: str) -> None:
-        """A job picked in the queue: its steps in the scrubber while they are in memory."""
-        scrubber = self.window.scrubber
-        if job_id != self.controller.running_job and scrubber.show_run(job_id):
-            scrubber.slider.setValue(scrubber.slider.maximum())
+        """A job picked in the queue: the scrubber stays with the image on the canvas (a double
+        click opens the job's image, and with it its steps)."""
+        self.sync_scrubber()
 
 
 def with_note(text: str, note: str) -> str:
@@ -290,6 +322,7 @@ class JobTracker:
         self.notes: list[str] = []  # the current job's ImageFinished notes
         self.saved_paths: dict[str, list] = {}
         self.write_failed: set[str] = set()
+        self.errors: dict[str, object] = {}  # why a job failed (JobFailed's error), until it is said
         self._started: dict[str, float] = {}
         self._unwritten: dict[tuple[str, int], object] = {}  # (job, image index) -> ImageFinished
         self._ended: dict[str, tuple[str, float]] = {}
@@ -325,3 +358,4 @@ class JobTracker:
         self._ended.pop(job_id, None)
         self.compositors.pop(job_id, None)
         self.write_failed.discard(job_id)
+        self.errors.pop(job_id, None)

@@ -19,6 +19,7 @@ from studio.core.models.model_library import lora_folders, model_folders
 
 SCAN_THREAD_NAME = "lora-scan"
 MENU_STYLE = "QMenu { menu-scrollable: 1; }"  # an A1111 folder can hold hundreds
+MAX_FOLDERS_SHOWN = 6
 
 
 def lora_tag_text(name: str, weight: float = 1.0) -> str:
@@ -127,12 +128,23 @@ class LoraButton(QToolButton):
             empty = menu.addAction("No LoRAs found (.safetensors files in the LoRA folders)")
             empty.setEnabled(False)
             empty.setToolTip(f"Put LoRA files in:\n{where}")
-            return
         for lora in self.loras:
             action = menu.addAction(f"{lora.name}  ·  {lora.label}")
             action.setToolTip(str(lora.path))
             action.setData(lora.name)
             action.triggered.connect(self._chosen)
+        self._add_searched_folders()
+
+    def _add_searched_folders(self) -> None:
+        """Where the list comes from, written out (a disabled item's tooltip is never shown):
+        a LoRA the artist misses is in another folder."""
+        menu = self.menu_
+        menu.addSeparator()
+        shown = self.folders[:MAX_FOLDERS_SHOWN]
+        for folder in shown:
+            menu.addAction(f"Looked in {folder}").setEnabled(False)
+        if len(self.folders) > len(shown):
+            menu.addAction(f"…and {len(self.folders) - len(shown)} more folder(s)").setEnabled(False)
 
     @Slot()
     def _chosen(self) -> None:

@@ -18,12 +18,14 @@ from PySide6.QtGui import QActionGroup, QDesktopServices, QKeySequence, QShortcu
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QProgressBar,
     QProgressDialog,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QToolBar,
     QVBoxLayout,
@@ -42,6 +44,7 @@ from studio.ui.banner import ErrorBanner
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_toolbar import CanvasToolbar
 from studio.ui.drop import has_dropped_images
+from studio.ui.elided_label import ElidedLabel
 from studio.ui.generation_panel import GenerationPanel
 from studio.ui.image_input import ImageInput
 from studio.ui.job_view import JobView
@@ -172,6 +175,12 @@ class MainWindow(QMainWindow):
         self.output_folder_action = self.file_menu.addAction("Output folder…", self.outputs.choose_folder)
         self.output_folder_action.setObjectName("outputFolderAction")
         self.output_folder_action.setToolTip("Choose the folder finished images are saved in")
+        self.file_menu.addSeparator()
+        self.quit_action = self.file_menu.addAction("Quit", self.close)
+        self.quit_action.setObjectName("quitAction")
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        if self.quit_action.shortcut().isEmpty():  # platforms without a standard Quit key
+            self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.view_menu = self.menuBar().addMenu("&View")
         self.view_menu.setObjectName("viewMenu")
         themes = QActionGroup(self)
@@ -216,6 +225,14 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(left)
         scroll.setMinimumWidth(320)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Generate and Cancel under the scrolling panel: always in view, whatever the window's height.
+        left_side = QWidget()
+        left_side_layout = QVBoxLayout(left_side)
+        left_side_layout.setContentsMargins(0, 0, 0, 0)
+        left_side_layout.setSpacing(0)
+        left_side_layout.addWidget(scroll, 1)
+        left_side_layout.addWidget(self.panel.action_bar)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -225,8 +242,14 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self.restored_bar)
         right_layout.addWidget(self.canvas, 1)
         right_layout.addWidget(self.scrubber)
+        # Its room is kept while it is hidden: the canvas does not jump when a run's steps appear.
+        # Its width never sets the window's: a hidden bar must not narrow the docks the artist sized.
+        policy = self.scrubber.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+        self.scrubber.setSizePolicy(policy)
         splitter = QSplitter()
-        splitter.addWidget(scroll)
+        splitter.addWidget(left_side)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([360, 920])
@@ -249,7 +272,7 @@ class MainWindow(QMainWindow):
         self.progress.setAccessibleName("Progress")
         self.progress.setMaximumWidth(320)
         self.progress.setTextVisible(False)
-        self.status_label = QLabel()
+        self.status_label = ElidedLabel()  # a long sentence ends in "…" and shows whole on hover
         self.status_label.setObjectName("statusLabel")
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
@@ -337,7 +360,9 @@ class MainWindow(QMainWindow):
         if restored.document is not None:
             self.canvas.set_document(restored.document, "Restore session", restored.mask)
             self.canvas.undo_stack.clear()
-        if restored.brush_size:
+        if restored.brush_size and restored.document is not None:
+            # The size belongs to that image; without it, the next image sizes the brush itself
+            # (restored as the artist's choice, 6 px would stay on a 512x768 image).
             self.canvas.set_brush(size=restored.brush_size)
         if restored.problems:
             self.banner.show_error(StudioError(ErrorKind.BAD_INPUT, " ".join(restored.problems),

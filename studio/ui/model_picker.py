@@ -197,7 +197,13 @@ class ModelPicker(QObject):
         combo.clear()
         current = self.current
         listed = False
+        demo = demo_model_dir()
+        if (demo / "model_index.json").is_file():  # the bundled model is always a choice
+            self._add_model(self._describe(str(demo)), str(demo))
+            listed = same_path(str(demo), current)
         for model in self.library.models:
+            if same_path(model.path, str(demo)):
+                continue
             self._add_model(model.display, model.path)
             listed = listed or same_path(model.path, current)
         if current and not listed:  # the demo model, a file chosen directly, a library not yet scanned
@@ -257,7 +263,8 @@ class ModelPicker(QObject):
             try:
                 info = inspect_model(path)
             except (StudioError, OSError, ValueError, RecursionError):
-                self._descriptions[path] = Path(path).name or path
+                demo = same_path(path, str(demo_model_dir()))
+                self._descriptions[path] = "Demo model" if demo else Path(path).name or path
             else:
                 if same_path(path, str(demo_model_dir())):
                     self._descriptions[path] = f"Demo model  ·  {info.label}"

@@ -41,6 +41,10 @@ class ModelStatus(QObject):
         self.ready = False
         self._load_note = ""  # what ModelLoading said about memory; kept if the load fails
         self._notice = ""  # a startup message kept in front of the loading status until the model is ready
+        # The model choice (settings.model) that loaded last: a choice that fails to load goes
+        # back to it, so the list never shows a model that is not there.
+        self._loaded_choice: str | None = None
+        self._load_error_text = ""  # the banner's text while it shows a load failure
         self.controller.backendEvent.connect(self._on_event)
 
     def notify(self, text: str) -> None:
@@ -115,14 +119,34 @@ class ModelStatus(QObject):
         self.ready = True
         self._load_note = ""
         self.state.model_loaded(event.model)
+        self._loaded_choice = self.state.settings.model
         ready = f"Ready: {Path(event.model).name} on {event.device} ({event.dtype}), loaded in {event.seconds:.1f} s."
+        banner = self.window.banner
+        if self._load_error_text and banner.isVisible() and banner.label.text() == self._load_error_text:
+            banner.hide()  # an earlier model's failure is history now
+        self._load_error_text = ""
         self.window.say(f"{self._notice} {ready}".strip())
         self._notice = ""
         self.show_ready_text()
 
     def _failed(self, event: ModelFailed) -> None:
         self.ready = False
-        self.window.banner.show_error(event.error)
+        banner = self.window.banner
+        banner.show_error(event.error)
+        self._load_error_text = banner.label.text()
         self.window.say(with_note(f"{self._notice} The model could not be loaded.".strip(), self._load_note))
         self._load_note = ""
         self._notice = ""
+        self._back_to_last_loaded(event)
+
+    def _back_to_last_loaded(self, event: ModelFailed) -> None:
+        """A model that failed to load is not left selected: the list goes back to the last
+        model that loaded (the next Generate loads it again if the failed attempt let it go)."""
+        settings, previous = self.state.settings, self._loaded_choice
+        if previous is None or previous == settings.model:
+            return  # nothing loaded yet (Generate then says why it failed), or it is the one that failed
+        failed = Path(event.model or self.state.model_path()).name
+        settings.model = previous
+        self.state.save()
+        self.window.picker.show_current(self.state.model_path())
+        self.window.say(f"{failed} could not be loaded; the model list is back on {Path(self.state.model_path()).name}.")

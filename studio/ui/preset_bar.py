@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from studio.core.generation.settings import Settings
 from studio.core.storage.presets import (
     PRESET_FIELDS,
+    STYLE_FIELDS,
     PreparedImport,
     Preset,
     PresetError,
@@ -176,6 +177,7 @@ class PresetBar(QWidget):
         self.current_settings = current_settings or Settings
         self.combo = _named(QComboBox(), "presetCombo", "Preset")
         self.combo.setMinimumContentsLength(12)
+        self.combo.setPlaceholderText("Presets…")
         self.apply_button = _named(QPushButton("Apply"), "applyPresetButton", "Apply preset")
         self.save_button = _named(QPushButton("Save…"), "savePresetButton", "Save preset")
         self.more_button = _named(QToolButton(), "presetMenuButton", "More preset actions")
@@ -216,8 +218,8 @@ class PresetBar(QWidget):
         self.combo.clear()
         for preset in self.store.list():
             self.combo.addItem(preset.name + (" (built-in)" if preset.builtin else ""), preset.name)
-        index = self.combo.findData(select) if select else -1
-        self.combo.setCurrentIndex(max(index, 0) if self.combo.count() else -1)
+        # Nothing picked yet shows the placeholder: a preset's name there read as "in use".
+        self.combo.setCurrentIndex(self.combo.findData(select) if select else -1)
         self.combo.blockSignals(False)
         self._update_actions()
 
@@ -251,7 +253,11 @@ class PresetBar(QWidget):
     def save_preset(self, name: str | None = None, fields: Iterable[str] | None = None) -> Preset | None:
         if name is None:
             current = self.current_preset()
-            dialog = SavePresetDialog(PRESET_FIELDS, fields or DEFAULT_SAVE_FIELDS,
+            settings = self.current_settings()
+            # An empty prompt is never offered ticked: saved, it would be an empty style.
+            offered = [key for key in (fields or DEFAULT_SAVE_FIELDS)
+                       if key not in STYLE_FIELDS or getattr(settings, key, "")]
+            dialog = SavePresetDialog(PRESET_FIELDS, offered,
                                       current.name if current and not current.builtin else "", self)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return None
@@ -319,12 +325,13 @@ class PresetBar(QWidget):
         except (PresetError, OSError) as exc:
             self._error("Nothing was imported", exc)
             return []
-        if prepared.warnings:
-            self.message.emit(summarize_warnings(prepared.warnings))
         self.refresh(select=imported[0].name)
         self.presetsChanged.emit()
-        skipped = f"; {prepared.skipped:,} skipped (see the messages before)" if prepared.skipped else ""
-        self.message.emit(f"Imported {len(imported):,} preset(s) from {path.name[:100]}{skipped}.")
+        # One sentence with its reasons: a message before it would be replaced unread.
+        skipped = f"; {prepared.skipped:,} skipped" if prepared.skipped else ""
+        why = f" {summarize_warnings(prepared.warnings)}" if prepared.warnings else ""
+        text = f"Imported {len(imported):,} preset(s) from {path.name[:100]}{skipped}.{why}"
+        self.message.emit(text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…")
         return imported
 
     def _prepare_import(self, path: Path) -> PreparedImport | Exception:

@@ -19,6 +19,7 @@ from studio.application.history_service import HistoryService
 from studio.application.recall_service import RecallService
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.formats.dropped_image import DroppedImage, read_dropped_image, read_image_file
+from studio.core.generation.request import Mode
 from studio.core.storage.session import SessionImageError
 from studio.ui.drop import dropped_image_paths
 from studio.ui.history_panel import HistoryPanel
@@ -74,7 +75,20 @@ class Recall(QObject):
         self.window.say(self.service.apply_preset(preset))
 
     def restore_fields(self, fields, what: str) -> None:
-        self.window.say(self.service.restore_fields(fields, what))
+        """History's restore. "All settings" of an Image to image or Inpaint entry brings back
+        its mode, input image and mask too (the studio saved them beside the request), so the
+        run can be made again."""
+        entry = self.history_panel.selected_entry() if what == "all" else None
+        request = entry.generation_request() if entry is not None else None
+        if request is None or request.mode is Mode.TXT2IMG or not request.init_image:
+            self.window.say(self.service.restore_fields(fields, what))
+            return
+        source, mask, problems = self._off_gui_thread(read_inputs, request)
+        text = self.service.restore_fields(fields, what, mode=request.mode.value)
+        if source is not None:
+            self.window.canvas.set_document(source, "Restore from history", mask)
+            text += " Its input image" + (" and mask are" if mask is not None else " is") + " back on the canvas."
+        self.window.say(" ".join([text, *problems]))
 
     def view_result(self, path: str) -> None:
         try:  # a history entry can name any path (a FIFO, a device): only regular image files open
@@ -156,7 +170,7 @@ class Recall(QObject):
             if model is not None:
                 w.model_status.set_model(model)
             notes.extend(said)
-            texts.append(self.service.restore_dropped(dropped))
+            texts.append(self.service.restore_dropped(dropped, as_input=choice == "both"))
             if metadata.request is not None and dropped.source is not None and choice == "settings":
                 w.canvas.set_document(dropped.source, f"Restore {name}", dropped.mask)  # img2img/inpaint: its input too
         if choice in ("input", "both"):
@@ -174,3 +188,21 @@ class Recall(QObject):
     def close(self) -> None:
         self._reader.shutdown(wait=False, cancel_futures=True)
         self.history_panel.close_thumbnails()
+
+
+def read_inputs(request) -> tuple:
+    """(input image, mask or None, problems) a request names; read on the reader thread. A
+    file that is gone or not an image is a problem to say, never an exception."""
+    try:
+        source = read_image_file(request.init_image, "RGB")
+    except SessionImageError as exc:
+        return None, None, [f"Its input image was not restored ({exc})."]
+    if not request.mask:
+        return source, None, []
+    try:
+        mask = read_image_file(request.mask, "L")
+    except SessionImageError as exc:
+        return source, None, [f"Its mask was not restored ({exc})."]
+    if mask.shape != source.shape[:2]:
+        return source, None, ["Its mask does not fit its input image and was left out."]
+    return source, mask, []

@@ -14,14 +14,18 @@ nearest earlier frame.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QSlider
+
+from studio.core.formats.infotext import format_infotext
+from studio.core.storage.outputs import PARAMETERS_KEY, REQUEST_KEY, read_request
 
 MAX_JOBS = 3  # runs whose steps are kept (a queue job selected in the panel, the last ones run)
 COMPARE_GAP = 4  # pixels between the step and the final image in "Compare with final"
@@ -36,6 +40,7 @@ class RunFrames:
     frames: dict[int, np.ndarray] = field(default_factory=dict)
     final: np.ndarray | None = None
     image_index: int = 0
+    path: Path | None = None  # the final image's file, once written
 
     def frame(self, step: int) -> np.ndarray | None:
         """The frame of `step`, or of the nearest earlier step the window saw."""
@@ -60,6 +65,7 @@ class PreviewStore:
         if image_index != run.image_index:  # a batch: the scrubber shows the latest image's steps
             run.frames.clear()
             run.final = None
+            run.path = None
             run.image_index = image_index
         run.total, run.size = total, size
         run.frames[step] = preview  # the engine hands over an owned copy (DESIGN.md, data flow 5)
@@ -68,6 +74,19 @@ class PreviewStore:
         run = self._runs.get(job_id)
         if run is not None and image_index == run.image_index:
             run.final = image
+
+    def set_path(self, job_id: str, image_index: int, path: Path | None) -> None:
+        run = self._runs.get(job_id)
+        if run is not None and image_index == run.image_index:
+            run.path = path
+
+    def job_showing(self, image: np.ndarray | None, path: Path | None) -> str | None:
+        """The job whose final image this is (the same pixels, or the same file reopened)."""
+        for job_id, run in self._runs.items():
+            if run.final is not None and run.frames and (
+                    (image is not None and image is run.final) or (path is not None and run.path == path)):
+                return job_id
+        return None
 
     def get(self, job_id: str) -> RunFrames | None:
         return self._runs.get(job_id)
@@ -119,12 +138,14 @@ class StepScrubber(QFrame):
         self.slider.setToolTip("Scrub through the steps of the run; the right end is the final image")
         self.label = QLabel()
         self.label.setMinimumWidth(90)
-        self.compare = QPushButton("Compare with final")
+        # Short texts: the bar must fit beside the panel and the docks at 1024 pixels wide.
+        self.compare = QPushButton("Compare")
         self.compare.setObjectName("compareFinalButton")
         self.compare.setCheckable(True)
-        self.compare.setToolTip("Show this step beside the final image")
-        self.save_button = QPushButton("Save step as PNG…")
+        self.compare.setToolTip("Compare with final: this step on the left, the final image on the right")
+        self.save_button = QPushButton("Save step…")
         self.save_button.setObjectName("saveStepButton")
+        self.save_button.setToolTip("Save step as PNG…")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addWidget(QLabel("Steps"))
@@ -195,25 +216,47 @@ class StepScrubber(QFrame):
             self._show(frame, run.size)
 
     def _label(self, step: int, run: RunFrames) -> None:
-        self.label.setText("Final image" if step >= run.total else f"Step {step}/{run.total}")
+        text = "Final image" if step >= run.total else f"Step {step}/{run.total}"
+        if self.compare.isChecked():  # which side is which, while comparing
+            text = f"Left: {text.lower() if step >= run.total else text} · right: final"
+        self.label.setText(text)
+        self.compare.setText("Comparing" if self.compare.isChecked() else "Compare")
 
     # -- saving --------------------------------------------------------------------------
     def save_step_as(self, path: str | None = None) -> bool:
-        pixels = self.current_pixels()
-        if pixels is None:
+        """The step as a PNG beside its final image ("00012-seed-step-8.png"), carrying the final
+        image's recipe (a drop restores the settings that made the run) and which step it is."""
+        pixels, run = self.current_pixels(), self.run
+        if pixels is None or run is None:
             return False
+        step = self.slider.value()
         if not path:
-            start = Path.home() / f"step-{self.slider.value()}.png"
+            name = f"{run.path.stem}-step-{step}.png" if run.path is not None else f"step-{step}.png"
+            start = (run.path.parent if run.path is not None else Path.home()) / name
             path, _ = QFileDialog.getSaveFileName(self, "Save this step as", str(start), "PNG image (*.png)")
         if not path:
             return False
         try:
-            Image.fromarray(pixels).save(path, format="PNG")
+            Image.fromarray(pixels).save(path, format="PNG", pnginfo=step_png_info(run, step))
         except (OSError, ValueError) as exc:
             self.message.emit(f"Could not save {path}: {getattr(exc, 'strerror', None) or exc}")
             return False
-        self.message.emit(f"Saved step {self.slider.value()} as {path}")
+        self.message.emit(f"Saved step {step} as {path}")
         return True
+
+
+def step_png_info(run: RunFrames, step: int) -> PngImagePlugin.PngInfo:
+    """The final image's metadata (read back from its file, as written) plus a comment saying
+    which step of it this is."""
+    info = PngImagePlugin.PngInfo()
+    request = read_request(run.path) if run.path is not None else None
+    if request is not None:
+        info.add_text(PARAMETERS_KEY, format_infotext(request))
+        info.add_text(REQUEST_KEY, json.dumps(request.to_dict(), ensure_ascii=True))
+    final = f" of {run.path.name}" if run.path is not None else ""
+    label = "the final image" if step >= run.total else f"step {step} of {run.total}"
+    info.add_text("Comment", f"Denoising preview: {label}{final}.")
+    return info
 
 
 class PreviewCost:

@@ -42,7 +42,7 @@ def test_an_exception_at_step_k_is_reported_and_the_next_job_works(qtbot, make_w
     script.raise_at_step, script.exception = 2, exception
     window = make_window()
     _run(qtbot, window, "failed")
-    assert window.banner.isVisible() and window.status_label.text() == "Generation failed."
+    assert window.banner.isVisible() and window.status_label.text().startswith("Generation failed: ")
     assert not _files(tmp_path / "outputs")
     _next_job_works(qtbot, window, script)
 

@@ -118,9 +118,10 @@ def test_a_fifo_in_the_history_shows_a_placeholder_and_a_normal_image_its_thumbn
     icon = _icon(panel, red)
     assert not panel.model.is_placeholder(icon)
     image = icon.pixmap(96, 96).toImage()
-    assert (image.width(), image.height()) == (96, 72), "scaled down, aspect kept"
-    color = image.pixelColor(48, 36)
+    assert (image.width(), image.height()) == (96, 96), "one tile size for every shape"
+    color = image.pixelColor(48, 48)
     assert (color.red(), color.green(), color.blue()) == (200, 30, 30)
+    assert image.pixelColor(48, 5).alpha() == 0 and image.pixelColor(48, 13).red() == 200, "96x72 centred, aspect kept"
     assert sorted(reads.paths) == sorted([str(red), str(fifo)])
     assert threading.get_ident() not in reads.threads, "the GUI thread never opens a history file"
     assert panel.close_thumbnails(5)

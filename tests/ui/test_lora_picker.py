@@ -2,6 +2,7 @@
 family, and inserts `<lora:NAME:1>` at the prompt's cursor."""
 
 import threading
+from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QTextCursor
@@ -44,7 +45,11 @@ def test_lists_loras_beside_the_model_folders_with_their_family(qtbot, webui, mo
     button = LoraButton(prompt, lambda: [webui])
     qtbot.addWidget(button)
     assert [a.text() for a in button.menu_.actions()] == ["Scanning the LoRA folders…"]
-    assert scanned(qtbot, button) == ["film grain  ·  SDXL", "Ink Wash  ·  SD 1.x", "mine  ·  SD 2.x"]
+    texts = scanned(qtbot, button)
+    assert texts[:3] == ["film grain  ·  SDXL", "Ink Wash  ·  SD 1.x", "mine  ·  SD 2.x"]
+    # Where it looked, written out under the list: a LoRA the artist misses is in another folder.
+    looked = [t.removeprefix("Looked in ") for t in texts if t.startswith("Looked in ")]
+    assert str(Path(webui).parent / "Lora") in looked and len(looked) == len(button.folders)
     assert threads == [lora_picker.SCAN_THREAD_NAME]  # not the GUI thread
 
 
@@ -95,8 +100,9 @@ def test_selection_is_replaced(qtbot):
 def test_empty_folders_say_where_loras_go(qtbot, studio_home):
     button = LoraButton(QPlainTextEdit(), lambda: [])
     qtbot.addWidget(button)
-    [text] = scanned(qtbot, button)
-    assert text.startswith("No LoRAs found")
+    texts = scanned(qtbot, button)
+    assert texts[0].startswith("No LoRAs found")
+    assert f"Looked in {studio_home / 'models' / 'loras'}" in texts
     assert str(studio_home / "models" / "loras") in button.menu_.actions()[0].toolTip()
 
 

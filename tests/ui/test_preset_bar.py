@@ -93,3 +93,12 @@ def test_reload_reports_broken_user_file(qtbot, bar, tmp_path):
         warnings = bar.reload()
     assert len(warnings) == 1 and "broken.json" in blocker.args[0]
     assert bar.combo.count() == len(bar.store.list())
+
+
+def test_no_preset_looks_chosen_before_the_artist_picks_one(bar):
+    assert bar.combo.currentIndex() == -1 and bar.combo.placeholderText() == "Presets…"
+    assert bar.current_preset() is None and not bar.apply_button.isEnabled()
+    bar.select("Cinematic")
+    assert bar.apply_button.isEnabled() and bar.combo.currentText() == "Cinematic (built-in)"
+    bar.refresh()
+    assert bar.current_name() == "Cinematic"  # a refresh keeps the artist's pick

@@ -244,9 +244,9 @@ def test_the_scrubber_keeps_the_last_three_runs(qtbot, make_window, script):
             window.job_view.generate()
     ids = window.queue_panel.row_ids()
     assert ids[0] not in window.job_view.previews and all(job_id in window.job_view.previews for job_id in ids[1:])
-    window.queue_panel.select(ids[1])
-    assert window.scrubber.job_id == ids[1]  # a selected job in memory: its steps
-    window.queue_panel.select(ids[0])
+    window.recall.view_result(window.controller.job(ids[1]).paths[-1])  # a double click on its row
+    assert window.scrubber.job_id == ids[1]  # a job in memory: the steps of the image on the canvas
+    window.recall.view_result(window.controller.job(ids[0]).paths[-1])
     assert window.scrubber.job_id is None and not window.scrubber.isVisible()
 
 

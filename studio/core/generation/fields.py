@@ -265,8 +265,11 @@ PANEL_FIELDS = tuple(f for f in FIELDS if f.widget is not None)
 NON_GENERATION_SETTINGS = (
     "device", "model_dirs", "attention_slicing", "vae_tiling", "cpu_offload", "mask_color", "brush_hardness",
     "brush_opacity", "outputs_dir",
-    "theme", "window_state", "window_geometry",
+    "theme", "window_state", "window_geometry", "style_name", "style_prompt", "style_negative_prompt",
 )  # fmt: skip
+# The active style is not a request field (the request holds the wrapped prompt) but belongs to
+# the prompt it wraps: a restored session brings it back with the prompt.
+STYLE_SETTINGS = ("style_name", "style_prompt", "style_negative_prompt")
 
 
 def default(name: str) -> Any:

@@ -90,6 +90,11 @@ class Settings:
     variation_strength: float = default("variation_strength")
     seed_resize_width: int = default("seed_resize_width")  # 0 = off
     seed_resize_height: int = default("seed_resize_height")
+    # The preset style wrapping the prompt at Generate (a preset's prompt and negative templates);
+    # "" = none. Kept with the prompt, so a restart never silently stops wrapping it.
+    style_name: str = ""
+    style_prompt: str = ""
+    style_negative_prompt: str = ""
     mask_color: str = "#ff3060"  # the mask's stripes on the canvas (a colour that reads on this artist's images)
     # The mask brush's feel, as the artist left it (its size is per image: the session keeps it).
     brush_hardness: float = Brush.hardness

@@ -95,9 +95,14 @@ def embedding_folders(folders: list[Path]) -> list[Path]:
     return found
 
 
+# A1111's other checkpoint format: never opened (a pickle can run code), but listed among the
+# skipped files with that reason, so an artist whose .ckpt is missing from the list knows why.
+PICKLED_CHECKPOINT = ".ckpt"
+
+
 def _walk(folder: Path, depth: int = 0, models: bool = False):
     """.safetensors files under `folder` (MAX_DEPTH levels, hidden entries skipped, sorted by
-    name); with `models`, also diffusers model folders, and the extra-network folders a model
+    name); with `models`, also diffusers model folders and .ckpt files, and the extra-network folders a model
     folder may hold are left out."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
@@ -113,8 +118,9 @@ def _walk(folder: Path, depth: int = 0, models: bool = False):
                     yield path
                 elif depth < MAX_DEPTH and not (models and entry.name in _VAE_DIRS + _LORA_DIRS + _EMBEDDING_DIRS):
                     yield from _walk(path, depth + 1, models)
-            elif entry.is_file() and entry.name.lower().endswith(".safetensors"):
-                yield path
+            elif entry.is_file() and (entry.name.lower().endswith(".safetensors")
+                                      or (models and entry.name.lower().endswith(PICKLED_CHECKPOINT))):
+                yield path  # a pickled checkpoint only to be named as skipped, with the reason
         except OSError:
             continue
 

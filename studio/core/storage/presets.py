@@ -218,9 +218,10 @@ class Style:
 
 
 def style_of(preset: Preset) -> Style | None:
-    """The preset's style, or None for a preset that only sets numbers (Fast draft)."""
+    """The preset's style, or None for a preset that only sets numbers (Fast draft) or whose
+    prompts are both empty: applying it leaves the active style on."""
     values = preset.values
-    if not any(key in values for key in STYLE_FIELDS):
+    if not any(values.get(key) for key in STYLE_FIELDS):
         return None
     return Style(preset.name, values.get("prompt", ""), values.get("negative_prompt", ""))
 
@@ -391,6 +392,33 @@ def parse_style_list_or_presets(data: list, progress: Progress | None = None) ->
                 warnings.skip(f"Preset #{index + 1} skipped: {exc}")
         return presets, warnings.finish()
     return parse_style_list(data, progress)
+
+
+def _numbered_duplicates(presets: list[Preset], warnings: list[str]) -> list[Preset]:
+    """The same name twice in one file (A1111 keeps both rows): the later ones are kept as
+    "Name (2)", "Name (3)"…, each said, so no row's prompts are lost."""
+    used = {preset.name.casefold() for preset in presets}
+    seen: set[str] = set()
+    kept = []
+    for preset in presets:
+        key = preset.name.casefold()
+        if key in seen:
+            number = 2
+            while _numbered(preset.name, number).casefold() in used:
+                number += 1
+            renamed = _numbered(preset.name, number)
+            used.add(renamed.casefold())
+            warnings.append(f"A second style named {_short(preset.name)} was kept as {_short(renamed)}.")
+            preset = dataclasses.replace(preset, name=renamed)
+            key = renamed.casefold()
+        seen.add(key)
+        kept.append(preset)
+    return kept
+
+
+def _numbered(name: str, number: int) -> str:
+    suffix = f" ({number})"
+    return name[:MAX_NAME_LENGTH - len(suffix)] + suffix
 
 
 def builtin_presets_dir() -> Path:
@@ -608,11 +636,8 @@ class PresetStore:
         PresetError (a bounded message) or OSError."""
         presets, warnings = parse_preset_file(Path(path), progress)
         skipped = getattr(warnings, "skipped", 0)
-        unique: dict[str, Preset] = {}
-        for preset in presets:  # the same name twice in one file: the last one wins
-            unique.pop(preset.name.casefold(), None)
-            unique[preset.name.casefold()] = preset
-        presets = list(unique.values())
+        presets = _numbered_duplicates(presets, warnings)
+        warnings = list(warnings)
         if len(presets) == 1:
             return PreparedImport(Path(path), presets, list(warnings), skipped)
         target = self._new_file(safe_file_stem(Path(path).stem))
