@@ -54,3 +54,15 @@ def test_a_new_family_is_one_more_detector(tmp_path, monkeypatch):
     info = inspect_model(path)
     assert (info.family, info.prediction) == (Family.SD1, None)  # Marked's reading (SDXL's would say epsilon)
     assert inspect_model(write_tensors(tmp_path / "xl.safetensors", MARKS["sdxl"])).family is Family.SDXL
+
+
+def test_a_familys_recommended_settings_fill_what_studio_json_leaves_out(tmp_path, monkeypatch):
+    from studio.core.models.detectors.sd1 import SD1Detector
+    from studio.core.models.model_info import model_defaults
+
+    path = write_tensors(tmp_path / "one.safetensors", MARKS["sd1"])
+    assert (model_defaults(path).width, model_defaults(path).steps) == (512, None)  # SD 1.x recommends no steps
+    monkeypatch.setattr(SD1Detector, "default_steps", 30)
+    monkeypatch.setattr(SD1Detector, "default_guidance", 3.5)
+    defaults = model_defaults(path)
+    assert (defaults.width, defaults.height, defaults.steps, defaults.guidance, defaults.sampler) == (512, 512, 30, 3.5, None)
