@@ -22,8 +22,9 @@ from studio.engine.devices import resolve_device
 path, device_choice, which = sys.argv[1:4]
 device, dtype = resolve_device(device_choice)
 info = inspect_model(path)
-from studio.engine.loader import _load_class, _no_extras, _tokenizers
-cls = _load_class(info)  # imports happen before the clock in both: this measures loading
+from studio.engine.families import adapter_for
+adapter = adapter_for(info.family)
+cls = adapter.load_class(info)  # imports happen before the clock in both: this measures loading
 if which == "studio":
     from studio.core.storage.outputs import OutputWriter
     from studio.engine.engine import Engine
@@ -37,9 +38,9 @@ else:
         from studio.engine.checkpoint_config import checkpoint_config_dir
         config = checkpoint_config_dir(info, read_header(path))
         pipe = cls.from_single_file(path, config=str(config), local_files_only=True, dtype=dtype,
-                                    **_tokenizers(info), **_no_extras(info))
+                                    **adapter.tokenizers(), **adapter.load_arguments())
     else:
-        pipe = cls.from_pretrained(path, dtype=dtype, local_files_only=True, use_safetensors=True, **_no_extras(info))
+        pipe = cls.from_pretrained(path, dtype=dtype, local_files_only=True, use_safetensors=True, **adapter.load_arguments())
     pipe.to(device)
 if device == "cuda":
     torch.cuda.synchronize()

@@ -7,8 +7,9 @@ the official architectures nothing changes and the shipped folder is used as it 
 (a pruned SDXL, a test's tiny model) gets a patched copy in the studio's cache folder.
 
 What shapes cannot tell (attention head counts, norm groups, activations) follows each family's
-convention: SD 1.x UNets have 8 heads, SD 2.x and SDXL heads of 64 channels, CLIP text
-encoders heads of 64 channels.
+convention, which its adapter sets (studio.engine.families: finish_unet_config); CLIP text
+encoders have heads of 64 channels. Where each text encoder sits in the file is the adapter's
+`checkpoint_text_encoders`.
 """
 
 from __future__ import annotations
@@ -19,21 +20,14 @@ import re
 import shutil
 from pathlib import Path
 
-from studio.core.models.model_detect import Family, ModelInfo
+from studio.core.models.family import ModelInfo
 from studio.core.models.safetensors_header import SafetensorsHeader
 from studio.core.storage.paths import data_home
+from studio.engine.families import adapter_for
+from studio.engine.families.stable_diffusion import CheckpointTextEncoder, UNetFamily
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
-# (diffusers subfolder, key prefix, layout) of each text encoder, by family
-TEXT_ENCODERS = {
-    Family.SD1: (("text_encoder", "cond_stage_model.transformer.text_model.", "hf"),),
-    Family.SD2: (("text_encoder", "cond_stage_model.model.", "openclip"),),
-    Family.SDXL: (
-        ("text_encoder", "conditioner.embedders.0.transformer.text_model.", "hf"),
-        ("text_encoder_2", "conditioner.embedders.1.model.", "openclip"),
-    ),
-}
 
 
 def _indices(header: SafetensorsHeader, pattern: str) -> list[int]:
@@ -42,7 +36,7 @@ def _indices(header: SafetensorsHeader, pattern: str) -> list[int]:
     return sorted(found)
 
 
-def unet_config(header: SafetensorsHeader, family: Family, template: dict) -> dict:
+def unet_config(header: SafetensorsHeader, adapter: UNetFamily, template: dict) -> dict:
     """The UNet config of an LDM-layout UNet: levels, channels, depths, conditioning sizes."""
     config = dict(template)
     first = header.shape(UNET + "input_blocks.0.0.weight")
@@ -74,21 +68,8 @@ def unet_config(header: SafetensorsHeader, family: Family, template: dict) -> di
         if name.startswith(UNET) and name.endswith(".proj_in.weight"):
             config["use_linear_projection"] = len(info.shape) == 2
             break
-    if family is Family.SD1:
-        config["attention_head_dim"] = 8
-    else:
-        config["attention_head_dim"] = [max(1, c // 64) for c in channels]
-    if family is Family.SDXL:
-        depths = [level["depth"] or 1 for level in levels]
-        config["transformer_layers_per_block"] = depths
-        if mid_depth and mid_depth != depths[-1]:
-            config["transformer_layers_per_block"] = depths[:-1] + [mid_depth]
-        adm = header.shape(UNET + "label_emb.0.0.weight")
-        projection = header.shape("conditioner.embedders.1.model.text_projection")
-        if adm is not None:
-            config["projection_class_embeddings_input_dim"] = adm[1]
-            if projection is not None:
-                config["addition_time_embed_dim"] = (adm[1] - projection[1]) // 6
+    depths = [level["depth"] for level in levels]
+    adapter.finish_unet_config(config, header, channels, depths, mid_depth)
     return config
 
 
@@ -104,9 +85,10 @@ def vae_config(header: SafetensorsHeader, template: dict, prefix: str = VAE) -> 
     return config
 
 
-def text_encoder_config(header: SafetensorsHeader, prefix: str, layout: str, template: dict) -> dict:
+def text_encoder_config(header: SafetensorsHeader, where: CheckpointTextEncoder, template: dict) -> dict:
     config = dict(template)
-    if layout == "hf":
+    prefix = where.prefix
+    if where.layout == "hf":
         vocab, hidden = header.shape(prefix + "embeddings.token_embedding.weight")
         positions = header.shape(prefix + "embeddings.position_embedding.weight")[0]
         layers = len(_indices(header, re.escape(prefix) + r"encoder\.layers\.(\d+)\."))
@@ -115,11 +97,11 @@ def text_encoder_config(header: SafetensorsHeader, prefix: str, layout: str, tem
         vocab, hidden = header.shape(prefix + "token_embedding.weight")
         positions = header.shape(prefix + "positional_embedding")[0]
         layers = len(_indices(header, re.escape(prefix) + r"transformer\.resblocks\.(\d+)\."))
-        if layers == 24 and prefix.startswith("cond_stage_model."):
+        if layers == 24 and where.drops_last_layer:
             layers = 23  # SD 2.x uses the penultimate layer; diffusers drops the last (its ignore list)
         intermediate = header.shape(prefix + "transformer.resblocks.0.mlp.c_fc.weight")[0]
         projection = header.shape(prefix + "text_projection")
-        if projection is not None and prefix.startswith("conditioner.embedders.1."):  # SDXL's pooled output
+        if projection is not None and where.projection:  # SDXL's pooled output
             config["projection_dim"] = projection[1]
     config.update(
         vocab_size=vocab,
@@ -157,19 +139,21 @@ def _plain(value):
 
 def checkpoint_config_dir(info: ModelInfo, header: SafetensorsHeader) -> Path:
     """A diffusers config folder that fits this checkpoint: the shipped one, or a patched copy."""
-    from studio.engine.model_configs import config_dir
-
-    template_dir = config_dir(info.config_name)
+    adapter = adapter_for(info.family)
+    if not isinstance(adapter, UNetFamily):
+        raise TypeError(f"{info.family.label} checkpoints are not in the original SD layout")
+    config_name = adapter.config_name(info)
+    template_dir = adapter.config_dir(info)
     configs: dict[str, dict] = {}
     unet_t = _read(template_dir / "unet" / "config.json")
     from diffusers import UNet2DConditionModel
 
-    configs["unet"] = _drop_defaults(unet_config(header, info.family, unet_t), unet_t, UNet2DConditionModel)
+    configs["unet"] = _drop_defaults(unet_config(header, adapter, unet_t), unet_t, UNet2DConditionModel)
     if info.has_vae:
         configs["vae"] = vae_config(header, _read(template_dir / "vae" / "config.json"))
-    for folder, prefix, layout in TEXT_ENCODERS[info.family]:
-        template = _read(template_dir / folder / "config.json")
-        configs[folder] = text_encoder_config(header, prefix, layout, template)
+    for where in adapter.checkpoint_text_encoders:
+        template = _read(template_dir / where.folder / "config.json")
+        configs[where.folder] = text_encoder_config(header, where, template)
     scheduler = _read(template_dir / "scheduler" / "scheduler_config.json")
     if info.prediction:
         scheduler["prediction_type"] = info.prediction
@@ -183,8 +167,8 @@ def checkpoint_config_dir(info: ModelInfo, header: SafetensorsHeader) -> Path:
     }
     if not changed:
         return template_dir
-    digest = hashlib.sha1(json.dumps([info.config_name, changed], sort_keys=True).encode()).hexdigest()[:16]
-    target = data_home() / "cache" / "model-configs" / f"{info.config_name}-{digest}"
+    digest = hashlib.sha1(json.dumps([config_name, changed], sort_keys=True).encode()).hexdigest()[:16]
+    target = data_home() / "cache" / "model-configs" / f"{config_name}-{digest}"
     if not (target / "model_index.json").is_file():
         staging = target.with_name(target.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 
 from studio.core.generation.prompt_syntax import CHUNK_LENGTH
-from studio.core.models.model_detect import Family
 from studio.core.models.model_library import (
     embedding_folders,
     folders_beside_model,
@@ -74,20 +73,25 @@ def read_embedding(name: str, path: Path) -> Embedding:
     return Embedding(name, path, vectors)
 
 
-def fit_note(embedding: Embedding, family: Family, widths: dict[str, int], chunk_length: int = CHUNK_LENGTH) -> str:
+def made_for(embedding: Embedding) -> str:
+    """The family an embedding's vectors fit, for notes: by its keys, then its width."""
+    if set(SDXL_KEYS) <= set(embedding.vectors):
+        return "SDXL"
+    return _WIDTH_FAMILY.get(embedding.vectors[SD_KEY].shape[1], "SD 1.x/2.x")
+
+
+def fit_note(embedding: Embedding, family_label: str, widths: dict[str, int], chunk_length: int = CHUNK_LENGTH) -> str:
     """Why the embedding cannot be used with this model ("" if it can). `widths` maps the
-    keys this model's encoders read ("emb_params", or "clip_l" and "clip_g") to their widths."""
+    keys this model's encoders read (the family's: "emb_params", or "clip_l" and "clip_g")
+    to their widths."""
     name, keys = embedding.name, set(embedding.vectors)
-    if family is Family.SDXL and keys != set(SDXL_KEYS):
-        width = embedding.vectors[SD_KEY].shape[1]
-        return f"Embedding {name} is for {_WIDTH_FAMILY.get(width, 'SD 1.x/2.x')}, not SDXL; it was left out."
-    if family is not Family.SDXL and SD_KEY not in keys:
-        return f"Embedding {name} is for SDXL, not {family.label}; it was left out."
+    if not set(widths) <= keys:
+        return f"Embedding {name} is for {made_for(embedding)}, not {family_label}; it was left out."
     for key, width in widths.items():
         got = embedding.vectors[key].shape[1]
         if got != width:
-            made_for = _WIDTH_FAMILY.get(got, "another model")
-            return f"Embedding {name} is for {made_for} ({got}-wide vectors; this model takes {width}); it was left out."
+            made_for_width = _WIDTH_FAMILY.get(got, "another model")
+            return f"Embedding {name} is for {made_for_width} ({got}-wide vectors; this model takes {width}); it was left out."
     if embedding.count > chunk_length:
         return (f"Embedding {name} has {embedding.count} vectors, more than the {chunk_length} a prompt chunk holds; "
                 "it was left out.")
@@ -102,7 +106,7 @@ class EmbeddingLookup:
 
     files: dict[str, Path]
     tokenizer: object
-    family: Family
+    family_label: str  # "SDXL", for notes
     widths: dict[str, int]
     chunk_length: int = CHUNK_LENGTH  # fewer for a text encoder with under 77 positions (the demo model)
     notes: list[str] = field(default_factory=list)
@@ -130,7 +134,7 @@ class EmbeddingLookup:
             except Exception as exc:  # noqa: BLE001 - a broken file is skipped with a note, never fatal
                 self.notes.append(f"Embedding {name} could not be read ({exc}); it was left out.")
             else:
-                note = fit_note(embedding, self.family, self.widths, self.chunk_length)
+                note = fit_note(embedding, self.family_label, self.widths, self.chunk_length)
                 if note:
                     self.notes.append(note)
                     embedding = None

@@ -29,11 +29,12 @@ from studio.core.events import (
 )
 from studio.core.formats.infotext import lora_hashes, ti_hashes
 from studio.core.generation.request import GenerationRequest, Mode
-from studio.core.models.model_detect import Family, ModelInfo, inspect_model
+from studio.core.models.model_detect import ModelInfo, inspect_model
 from studio.core.models.model_hash import file_sha256, short_hash
 from studio.core.storage.outputs import OutputWriter
 from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
+from studio.engine.families import FamilyAdapter, adapter_for
 from studio.engine.hires import hires_pass, hires_steps, wants_hires
 from studio.engine.image_inputs import prepare_img2img, prepare_inpaint
 from studio.engine.loader import load_pipeline, load_vae_file, move_to_device, pipeline_for_mode
@@ -98,8 +99,13 @@ class LoadedModel:
     prompt_cache: dict = field(default_factory=dict)  # this job's encoded prompts (batch, hires pass)
 
     @property
+    def adapter(self) -> FamilyAdapter:
+        return adapter_for(self.info.family)
+
+    @property
     def inpaint_only(self) -> bool:
-        return self.pipe.unet.config.in_channels == 9
+        """A dedicated inpainting model (a 9-channel UNet) does every mode as inpainting."""
+        return self.info.inpaint
 
     def pipeline(self, mode: Mode):
         """The pipeline for a mode, made once with from_pipe: same weights, no copy, no reload."""
@@ -286,10 +292,7 @@ class Engine:
         pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
         progress.tap = X0Tap(pipe.scheduler)
         generator = torch.Generator("cpu").manual_seed(request.seed)  # same noise on every device
-        if model.info.family is Family.SDXL:
-            # SDXL's size and crop conditioning: the picture as asked, uncropped.
-            size = (request.height, request.width)
-            inputs = {**inputs, "original_size": size, "target_size": size, "crops_coords_top_left": (0, 0)}
+        inputs = {**inputs, **model.adapter.call_arguments(request)}  # SDXL's size conditioning
         if "image" not in inputs:  # txt2img: variation seeds and "resize seed from" shape the noise
             noise = initial_noise(pipe, request, generator)
             if noise is not None:
@@ -305,7 +308,7 @@ class Engine:
         progress.switches = encoded.switches
         arguments, tensor_inputs = encoded.arguments, ["latents"]
         if encoded.switches is not None:  # the prompt changes within this pass
-            tensor_inputs += encoded.switches.tensor_inputs(model.info.family is Family.SDXL)
+            tensor_inputs += encoded.switches.tensor_inputs
         try:
             result = pipe(
                 **arguments,

@@ -1,4 +1,5 @@
-"""Loading SD 1.x, SD 2.x and SDXL models: diffusers folders and single-file checkpoints.
+"""Loading models of every family: diffusers folders and single-file checkpoints, each the way
+its family's adapter says (studio.engine.families).
 
 Offline always: single files get their component configs and CLIP tokenizers from resources/,
 never from the Hub. Only .safetensors weights are read; pickles are refused (they can run code).
@@ -13,56 +14,30 @@ import torch
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.generation.request import Mode
-from studio.core.models.model_detect import Family, ModelInfo
+from studio.core.models.family import Family, ModelInfo
 from studio.core.models.safetensors_header import read_header
 from studio.engine.errors import is_out_of_memory
+from studio.engine.families import adapter_for
 
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError)
 
 
-def pipeline_classes(family: Family) -> dict[Mode, type]:
-    """The txt2img / img2img / inpaint pipeline classes of a family (all share one set of weights)."""
-    import diffusers
-
-    if family is Family.SDXL:
-        names = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
-    else:
-        names = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
-    return {mode: getattr(diffusers, name) for mode, name in zip((Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT), names, strict=True)}
-
-
 def pipeline_for_mode(pipe, family: Family, mode: Mode):
     """A pipeline for txt2img / img2img / inpaint that shares `pipe`'s components (from_pipe)."""
-    cls = pipeline_classes(family)[mode]
+    adapter = adapter_for(family)
+    cls = adapter.pipeline_classes()[mode]
     if type(pipe) is cls:
         return pipe
     # from_pipe casts every shared module to its dtype, fp32 unless told: on a GPU the
     # first img2img/inpaint job would double the weights' memory and halve every later job's speed.
-    view = cls.from_pipe(pipe, dtype=pipe.unet.dtype)
+    view = cls.from_pipe(pipe, dtype=adapter.denoiser_of(pipe).dtype)
     view.set_progress_bar_config(disable=True)
     return view
-
-
-def _load_class(info: ModelInfo) -> type:
-    """9-channel inpainting UNets load as the inpaint pipeline, everything else as txt2img."""
-    return pipeline_classes(info.family)[Mode.INPAINT if info.inpaint else Mode.TXT2IMG]
-
-
-def _tokenizers(info: ModelInfo) -> dict:
-    """The shipped CLIP tokenizers (shared: nothing changes them; embeddings are swapped in at
-    the token-embedding layer, never added as tokens)."""
-    from studio.engine.clip_tokenizers import clip_tokenizer
-
-    if info.family is Family.SDXL:
-        return {"tokenizer": clip_tokenizer("<|endoftext|>"), "tokenizer_2": clip_tokenizer("!")}
-    return {"tokenizer": clip_tokenizer("!" if info.family is Family.SD2 else "<|endoftext|>")}
 
 
 def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
     """A standalone VAE (.safetensors, original or diffusers layout) for this model's family."""
     from diffusers import AutoencoderKL
-
-    from studio.engine.model_configs import config_dir
 
     path = Path(path).expanduser()
     if path.suffix.lower() != ".safetensors":
@@ -73,7 +48,7 @@ def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
     if any(k.startswith("model.diffusion_model.") for k in names):
         raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is a whole checkpoint, not a VAE.",
                           "Choose it as the model instead.")
-    template = config_dir(info.config_name)
+    template = adapter_for(info.family).config_dir(info)
     try:
         from safetensors.torch import load_file
 
@@ -101,18 +76,10 @@ def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
     return vae.eval()
 
 
-def _no_extras(info: ModelInfo) -> dict:
-    """No safety checker (a local tool for artists) and no invisible watermark in SDXL pictures."""
-    if info.family is Family.SDXL:
-        return {"add_watermarker": False}
-    return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-
-
 def _from_single_file(info: ModelInfo, dtype: torch.dtype, vae_path: str | None):
-    from studio.engine.checkpoint_config import checkpoint_config_dir
-
+    adapter = adapter_for(info.family)
     header = read_header(info.path)  # validated before diffusers reads a byte of tensor data
-    extra = _tokenizers(info)
+    extra = adapter.tokenizers()
     if not info.has_vae:
         if not vae_path:
             raise StudioError(
@@ -121,34 +88,23 @@ def _from_single_file(info: ModelInfo, dtype: torch.dtype, vae_path: str | None)
                 "Choose a VAE for it in the VAE picker (or pass --vae FILE).",
             )
         extra["vae"] = load_vae_file(vae_path, info, dtype)
-    extra.update(_no_extras(info))
-    config = checkpoint_config_dir(info, header)
-    return _load_class(info).from_single_file(
+    extra.update(adapter.load_arguments())
+    config = adapter.single_file_config(info, header)
+    return adapter.load_class(info).from_single_file(
         str(info.path), config=str(config), local_files_only=True, dtype=dtype, **extra
     )
 
 
 def _from_folder(info: ModelInfo, dtype: torch.dtype):
-    extra = _no_extras(info)
-    return _load_class(info).from_pretrained(
+    adapter = adapter_for(info.family)
+    extra = adapter.load_arguments()
+    return adapter.load_class(info).from_pretrained(
         str(info.path),
         dtype=dtype,
         use_safetensors=True,  # pickled .bin/.ckpt weights can run code: refuse them
         local_files_only=True,
         **extra,
     )
-
-
-def is_v_prediction_sd2(unet) -> bool:
-    """A1111's test for SD 2.x checkpoints that do not say: at t=999 a v-prediction UNet's output
-    is far below its input on a flat grey latent, an epsilon UNet's is not
-    (A1111 modules/sd_models_config.py, is_using_v_parameterization_for_sd2)."""
-    param = next(unet.parameters())
-    with torch.no_grad():
-        x = torch.full((1, unet.config.in_channels, 8, 8), 0.5, device=param.device, dtype=param.dtype)
-        context = torch.full((1, 2, unet.config.cross_attention_dim), 0.5, device=param.device, dtype=param.dtype)
-        out = unet(x, torch.tensor([999], device=param.device), encoder_hidden_states=context).sample
-        return (out.float() - x.float()[:, :4]).mean().item() < -1
 
 
 def load_pipeline(info: ModelInfo, device: str, dtype: torch.dtype, vae_path: str | None = None):
@@ -175,9 +131,7 @@ def load_pipeline(info: ModelInfo, device: str, dtype: torch.dtype, vae_path: st
             "(.bin/.ckpt) weights; the studio loads .safetensors weights only.",
         ) from exc
     pipe.set_progress_bar_config(disable=True)
-    if info.single_file and info.family is Family.SD2 and info.prediction is None and not info.inpaint:
-        if not is_v_prediction_sd2(pipe.unet):  # the shipped SD 2.x config says v; this one is not
-            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type="epsilon")
+    adapter_for(info.family).after_load(pipe, info)
     logging.getLogger(__name__).info("loaded %s (%s) as %s", info.path, info.label, dtype)
     return pipe
 

@@ -26,9 +26,11 @@ from pathlib import Path
 from studio.core.errors import StudioError
 from studio.core.generation.lora_tags import LoraTag, find_lora, inspect_lora, lora_tags
 from studio.core.models.model_library import lora_folders, model_folders
+from studio.engine.families import ADAPTERS, denoiser_of
 
 KEEP_JOBS = 3  # jobs a LoRA stays loaded without being used
 MAX_LOADED = 6  # at most this many stay loaded (a few hundred MB each for SDXL)
+DENOISERS = {adapter.denoiser for adapter in ADAPTERS.values()}  # get a LoRA's UNet weight; the rest its TE weight
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +106,19 @@ class LoraCache:
                 log.exception("could not remove LoRA layers")
 
 
-_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model.pipe.unet -> LoraCache
+_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # the model's denoiser -> LoraCache
 
 
 def cache_for(model, create: bool = True) -> LoraCache | None:
-    unet = model.pipe.unet
-    if unet not in _caches and create:
-        _caches[unet] = LoraCache()
-    return _caches.get(unet)
+    denoiser = denoiser_of(model.pipe)  # shared by all of the model's pipelines, gone with the model
+    if denoiser not in _caches and create:
+        _caches[denoiser] = LoraCache()
+    return _caches.get(denoiser)
 
 
 def _components(pipe):
-    for component in getattr(pipe, "_lora_loadable_modules", ("unet", "text_encoder", "text_encoder_2")):
+    """The modules LoRA layers can go into, as the pipeline's LoRA loader names them."""
+    for component in getattr(pipe, "_lora_loadable_modules", ()):
         module = getattr(pipe, component, None)
         if module is not None:
             yield component, module
@@ -148,7 +151,7 @@ def _activate(pipe, weights: dict[str, tuple[float, float]]) -> None:
         present = set(getattr(module, "peft_config", None) or {})
         if not present:
             continue
-        unet_like = component in ("unet", "transformer")
+        unet_like = component in DENOISERS
         chosen = {n: (w[1] if unet_like else w[0]) for n, w in weights.items() if n in present}
         chosen = {n: w for n, w in chosen.items() if w != 0}  # weight 0: not computed at all
         if unet_like:
@@ -173,7 +176,7 @@ def _deactivate(pipe) -> None:
 
     for component, module in _components(pipe):
         if getattr(module, "peft_config", None):
-            if component in ("unet", "transformer"):
+            if component in DENOISERS:
                 module.disable_lora()
             else:
                 disable_lora_for_text_encoder(module)

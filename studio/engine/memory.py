@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from studio.core.models.model_detect import ModelInfo
+from studio.core.models.family import ModelInfo
 
 AUTO_TILE_PIXELS = 2048 * 2048  # above this a whole-image VAE decode needs many GB: tile it
 _BYTES = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}

@@ -25,6 +25,7 @@ from dataclasses import replace
 import torch
 
 from studio.core.generation.request import MAX_SEED, GenerationRequest
+from studio.engine.families import denoiser_of
 
 
 def image_request(request: GenerationRequest, index: int) -> GenerationRequest:
@@ -88,7 +89,7 @@ def paste_centred(noise: torch.Tensor, into: torch.Tensor) -> torch.Tensor:
 def latent_shape(pipe, width: int, height: int) -> tuple[int, int, int, int]:
     """(1, C, h, w) as the txt2img pipeline's prepare_latents makes it."""
     scale = pipe.vae_scale_factor
-    return (1, pipe.unet.config.in_channels, int(height) // scale, int(width) // scale)
+    return (1, denoiser_of(pipe).config.in_channels, int(height) // scale, int(width) // scale)
 
 
 def draw(shape: tuple[int, ...], seed: int | None, dtype: torch.dtype, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -137,7 +138,7 @@ def initial_noise(pipe, request: GenerationRequest, generator: torch.Generator |
         return None
     if generator is None:
         generator = torch.Generator("cpu").manual_seed(request.seed)
-    seed_noise = draw(latent_shape(pipe, request.width, request.height), request.seed, pipe.unet.dtype, generator)
+    seed_noise = draw(latent_shape(pipe, request.width, request.height), request.seed, denoiser_of(pipe).dtype, generator)
     return with_variations(pipe, request, seed_noise)
 
 

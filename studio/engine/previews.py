@@ -1,8 +1,9 @@
 """Cheap step previews: the x0 estimate mapped to RGB by a linear per-channel transform.
 
 rgb = x0(C) . M(C x 3) + bias, in [-1, 1], applied to *scaled* latents (what the UNet sees).
-A model folder may ship its own factors in latent_preview.json; SD 1.x/2.x get the community
-factors (InvokeAI step_callback.py), SDXL ComfyUI's; any other VAE is calibrated once at load time.
+A model folder may ship its own factors in latent_preview.json; a VAE whose latents are a known
+family's format gets that family's factors (studio.engine.families: LatentFormat); any other VAE
+is calibrated once at load time.
 """
 
 from __future__ import annotations
@@ -14,24 +15,9 @@ import numpy as np
 import torch
 
 from studio.core.storage.jsonfile import read_json_object
+from studio.engine.families import latent_formats
 
 PREVIEW_FILE = "latent_preview.json"
-SD15_FACTORS = [
-    [0.3444, 0.1385, 0.0670],
-    [0.1247, 0.4027, 0.1494],
-    [-0.3192, 0.2513, 0.2103],
-    [-0.1307, -0.1874, -0.7445],
-]
-SD15_SCALING = 0.18215
-# SDXL (ComfyUI comfy/latent_formats.py SDXL, with its bias; see research/anchors-mission.md §2)
-SDXL_FACTORS = [
-    [0.3651, 0.4232, 0.4341],
-    [-0.2533, -0.0042, 0.1068],
-    [0.1076, 0.1111, -0.0362],
-    [-0.3165, -0.2492, -0.2188],
-]
-SDXL_BIAS = [0.1084, -0.0175, -0.0011]
-SDXL_SCALING = 0.13025
 
 
 class LatentPreviewer:
@@ -64,11 +50,9 @@ def previewer_for(model_dir: Path, vae) -> LatentPreviewer:
                 return LatentPreviewer(factors, data.get("bias", (0.0, 0.0, 0.0)))
         except (ValueError, KeyError, TypeError):
             pass  # fall through: a bad preview file must never block generation
-    scaling = float(vae.config.get("scaling_factor", 1.0) or 1.0)
-    if vae.config.latent_channels == 4 and abs(scaling - SD15_SCALING) < 1e-4:
-        return LatentPreviewer(SD15_FACTORS)  # SD 1.x and SD 2.x share this VAE
-    if vae.config.latent_channels == 4 and abs(scaling - SDXL_SCALING) < 1e-4:
-        return LatentPreviewer(SDXL_FACTORS, SDXL_BIAS)
+    for latent in latent_formats():  # by the VAE, not the model: a swapped-in VAE brings its own format
+        if latent.fits(vae):
+            return LatentPreviewer(latent.preview_factors, latent.preview_bias)
     return calibrate(vae)
 
 

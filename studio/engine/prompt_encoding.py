@@ -9,10 +9,11 @@ and so do we:
    an embedding's name becomes its vectors, which take token slots like words;
 3. each chunk is encoded as [start] + 75 + [end], padded with the tokenizer's pad token after the
    first end token (SD 2.x and SDXL's second encoder pad with "!", id 0);
-4. the hidden state per clip skip: SD 1.x and SD 2.x take `hidden_states[-clip_skip]` through
-   the final layer norm (clip skip 1 is the last layer; diffusers' SD 2.x encoder already ends at
-   OpenCLIP's penultimate layer, which is the layer A1111 uses); SDXL takes
-   `hidden_states[-(clip_skip + 1)]` of both encoders, no layer norm, as its pipeline does;
+4. the hidden state per clip skip (the family's rule: studio.engine.families, clip_skip): SD 1.x
+   and SD 2.x take `hidden_states[-clip_skip]` through the final layer norm (clip skip 1 is the
+   last layer; diffusers' SD 2.x encoder already ends at OpenCLIP's penultimate layer, which is
+   the layer A1111 uses); SDXL's encoders (`penultimate`) take `hidden_states[-(clip_skip + 1)]`,
+   no layer norm, as its pipeline does;
 5. each token's vector is multiplied by its weight, and the chunk is rescaled so its mean is what
    it was (A1111's "Original" emphasis), then the chunks are joined along the sequence;
 6. prompt and negative prompt are padded with empty chunks to the same count (A1111's "pad
@@ -46,26 +47,12 @@ from studio.core.generation.prompt_syntax import (
     make_chunks,
     parse_prompt_attention,
 )
-from studio.core.models.model_detect import Family
-from studio.engine.embeddings import SD_KEY, Embedding, EmbeddingLookup, embedding_files
+from studio.engine.embeddings import Embedding, EmbeddingLookup, embedding_files
+from studio.engine.families import adapter_for
+from studio.engine.families.base import TextEncoder
 
 PLACEHOLDER_ID = 0  # the token under an embedding's vectors (A1111 uses 0 too); replaced before use
 _TEXT = object()  # marks a text's tensors in the job's prompt cache (no request key can equal it)
-
-
-@dataclass
-class TextEncoder:
-    """One tokenizer and text encoder of a pipeline, and how its output is read."""
-
-    tokenizer: object
-    encoder: torch.nn.Module
-    key: str  # this encoder's vectors in an embedding file
-    sdxl: bool  # hidden states counted from the penultimate layer, no final layer norm
-    pooled: bool = False  # SDXL's text_encoder_2: its projected pooled output conditions the UNet
-
-    @property
-    def width(self) -> int:
-        return self.encoder.get_input_embeddings().embedding_dim
 
 
 @dataclass
@@ -86,9 +73,11 @@ class PromptSwitches:
     index within one pass, which is A1111's denoiser call count (both start at 0 in each pass,
     img2img's included, and count a second-order sampler's two calls per step)."""
 
-    def __init__(self, positive: list[ScheduleEntry], negative: list[ScheduleEntry], arguments_for):
+    def __init__(self, positive: list[ScheduleEntry], negative: list[ScheduleEntry], arguments_for,
+                 tensor_inputs: tuple[str, ...] = ("prompt_embeds",)):
         self.positive, self.negative = positive, negative
         self._arguments_for = arguments_for  # (prompt text, negative text or None) -> arguments
+        self.tensor_inputs = list(tensor_inputs)  # what the step callback must see and may replace
 
     def texts_at(self, step: int) -> tuple[str, str | None]:
         negative = self.negative[entry_index(self.negative, step)].text if self.negative else None
@@ -96,10 +85,6 @@ class PromptSwitches:
 
     def arguments_at(self, step: int) -> dict:
         return self._arguments_for(*self.texts_at(step))
-
-    def tensor_inputs(self, sdxl: bool) -> list[str]:
-        """What the step callback must see and may replace (the pipelines' _callback_tensor_inputs)."""
-        return ["prompt_embeds", "add_text_embeds"] if sdxl else ["prompt_embeds"]
 
     def step_end(self, pipeline, step_index: int, tensors: dict) -> dict:
         """Inside the loop the pipelines hold `prompt_embeds` as cat([negative, prompt]) under
@@ -121,15 +106,6 @@ class PromptSwitches:
             current = tensors[name]
             tensors[name] = value.to(device=current.device, dtype=current.dtype)
         return tensors
-
-
-def text_encoders(family: Family, pipe) -> list[TextEncoder]:
-    if family is Family.SDXL:
-        return [
-            TextEncoder(pipe.tokenizer, pipe.text_encoder, "clip_l", sdxl=True),
-            TextEncoder(pipe.tokenizer_2, pipe.text_encoder_2, "clip_g", sdxl=True, pooled=True),
-        ]
-    return [TextEncoder(pipe.tokenizer, pipe.text_encoder, SD_KEY, sdxl=False)]
 
 
 def _cached(model, pipe, request, steps: tuple[int, int | None] | None = None) -> EncodedPrompt:
@@ -161,11 +137,6 @@ def _pass_texts(request, steps: tuple[int, int | None] | None) -> tuple | None:
     return schedules
 
 
-def prompt_arguments(model, pipe, request) -> dict:
-    """Keyword arguments for the pipeline call that carry the prompt and negative prompt."""
-    return _cached(model, pipe, request).arguments
-
-
 def prompt_encoding(model, pipe, request, steps: tuple[int, int | None]) -> EncodedPrompt:
     """The request's prompts for a pass of `steps` = (sampler steps, hires steps or None): the
     first step's arguments and, where the prompt edits or alternates, its switches."""
@@ -182,17 +153,17 @@ def prompt_notes(model, request) -> list[str]:
 
 
 def encode_request(model, pipe, request, steps: tuple[int, int | None] | None = None) -> EncodedPrompt:
-    family = model.info.family
-    encoders = text_encoders(family, pipe)
+    adapter = adapter_for(model.info.family)
+    encoders = adapter.text_encoders(pipe)
     lookup = _lookup(model, encoders)
     cfg = request.guidance > 1.0  # the pipelines' do_classifier_free_guidance
     total, hires = steps if steps is not None else (getattr(request, "steps", 1), None)
     # Tags out first, then the schedule (A1111's order: extra_networks.parse_prompts, then setup_conds).
     positive = prompt_schedule(extract_extra_networks(request.prompt)[0], total, hires)
     negative = prompt_schedule(extract_extra_networks(request.negative_prompt or "")[0], total, hires)
-    # An SDXL negative that is empty at every step is zeros (A1111: all texts of its batch empty).
-    zero_negative = (family is Family.SDXL and all(not entry.text for entry in negative)
-                     and bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
+    # A negative that is empty at every step is zeros where the family says so (SDXL; A1111: all
+    # texts of its batch empty).
+    zero_negative = all(not entry.text for entry in negative) and adapter.zero_empty_negative(pipe)
     # Chunks per encoder, for each distinct text of the prompt and (when the negative is used and
     # encoded) of the negative, in that order (the order of the notes).
     texts = [entry.text for entry in positive] + ([entry.text for entry in negative] if cfg and not zero_negative else [])
@@ -200,10 +171,7 @@ def encode_request(model, pipe, request, steps: tuple[int, int | None] | None = 
     chunked = {text: [_chunks(text, encoder, lookup) for encoder in encoders] for text in texts}
     count = max(len(chunks) for per_text in chunked.values() for chunks in per_text)
     device = _execution_device(pipe)
-    # A1111 applies clip skip to SD 1.x only: its SD 2.x encoder ignores it, and on SDXL it is
-    # off by default (sdxl_clip_l_skip), so pasted SDXL infotexts with "Clip skip: 2" (Pony,
-    # Illustrious) render as in A1111.
-    clip_skip = request.clip_skip if family is Family.SD1 else 1
+    clip_skip = adapter.clip_skip(request.clip_skip)  # A1111's rule: SD 1.x only
     cache = getattr(model, "prompt_cache", None)
     cache = cache if cache is not None else {}
     encoded = {}
@@ -217,7 +185,7 @@ def encode_request(model, pipe, request, steps: tuple[int, int | None] | None = 
     def arguments_for(text: str, negative_text: str | None) -> dict:
         embeds, pooled = encoded[text]
         arguments = {"prompt_embeds": embeds}
-        if family is Family.SDXL:
+        if pooled is not None:
             arguments["pooled_prompt_embeds"] = pooled
         if cfg:
             if zero_negative:
@@ -225,11 +193,11 @@ def encode_request(model, pipe, request, steps: tuple[int, int | None] | None = 
             else:
                 negative, negative_pooled = encoded[negative_text]
             arguments["negative_prompt_embeds"] = negative
-            if family is Family.SDXL:
+            if pooled is not None:
                 arguments["negative_pooled_prompt_embeds"] = negative_pooled
         return arguments
 
-    switches = PromptSwitches(positive, negative if cfg else [], arguments_for)
+    switches = PromptSwitches(positive, negative if cfg else [], arguments_for, adapter.prompt_tensor_inputs)
     arguments = switches.arguments_at(0)
     edits = len(positive) > 1 or (cfg and len(negative) > 1)
     return EncodedPrompt(arguments, count, lookup.notes, dict(lookup.used), switches if edits else None)
@@ -238,7 +206,7 @@ def encode_request(model, pipe, request, steps: tuple[int, int | None] | None = 
 def _lookup(model, encoders: list[TextEncoder]) -> EmbeddingLookup:
     files = embedding_files(model.path)
     widths = {encoder.key: encoder.width for encoder in encoders}
-    return EmbeddingLookup(files, encoders[0].tokenizer, model.info.family, widths, chunk_length(encoders[0]))
+    return EmbeddingLookup(files, encoders[0].tokenizer, model.info.family.label, widths, chunk_length(encoders[0]))
 
 
 def _chunks(text: str, encoder: TextEncoder, lookup: EmbeddingLookup) -> list[PromptChunk]:
@@ -295,10 +263,10 @@ def _encode_chunks(chunks: list[PromptChunk], encoder: TextEncoder, clip_skip: i
     kwargs = {}
     if getattr(encoder.encoder.config, "use_attention_mask", False):  # as diffusers does for such encoders
         kwargs["attention_mask"] = _attention_mask(rows, end).to(device)
-    need_layers = encoder.sdxl or clip_skip > 1
+    need_layers = encoder.penultimate or clip_skip > 1
     with _embedding_fixes(encoder, chunks):
         output = encoder.encoder(input_ids, output_hidden_states=need_layers, **kwargs)
-    if encoder.sdxl:
+    if encoder.penultimate:
         layers = output.hidden_states
         z = layers[-min(clip_skip + 1, len(layers))]
     elif clip_skip > 1:

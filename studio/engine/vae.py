@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.models.model_detect import ModelInfo
+from studio.core.models.family import ModelInfo
 from studio.core.storage.atomic import write_text_atomic
 from studio.core.storage.paths import data_home
 

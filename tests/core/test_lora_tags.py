@@ -15,7 +15,7 @@ from studio.core.generation.lora_tags import (
     missing_loras,
     scan_loras,
 )
-from studio.core.models.model_detect import Family
+from studio.core.models.family import Family
 from tests.lora_files import write_family_lora, write_header_only_lora
 
 

@@ -97,15 +97,15 @@ def test_embeddings_leave_the_shared_tokenizer_as_it_was():
     words as words."""
     from types import SimpleNamespace
 
-    from studio.core.models.model_detect import Family
+    from studio.core.models.family import Family
     from studio.core.storage.paths import data_home
-    from studio.engine.loader import _tokenizers
+    from studio.engine.families import adapter_for
     from studio.engine.prompt_encoding import encode_request
     from studio.engine.tiny_model import build_tiny_family
 
     shared = clip_tokenizer(PAD_EOS)
-    assert _tokenizers(SimpleNamespace(family=Family.SD1))["tokenizer"] is shared
-    xl = _tokenizers(SimpleNamespace(family=Family.SDXL))
+    assert adapter_for(Family.SD1).tokenizers()["tokenizer"] is shared
+    xl = adapter_for(Family.SDXL).tokenizers()
     assert xl["tokenizer"] is shared and xl["tokenizer_2"] is clip_tokenizer(PAD_BANG)
     before = shared.backend_tokenizer.to_str(), len(shared), shared.get_added_vocab()
     words = shared("a shinystyle cat", add_special_tokens=False).input_ids

@@ -7,6 +7,7 @@ must have exactly the parameter count of the official model; the values a count 
 
 import json
 import socket
+from pathlib import Path
 
 import diffusers
 import pytest
@@ -14,8 +15,8 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from studio.engine.clip_tokenizers import clip_tokenizer
-from studio.engine.model_configs import FAMILY_CONFIGS, config_dir
+from studio.core.models.family import Family
+from studio.engine.families import ADAPTERS, config_dir
 
 # Official parameter counts (UNet, VAE, text_encoder, text_encoder_2).
 SD15_UNET, SD2_UNET, SDXL_UNET = 859_520_964, 865_910_724, 2_567_463_684
@@ -33,7 +34,18 @@ EXPECTED = {
     "sdxl": (SDXL_UNET, SD_VAE, CLIP_L, OPENCLIP_BIGG_PROJ),
     "sdxl-inpaint": (SDXL_UNET + INPAINT_EXTRA, SD_VAE, CLIP_L, OPENCLIP_BIGG_PROJ),
 }
-FAMILIES = sorted(FAMILY_CONFIGS)
+# Facts of the official models: (diffusers class, native side, prediction, UNet input channels).
+OFFICIAL = {
+    "sd15": ("StableDiffusionPipeline", 512, "epsilon", 4),
+    "sd15-inpaint": ("StableDiffusionInpaintPipeline", 512, "epsilon", 9),
+    "sd2-v": ("StableDiffusionPipeline", 768, "v_prediction", 4),
+    "sd2-base": ("StableDiffusionPipeline", 512, "epsilon", 4),
+    "sd2-inpaint": ("StableDiffusionInpaintPipeline", 512, "epsilon", 9),
+    "sdxl": ("StableDiffusionXLPipeline", 1024, "epsilon", 4),
+    "sdxl-inpaint": ("StableDiffusionXLInpaintPipeline", 1024, "epsilon", 9),
+}
+ADAPTER_OF = {name: adapter for adapter in ADAPTERS.values() for name in adapter.configs}  # who ships each folder
+FAMILIES = sorted(ADAPTER_OF)
 
 
 def read(path):
@@ -45,7 +57,20 @@ def n_params(model) -> int:
 
 
 def test_every_family_is_checked():
-    assert set(EXPECTED) == set(FAMILY_CONFIGS)
+    assert set(EXPECTED) == set(OFFICIAL) == set(ADAPTER_OF)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_adapter_loads_each_of_its_folders_with_its_official_class(family):
+    """The model an adapter sends to a folder gets the folder's pipeline class and native size."""
+    from studio.core.models.family import ModelInfo
+
+    adapter = ADAPTER_OF[family]
+    class_name, native, prediction, channels = OFFICIAL[family]
+    info = ModelInfo(Path(f"{family}.safetensors"), True, adapter.family, inpaint=channels == 9, prediction=prediction)
+    assert adapter.config_name(info) == family
+    assert adapter.load_class(info).__name__ == class_name
+    assert info.native_size == native
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -71,11 +96,12 @@ def test_components_have_the_official_parameter_counts(family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_values_a_parameter_count_cannot_see(family):
-    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
+    folder = config_dir(family)
+    _, native, _, channels = OFFICIAL[family]
     unet, vae = read(folder / "unet" / "config.json"), read(folder / "vae" / "config.json")
     te = read(folder / "text_encoder" / "config.json")
-    assert unet["in_channels"] == entry.in_channels
-    assert unet["sample_size"] * 8 == entry.native_width == entry.native_height  # default size = native size
+    assert unet["in_channels"] == channels
+    assert unet["sample_size"] * 8 == native  # default size = native size
     if family.startswith("sd15"):
         assert unet["attention_head_dim"] == 8 and not unet.get("use_linear_projection", False)
         assert te["hidden_act"] == "quick_gelu"
@@ -91,7 +117,8 @@ def test_values_a_parameter_count_cannot_see(family):
         assert unet["projection_class_embeddings_input_dim"] == 2816
         assert te["hidden_act"] == "quick_gelu"
         assert read(folder / "text_encoder_2" / "config.json")["hidden_act"] == "gelu"
-    if entry.is_sdxl:
+    assert vae["scaling_factor"] == ADAPTER_OF[family].latent.scaling_factor  # the adapter's latent format
+    if ADAPTER_OF[family].family is Family.SDXL:
         assert vae["scaling_factor"] == 0.13025 and vae["force_upcast"] is True  # SDXL's VAE overflows in fp16
     else:
         assert vae["scaling_factor"] == 0.18215
@@ -99,10 +126,11 @@ def test_values_a_parameter_count_cannot_see(family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_pipeline_folder_loads_and_its_scheduler_builds(family):
-    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
-    pipeline_class = getattr(diffusers, entry.pipeline_class)
+    folder = config_dir(family)
+    class_name, _, prediction, _ = OFFICIAL[family]
+    pipeline_class = getattr(diffusers, class_name)
     index = pipeline_class.load_config(folder)
-    assert index["_class_name"] == entry.pipeline_class
+    assert index["_class_name"] == class_name
     components = {k: v for k, v in index.items() if isinstance(v, list) and len(v) == 2}
     for name, (library, class_name) in components.items():
         if library is None:
@@ -114,21 +142,21 @@ def test_pipeline_folder_loads_and_its_scheduler_builds(family):
     scheduler_class = getattr(diffusers, components["scheduler"][1])
     scheduler = scheduler_class.from_config(scheduler_class.load_config(folder / "scheduler"))
     assert type(scheduler) is scheduler_class
-    assert scheduler.config.prediction_type == entry.prediction_type
+    assert scheduler.config.prediction_type == prediction
     assert scheduler.config.beta_schedule == "scaled_linear" and scheduler.config.num_train_timesteps == 1000
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tokenizer_folders_hold_only_the_special_tokens(family):
-    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
-    names = ("tokenizer", "tokenizer_2")[: len(entry.tokenizer_pads)]
-    for name, pad in zip(names, entry.tokenizer_pads, strict=True):
+    folder, pads = config_dir(family), ADAPTER_OF[family].tokenizer_pads
+    names = ("tokenizer", "tokenizer_2")[: len(pads)]
+    for name, pad in zip(names, pads, strict=True):
         files = sorted(p.name for p in (folder / name).iterdir())
         assert files == ["special_tokens_map.json", "tokenizer_config.json"]  # the vocab is shipped once
         assert read(folder / name / "special_tokens_map.json")["pad_token"] == pad
         config = read(folder / name / "tokenizer_config.json")
         assert config["pad_token"] == pad and config["model_max_length"] == 77
-    assert not (folder / "tokenizer_2").exists() or len(entry.tokenizer_pads) == 2
+    assert not (folder / "tokenizer_2").exists() or len(pads) == 2
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -143,7 +171,8 @@ def test_from_single_file_opens_offline_with_the_shipped_folder(family, tmp_path
 
     monkeypatch.setattr(socket, "socket", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    entry, folder = FAMILY_CONFIGS[family], config_dir(family)
+    adapter, folder = ADAPTER_OF[family], config_dir(family)
+    class_name, native, prediction, _ = OFFICIAL[family]
     checkpoint = tmp_path / "model.safetensors"
     save_file({"unused": torch.zeros(1)}, str(checkpoint))
     with torch.device("meta"):
@@ -152,17 +181,15 @@ def test_from_single_file_opens_offline_with_the_shipped_folder(family, tmp_path
             "vae": AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")),
             "text_encoder": CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")),
         }
-        if entry.is_sdxl:
+        if (folder / "text_encoder_2").is_dir():
             config_2 = CLIPTextConfig.from_pretrained(folder / "text_encoder_2")
             parts["text_encoder_2"] = CLIPTextModelWithProjection(config_2)
-    parts["tokenizer"] = clip_tokenizer(entry.tokenizer_pads[0])
-    if entry.is_sdxl:
-        parts["tokenizer_2"] = clip_tokenizer(entry.tokenizer_pads[1])
-    pipeline_class = getattr(diffusers, entry.pipeline_class)
+    parts.update(adapter.tokenizers())  # as the loader hands them over
+    pipeline_class = getattr(diffusers, class_name)
     pipe = pipeline_class.from_single_file(str(checkpoint), config=str(folder), local_files_only=True, **parts)
     assert type(pipe) is pipeline_class
-    assert pipe.scheduler.config.prediction_type == entry.prediction_type
-    assert pipe.unet.config.sample_size * pipe.vae_scale_factor == entry.native_width
+    assert pipe.scheduler.config.prediction_type == prediction
+    assert pipe.unet.config.sample_size * pipe.vae_scale_factor == native
     if hasattr(pipe, "safety_checker"):
         assert pipe.safety_checker is None and pipe.config.requires_safety_checker is False
 

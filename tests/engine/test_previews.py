@@ -3,7 +3,8 @@ import json
 import numpy as np
 import torch
 
-from studio.engine.previews import SD15_FACTORS, LatentPreviewer, X0Tap, calibrate, previewer_for
+from studio.engine.families.sd1 import SD_LATENT
+from studio.engine.previews import LatentPreviewer, X0Tap, calibrate, previewer_for
 
 
 def test_linear_map_gives_expected_colours():
@@ -32,7 +33,7 @@ def test_sd15_vae_gets_community_factors(tmp_path, tiny_model_dir):
     from diffusers import AutoencoderKL
 
     vae = AutoencoderKL.from_pretrained(tiny_model_dir / "vae", scaling_factor=0.18215)
-    assert torch.allclose(previewer_for(tmp_path, vae).factors, torch.tensor(SD15_FACTORS))
+    assert torch.allclose(previewer_for(tmp_path, vae).factors, torch.tensor(SD_LATENT.preview_factors))
 
 
 def test_calibration_fits_a_vae_that_is_linear():

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from studio.core.events import ImageFinished
 from studio.core.generation.request import GenerationRequest
-from studio.core.models.model_detect import Family
+from studio.core.models.family import Family
 from studio.core.models.model_library import embedding_folders
 from studio.core.storage.outputs import OutputWriter
 from studio.core.storage.paths import data_home

@@ -16,7 +16,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from studio.core.models.model_detect import inspect_model
 from studio.core.models.safetensors_header import read_header
 from studio.engine.checkpoint_config import checkpoint_config_dir
-from studio.engine.model_configs import config_dir
+from studio.engine.families import adapter_for, config_dir
 from studio.engine.schedulers import make_scheduler
 from tests.checkpoint_files import original_state_dict
 
@@ -70,5 +70,6 @@ def test_official_layout_is_detected_and_reads_back_to_the_shipped_config(tmp_pa
     data_bytes = _write_sparse(original_state_dict(pipe, family=family), path, metadata)
     assert data_bytes > 1.5e9  # real size (fp16): SD 1.x about 2 GB, SDXL about 7 GB
     info = inspect_model(path)
-    assert (info.family.value, info.label, info.native_size, info.config_name) == (family, label, native, config_name)
+    chosen = adapter_for(info.family).config_name(info)
+    assert (info.family.value, info.label, info.native_size, chosen) == (family, label, native, config_name)
     assert checkpoint_config_dir(info, read_header(path)) == config_dir(config_name)  # nothing to patch

@@ -18,7 +18,7 @@ from studio.core.models.model_detect import Family, inspect_model
 from studio.core.models.model_hash import file_sha256
 from studio.core.storage.outputs import OutputWriter, read_request
 from studio.engine.engine import Engine
-from studio.engine.model_configs import config_dir
+from studio.engine.families import adapter_for
 from studio.engine.tiny_model import build_tiny_family
 from tests import checkpoint_files as files
 
@@ -53,7 +53,7 @@ def checkpoints(tmp_path_factory):
             fp16 = files.write_single_file(pipe, root / f"{family}-{channels}-fp16.safetensors", dtype=torch.float16, extra=extra)
             # A single file runs with its family's shipped noise schedule: give the folder the same.
             info = inspect_model(fp32)
-            shipped = json.loads((config_dir(info.config_name) / "scheduler" / "scheduler_config.json").read_text())
+            shipped = json.loads((adapter_for(info.family).config_dir(info) / "scheduler" / "scheduler_config.json").read_text())
             shipped["prediction_type"] = info.prediction
             (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(shipped))
             made[key] = (folder, fp32, fp16)

@@ -6,9 +6,10 @@ Tags follow A1111's built-in Lora extension (extensions-builtin/Lora/extra_netwo
 (A1111 keeps it as an alias for old LyCORIS prompts). A name is the file's stem, found in any
 LoRA folder or one of its subfolders, as A1111 finds it.
 
-The family a LoRA was made for comes from its tensor names and shapes (cross-attention width:
-768 SD 1.x, 1024 SD 2.x, 2048 SDXL; SDXL files have `lora_te1_`/`lora_te2_` text encoders),
-then from the trainer's metadata. Pure Python: the picker scans folders before torch loads.
+The family a LoRA was made for comes from its tensor names and shapes, then from the trainer's
+metadata, each family's marks as its detector gives them (studio.core.models.detectors:
+cross-attention width 768 SD 1.x, 1024 SD 2.x, 2048 SDXL; SDXL files have `lora_te1_`/`lora_te2_`
+text encoders). Pure Python: the picker scans folders before torch loads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.generation.prompt_syntax import extract_extra_networks
-from studio.core.models.model_detect import Family
+from studio.core.models.detectors import DETECTORS
+from studio.core.models.family import Family
 from studio.core.models.model_library import safetensors_files
 from studio.core.models.safetensors_header import SafetensorsHeader, read_header
 
@@ -121,8 +123,6 @@ def missing_loras(prompt: str, folders: list[Path] | tuple[Path, ...]) -> list[s
 
 
 # -- what a file is made for ------------------------------------------------------------------------
-_CROSS_ATTENTION = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
-_TEXT_WIDTH = {768: Family.SD1, 1024: Family.SD2}
 _OTHER_MODELS = (  # (key prefix or part, label) of LoRAs for models the studio does not run
     ("lora_unet_double_blocks", "Flux"), ("lora_unet_single_blocks", "Flux"),
     ("transformer.single_transformer_blocks", "Flux"), ("lora_transformer_", "SD3 or Flux"),
@@ -157,27 +157,27 @@ def lora_family(header: SafetensorsHeader) -> tuple[Family | None, str]:
     for part, label in _OTHER_MODELS:
         if any(part in n for n in names):
             return None, label
-    if any(n.startswith(("lora_te1_", "lora_te2_", "text_encoder_2.", "te2.")) for n in names):
-        return Family.SDXL, ""
+    for detector in DETECTORS:
+        if detector.lora_prefixes and any(n.startswith(detector.lora_prefixes) for n in names):
+            return detector.family, ""
+    by_cross_attention = {d.lora_cross_attention_width: d.family for d in DETECTORS if d.lora_cross_attention_width}
     for name in names:
         down = name.endswith((".lora_down.weight", ".lora_A.weight"))
         if down and re.search(r"attn2[._]to_[kv]", name):
-            family = _CROSS_ATTENTION.get(_down_width(header, name) or 0)
+            family = by_cross_attention.get(_down_width(header, name) or 0)
             if family:
                 return family, ""
+    by_text_width = {d.lora_text_width: d.family for d in DETECTORS if d.lora_text_width}
     for name in names:
         if name.startswith(("lora_te_", "text_encoder.", "te.")) and name.endswith(
                 ("q_proj.lora_down.weight", "q_proj.lora_A.weight")):
-            family = _TEXT_WIDTH.get(_down_width(header, name) or 0)
+            family = by_text_width.get(_down_width(header, name) or 0)
             if family:
                 return family, ""
     meta = " ".join(header.metadata.get(k, "") for k in ("ss_base_model_version", "modelspec.architecture")).lower()
-    if "sdxl" in meta or "stable-diffusion-xl" in meta:
-        return Family.SDXL, ""
-    if "sd_v2" in meta or "stable-diffusion-v2" in meta or header.metadata.get("ss_v2") == "True":
-        return Family.SD2, ""
-    if "sd_v1" in meta or "stable-diffusion-v1" in meta:
-        return Family.SD1, ""
+    for detector in DETECTORS:
+        if detector.lora_metadata_matches(meta, header.metadata):
+            return detector.family, ""
     return None, ""
 
 

@@ -32,27 +32,38 @@ class ModelDefaults:
 
 
 def model_defaults(folder: str | Path) -> ModelDefaults:
-    """Defaults the model's author recommends; without a recommended size, the size the model's
-    family was trained at (1024 for SDXL, 768 for SD 2.x v, else 512), read from the file's
-    tensor names and configs. Empty when nothing is known (never raises)."""
+    """Defaults the model's author recommends; what studio.json leaves out comes from the model's
+    family (studio.core.models.detectors): the size it was trained at (1024 for SDXL, 768 for
+    SD 2.x v, else 512) and any steps, guidance or sampler the family recommends, read from the
+    file's tensor names and configs. Empty when nothing is known (never raises)."""
     data = read_json_object(Path(folder) / INFO_FILE, MAX_INFO_BYTES)
     defaults = defaults_from_dict(data) if data is not None else ModelDefaults()
-    if defaults.width is None:
-        side = _native_side(folder)
-        if side is not None:
-            defaults = replace(defaults, width=side, height=side)
+    if None in (defaults.width, defaults.steps, defaults.guidance, defaults.sampler):
+        defaults = _with_family_defaults(defaults, folder)
     return defaults
 
 
-def _native_side(path: str | Path) -> int | None:
-    """The family's native size; None for anything that is not a model the studio opens."""
+def _with_family_defaults(defaults: ModelDefaults, path: str | Path) -> ModelDefaults:
+    """`defaults` with its gaps filled by the family's; unchanged for anything that is not a
+    model the studio opens."""
     from studio.core.errors import StudioError
+    from studio.core.models.detectors import detector_for
     from studio.core.models.model_detect import inspect_model
 
     try:
-        return inspect_model(Path(path)).native_size
+        info = inspect_model(Path(path))
     except (StudioError, OSError, ValueError, RecursionError):
-        return None
+        return defaults
+    family = detector_for(info.family)
+    if defaults.width is None:
+        side = info.native_size
+        defaults = replace(defaults, width=side, height=side)
+    return replace(
+        defaults,
+        steps=defaults.steps if defaults.steps is not None else family.default_steps,
+        guidance=defaults.guidance if defaults.guidance is not None else family.default_guidance,
+        sampler=defaults.sampler if defaults.sampler is not None else family.default_sampler,
+    )
 
 
 def defaults_from_dict(data: dict[str, Any]) -> ModelDefaults:
