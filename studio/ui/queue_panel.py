@@ -85,6 +85,24 @@ def _common_prefix(a: list[str], b: list[str]) -> int:
     return low
 
 
+_ROW_SIZE = QSize(0, THUMB + 8)
+_ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
+
+
+def _runs(offsets: list[int]):
+    """Ascending offsets as (first, last) runs of neighbours."""
+    first = previous = None
+    for offset in offsets:
+        if previous is not None and offset == previous + 1:
+            previous = offset
+            continue
+        if first is not None:
+            yield first, previous
+        first = previous = offset
+    if first is not None:
+        yield first, previous
+
+
 class QueueModel(QStandardItemModel):
     """The queue's jobs as rows. `sync(jobs)` turns a changed queue into the smallest changes
     (rows inserted, removed or moved; the text and icon of rows whose job changed).
@@ -135,16 +153,27 @@ class QueueModel(QStandardItemModel):
         elif len(gone) == len(came) > 1 and gone[:-1] == came[1:] and gone[-1] == came[0]:  # moved up
             self._move(start + len(gone) - 1, start)
         else:
-            if gone:
-                self.removeRows(start, len(gone))
-                del self._ids[start : start + len(gone)], self._jobs[start : start + len(gone)]
-                del self._looks[start : start + len(gone)]
-            if came:
-                new_jobs = jobs[start : start + len(came)]
-                self._ids[start:start] = came
-                self._jobs[start:start] = new_jobs
-                self._looks[start:start] = [_look(job) for job in new_jobs]
-                self.invisibleRootItem().insertRows(start, [self._item(job) for job in new_jobs])
+            self._replace(start, gone, came, jobs)
+
+    def _replace(self, start: int, gone: list[str], came: list[str], jobs: list[Job]) -> None:
+        """Rows `gone` (from `start`) become rows `came`: jobs that stayed keep their rows when
+        the rest were only removed or added (several changes between two syncs)."""
+        came_ids, gone_ids = set(came), set(gone)
+        if [i for i in gone if i in came_ids] != [i for i in came if i in gone_ids]:
+            removed, added = list(range(len(gone))), list(range(len(came)))  # reordered: all anew
+        else:
+            removed = [offset for offset, i in enumerate(gone) if i not in came_ids]
+            added = [offset for offset, i in enumerate(came) if i not in gone_ids]
+        for first, last in reversed(list(_runs(removed))):
+            self.removeRows(start + first, last - first + 1)
+            for values in (self._ids, self._jobs, self._looks):
+                del values[start + first : start + last + 1]
+        for first, last in _runs(added):
+            new_jobs = jobs[start + first : start + last + 1]
+            self._ids[start + first : start + first] = [job.id for job in new_jobs]
+            self._jobs[start + first : start + first] = new_jobs
+            self._looks[start + first : start + first] = [_look(job) for job in new_jobs]
+            self.invisibleRootItem().insertRows(start + first, [self._item(job) for job in new_jobs])
 
     def _move(self, row: int, to: int) -> None:
         """One row taken from `row` and put at `to` (its index afterwards)."""
@@ -156,8 +185,8 @@ class QueueModel(QStandardItemModel):
     def _item(self, job: Job) -> QStandardItem:
         item = QStandardItem()
         item.setData(job.id, JOB_ID_ROLE)
-        item.setSizeHint(QSize(0, THUMB + 8))
-        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
+        item.setSizeHint(_ROW_SIZE)
+        item.setFlags(_ROW_FLAGS)
         self._fill(item, job)
         return item
 

@@ -53,12 +53,13 @@ class QuitOnSignals(QObject):
             self._close()
 
     def uninstall(self) -> None:
-        """Put back the handlers and wakeup descriptor found at install."""
+        """Put back the handlers and wakeup descriptor found at install, and close the pair."""
         self._notifier.setEnabled(False)
         signal.set_wakeup_fd(self._previous_fd)
         for number, handler in self._previous.items():
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
         self._writer.close()
+        self._reader.close()
 
 
 def _noted(_number: int, _frame) -> None:

@@ -88,6 +88,12 @@ def test_the_selected_job_stays_selected_while_rows_come_and_go_around_it(qtbot,
     queue.duplicate(queue.jobs[3].id)
     panel.refresh()
     assert panel.selected_id() == chosen and panel.row_ids() == [job.id for job in queue.jobs]
+    queue.remove(queue.jobs[2].id)  # several changes between two refreshes
+    queue.add(GenerationRequest(prompt="late", width=64, height=64, steps=2))
+    queue.cancel(queue.jobs[30].id)
+    panel.refresh()
+    assert panel.selected_id() == chosen and panel.row_ids() == [job.id for job in queue.jobs]
+    assert "Cancelled" in panel.row_text(30) and panel.row_text(panel.row_count() - 1).startswith("late")
     queue.remove(chosen)
     panel.refresh()
     assert panel.selected_id() is None  # its row went with it; no neighbour is chosen instead
