@@ -180,6 +180,9 @@ def run_gui(model: str | None = None, device: str | None = None, exit_when_shown
     window.start()
     if files:
         window.open_files(files)  # after start(): an image asked for wins over the restored session
+    from studio.ui.quit_signals import QuitOnSignals
+
+    QuitOnSignals(window.close, parent=window)  # Ctrl+C and SIGTERM close the window as its close button does
     return finish_engine(engine, app.exec())
 
 

@@ -1,6 +1,6 @@
 """The history of everything made: its index loaded at start (rebuilt from the images' own
-metadata on a thread when it is missing or damaged), and kept up to date as the controller
-saves images. The history panel shows it; nothing here touches a widget."""
+metadata on a thread when it is missing or damaged, and caught up with images written after
+its last line), and kept up to date as the controller saves images. The history panel shows it; nothing here touches a widget."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from studio.core.events import Event, ImageSaved
 from studio.core.generation.request import GenerationRequest
-from studio.core.storage.history import History, HistoryEntry
+from studio.core.storage.history import History, HistoryEntry, images_missing_from_index
 
 if TYPE_CHECKING:
     from studio.application.controller import StudioController
@@ -23,6 +23,7 @@ REBUILDING_TEXT = "The history index is missing or damaged; rebuilding it from y
 class HistoryService(QObject):
     changed = Signal()  # entries were added or the index was rebuilt: the panel refreshes
     _rebuilt = Signal()  # from the rebuild thread: queued to this (GUI-thread) object
+    _caught_up = Signal(object)  # list[HistoryEntry] from the rebuild thread, likewise
 
     def __init__(self, controller: StudioController, history: History | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -31,6 +32,7 @@ class HistoryService(QObject):
         self._added_while_rebuilding: list[tuple[Path, GenerationRequest]] | None = None
         # Connected before any rebuild starts: one that finishes first would emit into nothing.
         self._rebuilt.connect(self._finish_rebuild)
+        self._caught_up.connect(self._add_caught_up)
         # The controller adds each image once it is on disk.
         controller.history = self.history
         controller.historyAdded.connect(self._added)
@@ -42,6 +44,11 @@ class HistoryService(QObject):
         Returns sentences for the status line."""
         warnings = self.history.load()
         if self.history.index_path.exists() and not self.history.damaged:
+            # Images written after the index's last line (a kill between the two) are added
+            # from their own metadata; the thread only reads, the GUI thread appends.
+            since, known = self.history.catch_up_point()
+            future = self._rebuilder.submit(images_missing_from_index, outputs, since, known)
+            future.add_done_callback(lambda done: self._caught_up.emit(done.result() if not done.exception() else []))
             return warnings
         self._added_while_rebuilding = []
         fresh = History(self.history.index_path)
@@ -68,6 +75,10 @@ class HistoryService(QObject):
     def _on_event(self, event: Event) -> None:
         if isinstance(event, ImageSaved):
             self._image_saved(event)
+
+    def _add_caught_up(self, entries: list[HistoryEntry]) -> None:
+        if not self.rebuilding and self.history.add_entries(entries):
+            self.changed.emit()
 
     def _image_saved(self, event: ImageSaved) -> None:
         """Kept while the index is rebuilt: the rebuilt index replaces the one it was added to."""

@@ -5,9 +5,9 @@ A1111's SD 1.x/2.x format holds `emb_params` [n_vectors, width]; SDXL ones hold 
 `clip_g`, one set of vectors per text encoder; a diffusers `learned_embeds` file holds one
 tensor under any key. Pickled `.pt`/`.bin` files are not read (they can run code).
 
-The folders are listed fresh for every job (names and paths only); a file is opened only when
-its name appears in the prompt, so a file added, changed or removed between jobs is seen at
-once and nothing outlives the job.
+The folders' listings are kept while the folders are unchanged (names and paths only); a file
+is opened only when its name appears in the prompt, so a file added, changed or removed
+between jobs is seen at once and nothing outlives the job.
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ from pathlib import Path
 import torch
 
 from studio.core.generation.prompt_syntax import CHUNK_LENGTH
-from studio.core.models.model_library import (
-    embedding_folders,
-    folders_beside_model,
-    safetensors_files,
-)
+from studio.core.models.folder_index import indexed_safetensors_files
+from studio.core.models.model_library import embedding_folders, folders_beside_model
 
 SD_KEY = "emb_params"
 SDXL_KEYS = ("clip_l", "clip_g")
@@ -46,7 +43,7 @@ def embedding_files(model_path: str, extra_folders: list[str] | tuple[str, ...] 
     folders = folders_beside_model(model_path) + [Path(p).expanduser() for p in extra_folders if p]
     found: dict[str, Path] = {}
     for folder in embedding_folders(folders):
-        for path in safetensors_files(folder):
+        for path in indexed_safetensors_files(folder):  # listed again only when the folder changed
             found.setdefault(path.stem, path)
     return found
 

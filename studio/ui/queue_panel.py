@@ -1,9 +1,16 @@
 """The Queue dock: every job the controller knows, in run order, and the commands on them.
 
-The list is a view of `StudioController.queue` and nothing more: it is rebuilt from the queue
-at each `queueChanged`, and every action (cancel, pause, duplicate, drag to reorder, remove)
-goes to the controller, which changes the queue and says so. Jobs show their prompt (elided),
-their status and, once an image of theirs is on disk, a thumbnail; a double click on a finished one shows its image.
+The list is a view of `StudioController.queue` and nothing more: at each `queueChanged` its
+model (QueueModel) compares the queue with the rows it shows and tells the view only what
+changed (rows inserted, removed or moved, rows whose status changed), so a change costs the
+same in a queue of ten jobs or ten thousand. Every action (cancel, pause, duplicate, drag to
+reorder, remove) goes to the controller, which changes the queue and says so. Jobs show their
+prompt (elided), their status and, once an image of theirs is on disk, a thumbnail; a double
+click on a finished one shows its image.
+
+A thumbnail path comes from queue.json and may name anything (a FIFO, a stalled network
+mount): it is read on the history panel's background reader (regular files only, never
+blocking), and the row shows a blank square until it arrives.
 
 Also here: the bar that offers the jobs the last session left unrun ("N queued jobs from last
 time: Run / Discard"), non-modal, as InvokeAI and Krita's job list do it.
@@ -13,15 +20,15 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QIcon, QImageReader, QPixmap
+import numpy as np
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
+    QListView,
     QMenu,
     QPushButton,
     QVBoxLayout,
@@ -30,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.events import Event, StepProgress
 from studio.core.storage.job_queue import Job, JobStatus
+from studio.ui.history_panel import ThumbnailReader
 from studio.ui.images import qimage_from_rgb
 
 THUMB = 48  # thumbnail side in the list, pixels
@@ -44,6 +52,7 @@ STATUS_TEXT = {
 }
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 ROW_UPDATE_SECONDS = 0.25  # the running job's row shows its progress and preview at most this often
+THUMBNAILS_KEPT = 400  # icons cached by path (~10 KB each); the list paints a screenful at a time
 
 
 def job_label(job: Job, progress: str = "") -> str:
@@ -60,6 +69,215 @@ def job_label(job: Job, progress: str = "") -> str:
     return f"{prompt}\n{status} · {size}{batch}"
 
 
+def _look(job: Job) -> tuple:
+    """What a row shows that can change while the job is listed (its request never does)."""
+    return job.status, job.restored, job.thumbnail, job.error
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    if a[:1] != b[:1]:
+        return 0
+    low, high = 1, min(len(a), len(b))  # a[:low] == b[:low]; find the longest such
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+_ROW_SIZE = QSize(0, THUMB + 8)
+_ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
+
+
+def _runs(offsets: list[int]):
+    """Ascending offsets as (first, last) runs of neighbours."""
+    first = previous = None
+    for offset in offsets:
+        if previous is not None and offset == previous + 1:
+            previous = offset
+            continue
+        if first is not None:
+            yield first, previous
+        first = previous = offset
+    if first is not None:
+        yield first, previous
+
+
+class QueueModel(QStandardItemModel):
+    """The queue's jobs as rows. `sync(jobs)` turns a changed queue into the smallest changes
+    (rows inserted, removed or moved; the text and icon of rows whose job changed).
+
+    A QStandardItemModel, not a Python list model: the view lays out every row after an insert
+    or a removal, asking the model for each one, and 10,000 calls into Python per change cost
+    60 ms where the items' own C++ answers cost about one."""
+
+    _thumbnailRead = Signal(str, object)  # (path, pixels or None) from the reader thread: queued here
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._jobs: list[Job] = []
+        self._ids: list[str] = []
+        self._looks: list[tuple] = []
+        self.running_look: tuple[str, str, QIcon | None] | None = None  # (job id, progress, preview icon)
+        self.move_requested = lambda job_id, index: None  # set by the panel: the controller moves jobs
+        self._icons: dict[str, QIcon | None] = {}  # by path; None: not an image the studio reads
+        self._asked: set[str] = set()
+        self._blank: QIcon | None = None
+        self._reader = ThumbnailReader(self._thumbnailRead.emit, size=THUMB)
+        self._thumbnailRead.connect(self._thumbnail_arrived)
+        self.destroyed.connect(self._reader.stop)
+
+    # -- following the queue ------------------------------------------------------------------
+    def sync(self, jobs: list[Job]) -> None:
+        ids = [job.id for job in jobs]
+        if ids != self._ids:
+            self._restructure(ids, jobs)
+        self._jobs = list(jobs)
+        looks = [(job.status, job.restored, job.thumbnail, job.error) for job in jobs]  # _look, inlined: 10,000 rows
+        if looks != self._looks:
+            old = self._looks
+            changed = [row for row, (was, now) in enumerate(zip(old, looks, strict=True)) if was != now]
+            self._looks = looks
+            for row in changed:
+                self._show(row)
+
+    def _restructure(self, ids: list[str], jobs: list[Job]) -> None:
+        """Rows inserted, removed or moved, told to the view as such (never a reset: the
+        selection and scroll position stay)."""
+        old = self._ids
+        start = _common_prefix(old, ids)
+        end = _common_prefix(old[start:][::-1], ids[start:][::-1])
+        gone, came = old[start : len(old) - end], ids[start : len(ids) - end]
+        if len(gone) == len(came) > 1 and gone[1:] == came[:-1] and gone[0] == came[-1]:  # moved down
+            self._move(start, start + len(gone) - 1)
+        elif len(gone) == len(came) > 1 and gone[:-1] == came[1:] and gone[-1] == came[0]:  # moved up
+            self._move(start + len(gone) - 1, start)
+        else:
+            self._replace(start, gone, came, jobs)
+
+    def _replace(self, start: int, gone: list[str], came: list[str], jobs: list[Job]) -> None:
+        """Rows `gone` (from `start`) become rows `came`: jobs that stayed keep their rows when
+        the rest were only removed or added (several changes between two syncs)."""
+        came_ids, gone_ids = set(came), set(gone)
+        if [i for i in gone if i in came_ids] != [i for i in came if i in gone_ids]:
+            removed, added = list(range(len(gone))), list(range(len(came)))  # reordered: all anew
+        else:
+            removed = [offset for offset, i in enumerate(gone) if i not in came_ids]
+            added = [offset for offset, i in enumerate(came) if i not in gone_ids]
+        for first, last in reversed(list(_runs(removed))):
+            self.removeRows(start + first, last - first + 1)
+            for values in (self._ids, self._jobs, self._looks):
+                del values[start + first : start + last + 1]
+        for first, last in _runs(added):
+            new_jobs = jobs[start + first : start + last + 1]
+            self._ids[start + first : start + first] = [job.id for job in new_jobs]
+            self._jobs[start + first : start + first] = new_jobs
+            self._looks[start + first : start + first] = [_look(job) for job in new_jobs]
+            self.invisibleRootItem().insertRows(start + first, [self._item(job) for job in new_jobs])
+
+    def _move(self, row: int, to: int) -> None:
+        """One row taken from `row` and put at `to` (its index afterwards)."""
+        items = self.takeRow(row)
+        self.insertRow(to, items)
+        for values in (self._ids, self._jobs, self._looks):
+            values.insert(to, values.pop(row))
+
+    def _item(self, job: Job) -> QStandardItem:
+        item = QStandardItem()
+        item.setData(job.id, JOB_ID_ROLE)
+        item.setSizeHint(_ROW_SIZE)
+        item.setFlags(_ROW_FLAGS)
+        self._fill(item, job)
+        return item
+
+    def _fill(self, item: QStandardItem, job: Job) -> None:
+        look = self.running_look
+        running = look is not None and look[0] == job.id and job.status is JobStatus.RUNNING
+        item.setText(job_label(job, look[1] if running and look is not None else ""))
+        item.setToolTip(job.request.prompt + (f"\n{job.error}" if job.error else ""))
+        if running and look is not None and look[2] is not None:
+            item.setIcon(look[2])
+        else:
+            item.setIcon(self._thumbnail(job.thumbnail) or self.placeholder())  # a blank square keeps the text aligned
+
+    def _show(self, row: int) -> None:
+        item = self.item(row)
+        if item is not None:
+            self._fill(item, self._jobs[row])
+
+    def row_of(self, job_id: str) -> int:
+        try:
+            return self._ids.index(job_id)
+        except ValueError:
+            return -1
+
+    def job_at(self, row: int) -> Job | None:
+        return self._jobs[row] if 0 <= row < len(self._jobs) else None
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def show_running(self, job_id: str) -> None:
+        row = self.row_of(job_id)
+        if row >= 0:
+            self._show(row)
+
+    # -- drag and drop --------------------------------------------------------------------------
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled  # drops land between rows, never on one
+        return super().flags(index)
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def moveRows(self, source_parent, source_row: int, count: int, destination_parent, destination: int) -> bool:
+        """An internal drag dropped a job before row `destination`: the controller moves it,
+        after the drop has finished with the view, and the next sync shows the move."""
+        job = self.job_at(source_row)
+        if job is None or count != 1 or source_parent.isValid() or destination_parent.isValid():
+            return False
+        index = destination if destination <= source_row else destination - 1
+        QTimer.singleShot(0, lambda: self.move_requested(job.id, index))
+        return True
+
+    # -- thumbnails ---------------------------------------------------------------------------
+    def placeholder(self) -> QIcon:
+        if self._blank is None:
+            pixmap = QPixmap(THUMB, THUMB)
+            pixmap.fill(QColor(128, 128, 128, 40))  # a faint square in either theme
+            self._blank = QIcon(pixmap)
+        return self._blank
+
+    def _thumbnail(self, path: str) -> QIcon | None:
+        """The icon when it has been read; else asks the reader for it (finished jobs only have
+        one, and at most MAX_FINISHED_KEPT of them are listed)."""
+        if not path:
+            return None
+        if path in self._icons:
+            return self._icons[path]
+        if path not in self._asked:
+            self._asked.add(path)
+            self._reader.want(path)
+        return None
+
+    def _thumbnail_arrived(self, path: str, pixels: np.ndarray | None) -> None:
+        self._asked.discard(path)
+        if len(self._icons) >= THUMBNAILS_KEPT:
+            self._icons.pop(next(iter(self._icons)))
+        icon = QIcon(QPixmap.fromImage(qimage_from_rgb(pixels))) if pixels is not None else None
+        self._icons[path] = icon  # None: removed or unreadable since; the job is still listed
+        if icon is not None:
+            for row, job in enumerate(self._jobs):
+                if job.thumbnail == path:
+                    self._show(row)
+
+    def close(self) -> None:
+        self._reader.stop()
+
+
 class QueuePanel(QWidget):
     """The list (objectName `queueView`) and its buttons. `jobSelected(job_id)` tells the window
     which job the artist looks at (the scrubber shows its steps while they are in memory)."""
@@ -70,13 +288,14 @@ class QueuePanel(QWidget):
     def __init__(self, controller, parent=None):
         super().__init__(parent)
         self.controller = controller
-        self._thumbs: dict[str, QIcon] = {}  # by image path: read once, small
-        self._blank: QIcon | None = None
         self._shown_step_at = 0.0  # when the running row last showed a step (time.monotonic)
-        self._running_look: tuple[str, str, QIcon | None] | None = None  # (job id, progress, preview icon)
-        self.view = QListWidget()
+        self._syncing = False
+        self.model = QueueModel(self)
+        self.model.move_requested = controller.move_job
+        self.view = QListView()
         self.view.setObjectName("queueView")
         self.view.setAccessibleName("Job queue")
+        self.view.setModel(self.model)
         self.view.setIconSize(QSize(THUMB, THUMB))
         self.view.setUniformItemSizes(True)
         self.view.setWordWrap(False)
@@ -86,9 +305,8 @@ class QueuePanel(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
-        self.view.model().rowsMoved.connect(self._rows_moved)
-        self.view.currentItemChanged.connect(self._current_changed)
-        self.view.itemDoubleClicked.connect(self._double_clicked)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self.view.doubleClicked.connect(self._double_clicked)
 
         self.cancel_button = self._button("Cancel", "cancelJobButton", "Cancel the selected job", self.cancel_selected)
         self.cancel_all_button = self._button("Cancel all", "cancelAllButton", "Cancel the running job and every queued one",
@@ -123,22 +341,21 @@ class QueuePanel(QWidget):
 
     # -- showing the queue ------------------------------------------------------------------
     def refresh(self) -> None:
-        """Rebuild the list from the queue, keeping the selection."""
+        """Bring the rows up to date with the queue: only changed rows are touched, and the
+        selection stays (a removed job's row takes its selection with it, unannounced)."""
         selected = self.selected_id()
-        self.view.blockSignals(True)  # not the model's: the view learns its rows from them
-        self.view.clear()
-        for job in self.controller.queue.jobs:
-            item = QListWidgetItem(job_label(job))
-            item.setData(JOB_ID_ROLE, job.id)
-            item.setToolTip(job.request.prompt + (f"\n{job.error}" if job.error else ""))
-            item.setIcon(self._thumbnail(job) or self._placeholder())  # an empty square keeps the text aligned
-            if job.status is JobStatus.RUNNING:
-                self._show_running(item, job)
-            item.setSizeHint(QSize(0, THUMB + 8))
-            self.view.addItem(item)
-            if job.id == selected:
-                self.view.setCurrentItem(item)
-        self.view.blockSignals(False)
+        self._syncing = True
+        try:
+            self.model.sync(self.controller.queue.jobs)
+            if selected is not None and self.selected_id() != selected:
+                row = self.model.row_of(selected)  # a moved row is taken out and put back
+                if row >= 0:
+                    self.view.setCurrentIndex(self.model.index(row, 0))
+                else:
+                    self.view.selectionModel().clearCurrentIndex()
+                    self.view.clearSelection()
+        finally:
+            self._syncing = False
         self.pause_button.setText("Resume" if self.controller.paused else "Pause")
         self._sync_buttons()
 
@@ -153,72 +370,45 @@ class QueuePanel(QWidget):
         if not step.newest or now - self._shown_step_at < ROW_UPDATE_SECONDS and step.step < step.total:
             return  # a glance at the list needs no more; the engine thread shares the GIL with this
         job = self.controller.job(step.job_id)
-        item = self._item(step.job_id)
-        if job is None or item is None or job.status is not JobStatus.RUNNING:
+        if job is None or job.status is not JobStatus.RUNNING or self.model.row_of(step.job_id) < 0:
             return
         self._shown_step_at = now
         total = max(1, step.total * job.request.batch_count)
         done = step.image_index * step.total + step.step
         progress = f"{100 * done // total}%"
         icon = None
+        look = self.model.running_look
         if step.preview is not None:
             pixmap = QPixmap.fromImage(qimage_from_rgb(step.preview))
             icon = QIcon(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
-        elif self._running_look is not None and self._running_look[0] == job.id:
-            icon = self._running_look[2]
-        self._running_look = (job.id, progress, icon)
-        self._show_running(item, job)
+        elif look is not None and look[0] == job.id:
+            icon = look[2]
+        self.model.running_look = (job.id, progress, icon)
+        self.model.show_running(job.id)
 
-    def _show_running(self, item: QListWidgetItem, job: Job) -> None:
-        """The running job's row as its last step left it (a refresh rebuilds every row)."""
-        look = self._running_look
-        if look is None or look[0] != job.id:
-            return
-        item.setText(job_label(job, look[1]))
-        if look[2] is not None:
-            item.setIcon(look[2])
+    def row_text(self, row: int) -> str:
+        item = self.model.item(row)
+        return item.text() if item is not None else ""
 
-    def _item(self, job_id: str) -> QListWidgetItem | None:
-        for row in range(self.view.count()):
-            item = self.view.item(row)
-            if item.data(JOB_ID_ROLE) == job_id:
-                return item
-        return None
+    def row_icon(self, row: int) -> QIcon:
+        item = self.model.item(row)
+        return item.icon() if item is not None else QIcon()
 
-    def _placeholder(self) -> QIcon:
-        if self._blank is None:
-            pixmap = QPixmap(THUMB, THUMB)
-            pixmap.fill(QColor(128, 128, 128, 40))  # a faint square in either theme
-            self._blank = QIcon(pixmap)
-        return self._blank
-
-    def _thumbnail(self, job: Job) -> QIcon | None:
-        path = job.thumbnail
-        if not path:
-            return None
-        icon = self._thumbs.get(path)
-        if icon is None:
-            reader = QImageReader(path)
-            size = reader.size()
-            if size.isValid() and size.width() > 0 and size.height() > 0:
-                reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
-            image = reader.read()
-            if image.isNull():
-                return None  # removed or unreadable since: the job is still listed
-            icon = self._thumbs[path] = QIcon(QPixmap.fromImage(image))
-        return icon
+    def row_count(self) -> int:
+        return self.model.rowCount()
 
     def row_ids(self) -> list[str]:
-        return [self.view.item(row).data(JOB_ID_ROLE) for row in range(self.view.count())]
+        return self.model.ids()
 
     def selected_id(self) -> str | None:
-        item = self.view.currentItem()
-        return item.data(JOB_ID_ROLE) if item is not None else None
+        index = self.view.currentIndex()
+        job = self.model.job_at(index.row()) if index.isValid() else None
+        return job.id if job is not None else None
 
     def select(self, job_id: str) -> None:
-        for row, found in enumerate(self.row_ids()):
-            if found == job_id:
-                self.view.setCurrentRow(row)
+        row = self.model.row_of(job_id)
+        if row >= 0:
+            self.view.setCurrentIndex(self.model.index(row, 0))
 
     def _selected_job(self) -> Job | None:
         job_id = self.selected_id()
@@ -231,13 +421,15 @@ class QueuePanel(QWidget):
         self.remove_button.setEnabled(job is not None and job.status is not JobStatus.RUNNING)
 
     def _current_changed(self, *_args) -> None:
+        if self._syncing:
+            return  # a row moved or went away under the selection: refresh() settles it
         self._sync_buttons()
         job_id = self.selected_id()
         if job_id:
             self.jobSelected.emit(job_id)
 
-    def _double_clicked(self, item: QListWidgetItem) -> None:
-        job = self.controller.job(item.data(JOB_ID_ROLE))
+    def _double_clicked(self, index: QModelIndex) -> None:
+        job = self.model.job_at(index.row())
         if job is not None and job.status.finished and job.paths:  # a running batch keeps its live preview
             self.imageRequested.emit(job.paths[-1])
 
@@ -268,21 +460,10 @@ class QueuePanel(QWidget):
         else:
             self.controller.pause()
 
-    def _rows_moved(self, _parent, start: int, _end: int, _dest, _row: int) -> None:
-        """A drag dropped a job at a new row: the queue takes the order the list now shows."""
-        before = [job.id for job in self.controller.queue.jobs]
-        after = self.row_ids()
-        if start >= len(before) or sorted(before) != sorted(after):
-            QTimer.singleShot(0, self.refresh)
-            return
-        moved = before[start]
-        # After the drop has finished with the list: refresh() rebuilds it.
-        QTimer.singleShot(0, lambda: self.controller.move_job(moved, after.index(moved)))
-
     def _context_menu(self, pos) -> None:
-        item = self.view.itemAt(pos)
-        if item is not None:
-            self.view.setCurrentItem(item)
+        index = self.view.indexAt(pos)
+        if index.isValid():
+            self.view.setCurrentIndex(index)
         menu = self.context_menu()
         menu.exec(self.view.viewport().mapToGlobal(pos))
         menu.deleteLater()

@@ -46,18 +46,21 @@ def test_generate_while_a_job_runs_queues_the_next_and_cancel_takes_one(qtbot, m
     view = window.findChild(QListView, "queueView")
     assert view is window.queue_panel.view and window.queue_dock.objectName() == "queueDock"
     _queue(window, qtbot, script, "first", "second")
-    assert view.count() == 2  # visible at once, in order
-    assert view.visualItemRect(view.item(1)).top() > view.visualItemRect(view.item(0)).top()  # laid out, not just held
+    assert window.queue_panel.row_count() == 2  # visible at once, in order
+    rows = [view.visualRect(view.model().index(row, 0)) for row in (0, 1)]
+    assert rows[1].top() > rows[0].top()  # laid out, not just held
     assert _prompts(window) == ["first", "second"]
     assert _statuses(window) == [JobStatus.RUNNING, JobStatus.PENDING]
-    assert "Queued" in view.item(1).text() and "Running" in view.item(0).text()
+    assert "Queued" in window.queue_panel.row_text(1) and "Running" in window.queue_panel.row_text(0)
     window.queue_panel.select(window.queue_panel.row_ids()[1])
     qtbot.mouseClick(window.queue_panel.cancel_button, Qt.MouseButton.LeftButton)
-    assert _statuses(window)[1] is JobStatus.CANCELLED and "Cancelled" in view.item(1).text()
+    assert _statuses(window)[1] is JobStatus.CANCELLED and "Cancelled" in window.queue_panel.row_text(1)
     _release(window, qtbot, script, 1)  # the cancelled one ended at its cancel
     assert [r.prompt for r in script.requests] == ["first"]  # the cancelled one never ran
     assert _statuses(window) == [JobStatus.DONE, JobStatus.CANCELLED]
-    assert not view.item(0).icon().isNull()  # its image's thumbnail
+    blank = window.queue_panel.model.placeholder().cacheKey()
+    qtbot.waitUntil(lambda: window.queue_panel.row_icon(0).cacheKey() != blank, timeout=3000)  # its image's thumbnail
+    assert window.queue_panel.row_icon(0).pixmap(48, 48).width() > 0
 
 
 def test_ctrl_shift_enter_queues_ahead_of_the_waiting_jobs(qtbot, make_window, script):
@@ -106,10 +109,10 @@ def test_duplicate_runs_the_same_request_again(qtbot, make_window, script):
     with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         qtbot.mouseClick(window.queue_panel.duplicate_button, Qt.MouseButton.LeftButton)
     assert len(script.requests) == 2 and script.requests[0] == script.requests[1]
-    assert window.queue_panel.view.count() == 2
+    assert window.queue_panel.row_count() == 2
     window.queue_panel.select(window.queue_panel.row_ids()[0])
     qtbot.mouseClick(window.queue_panel.clear_button, Qt.MouseButton.LeftButton)
-    assert window.queue_panel.view.count() == 0
+    assert window.queue_panel.row_count() == 0
 
 
 def test_dragging_a_job_up_runs_it_sooner(qtbot, make_window, script):
@@ -134,7 +137,7 @@ def test_jobs_left_from_last_time_are_offered_and_run(qtbot, make_window, script
     window = make_window()
     bar = window.restored_bar
     assert bar.isVisible() and "1 queued job from last time" in bar.label.text()
-    assert "From last time" in window.queue_panel.view.item(0).text()
+    assert "From last time" in window.queue_panel.row_text(0)
     qtbot.wait(100)
     assert script.requests == []  # held until the artist says
     with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
@@ -146,7 +149,7 @@ def test_jobs_left_from_last_time_can_be_discarded(qtbot, make_window, script):
     _leave_a_queued_job("not wanted")
     window = make_window()
     qtbot.mouseClick(window.restored_bar.discard_button, Qt.MouseButton.LeftButton)
-    assert window.queue_panel.view.count() == 0 and not window.restored_bar.isVisible()
+    assert window.queue_panel.row_count() == 0 and not window.restored_bar.isVisible()
     qtbot.wait(100)
     assert script.requests == [] and JobQueue.load()[0].jobs == []
 
@@ -211,14 +214,13 @@ def test_the_running_job_shows_its_progress_and_newest_preview_in_the_queue(qtbo
     script.hold, script.hold_at_step = threading.Event(), 3  # steps 1 and 2 reported, then held
     window.job_view.generate()
     qtbot.waitUntil(script.held.is_set, timeout=5000)
-    item = window.queue_panel.view.item(0)
-    qtbot.waitUntil(lambda: "Running 50%" in item.text(), timeout=5000)
-    icon = item.icon().pixmap(48, 48).toImage()
+    panel = window.queue_panel
+    qtbot.waitUntil(lambda: "Running 50%" in panel.row_text(0), timeout=5000)
+    icon = panel.row_icon(0).pixmap(48, 48).toImage()
     assert icon.pixelColor(24, 24).red() == 127  # the fake's step-2 preview: grey 255 * 2 / 4
     with qtbot.waitSignal(window.job_view.jobEnded, timeout=5000):
         script.hold.set()
-    item = window.queue_panel.view.item(0)
-    assert item.text().splitlines()[1].startswith("Done ·")
+    assert panel.row_text(0).splitlines()[1].startswith("Done ·")
 
 
 def test_double_clicking_a_finished_job_shows_its_image(qtbot, make_window, script):
@@ -230,7 +232,7 @@ def test_double_clicking_a_finished_job_shows_its_image(qtbot, make_window, scri
     first = window.controller.job(window.queue_panel.row_ids()[0])
     assert str(window.canvas.result_path) != first.paths[-1]
     view = window.queue_panel.view
-    rect = view.visualItemRect(view.item(0))
+    rect = view.visualRect(view.model().index(0, 0))
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # as a person's first click
     qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.waitUntil(lambda: str(window.canvas.result_path) == first.paths[-1], timeout=3000)

@@ -90,6 +90,14 @@ def lora_tags(prompt: str) -> list[LoraTag]:
 
 
 # -- the files ------------------------------------------------------------------------------------
+def _is_file(path: Path) -> bool:
+    """Path.is_file, False for a name no file can have (over 255 bytes, a NUL in it)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def find_lora(name: str, folders: list[Path] | tuple[Path, ...]) -> Path | None:
     """The file a tag's name means: the first `<name>.safetensors` in the folders (in order) or
     their subfolders; an exact stem match wins over one that differs only in case."""
@@ -100,7 +108,7 @@ def find_lora(name: str, folders: list[Path] | tuple[Path, ...]) -> Path | None:
     if "/" not in name and "\\" not in name:
         for folder in folders:
             direct = folder / f"{name}{SUFFIX}"
-            if direct.is_file():
+            if _is_file(direct):
                 return direct
     folded = None
     for folder in folders:

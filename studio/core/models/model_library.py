@@ -100,14 +100,16 @@ def embedding_folders(folders: list[Path]) -> list[Path]:
 PICKLED_CHECKPOINT = ".ckpt"
 
 
-def _walk(folder: Path, depth: int = 0, models: bool = False):
+def _walk(folder: Path, depth: int = 0, models: bool = False, walked: list[Path] | None = None):
     """.safetensors files under `folder` (MAX_DEPTH levels, hidden entries skipped, sorted by
-    name); with `models`, also diffusers model folders and .ckpt files, and the extra-network folders a model
-    folder may hold are left out."""
+    name); with `models`, also diffusers model folders and .ckpt files, and the extra-network
+    folders a model folder may hold are left out. Every folder listed is added to `walked`."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name.lower())
     except OSError:
         return
+    if walked is not None:
+        walked.append(folder)
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -117,7 +119,7 @@ def _walk(folder: Path, depth: int = 0, models: bool = False):
                 if models and (path / "model_index.json").is_file():
                     yield path
                 elif depth < MAX_DEPTH and not (models and entry.name in _VAE_DIRS + _LORA_DIRS + _EMBEDDING_DIRS):
-                    yield from _walk(path, depth + 1, models)
+                    yield from _walk(path, depth + 1, models, walked)
             elif entry.is_file() and (entry.name.lower().endswith(".safetensors")
                                       or (models and entry.name.lower().endswith(PICKLED_CHECKPOINT))):
                 yield path  # a pickled checkpoint only to be named as skipped, with the reason
@@ -125,10 +127,10 @@ def _walk(folder: Path, depth: int = 0, models: bool = False):
             continue
 
 
-def safetensors_files(folder: Path):
+def safetensors_files(folder: Path, walked: list[Path] | None = None):
     """The .safetensors files in a folder and its subfolders: LoRA, VAE and embedding folders
-    are all read this way."""
-    return _walk(Path(folder))
+    are all read this way. Every folder listed is added to `walked`."""
+    return _walk(Path(folder), walked=walked)
 
 
 def folders_beside_model(model_path: str) -> list[Path]:

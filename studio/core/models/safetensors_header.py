@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.errors import ErrorKind, StudioError
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
+MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit (decimal: it refuses anything larger)
+# Real files hold a few thousand tensors (SDXL with both text encoders: about 2,600; a full
+# LyCORIS: under 10,000). Counted before the JSON is parsed: parsing is one call that holds the
+# GIL, so a header of a million empty entries froze the window for seconds at every scan.
+MAX_TENSORS = 50_000
 DTYPE_BYTES = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
     "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
@@ -52,6 +58,26 @@ def _bad(path: Path, why: str) -> StudioError:
     )
 
 
+def _not_a_file(path: Path, kind: str) -> StudioError:
+    return StudioError(
+        ErrorKind.BAD_MODEL,
+        f"{path.name} is {kind}, not a model file.",
+        "Choose the .safetensors file itself.",
+    )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
 def read_header(path: str | Path) -> SafetensorsHeader:
     """The checked header of a .safetensors file, or a StudioError (BAD_MODEL) saying what is wrong.
 
@@ -59,19 +85,34 @@ def read_header(path: str | Path) -> SafetensorsHeader:
     tensor's bytes lie inside the file and match its dtype and shape."""
     path = Path(path)
     try:
-        if not path.is_file():
-            raise StudioError(ErrorKind.MODEL_NOT_FOUND, f"No file at {path}.")
-        file_size = path.stat().st_size
-        with path.open("rb") as handle:
+        # O_NONBLOCK: a named pipe given as a model opens at once instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError as exc:
+        raise StudioError(ErrorKind.MODEL_NOT_FOUND, f"No file at {path}.") from exc
+    except IsADirectoryError as exc:
+        raise _not_a_file(path, "a folder") from exc
+    except (OSError, ValueError) as exc:
+        raise StudioError(ErrorKind.BAD_MODEL, f"Could not read {path.name}: {getattr(exc, 'strerror', None) or exc}.") from exc
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _not_a_file(path, _file_kind(info.st_mode))
+            file_size = info.st_size
             prefix = handle.read(8)
             if len(prefix) < 8:
                 raise _bad(path, "it is too short to hold a header")
             (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER_BYTES and 8 + length <= file_size:
+                raise _bad(path, f"its header is {length / 1e6:.1f} MB, more than the {MAX_HEADER_BYTES // 10**6} MB "
+                                 "the safetensors format allows")
             if length == 0 or length > MAX_HEADER_BYTES or 8 + length > file_size:
                 raise _bad(path, "its header length does not fit the file")
             raw = handle.read(length)
     except OSError as exc:
         raise StudioError(ErrorKind.BAD_MODEL, f"Could not read {path.name}: {exc.strerror or exc}.") from exc
+    if raw.count(b"{") > MAX_TENSORS + 2:  # an object per entry, the whole and the metadata: a quick upper bound
+        raise _bad(path, f"its header lists more than {MAX_TENSORS:,} tensors, far more than any real model")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -107,4 +148,13 @@ def _check_entry(path: Path, name: str, entry: object, data_size: int) -> Tensor
         raise _bad(path, f"tensor {name[:80]!r} lies outside the file (truncated?)")
     if offsets[1] - offsets[0] != math.prod(shape) * DTYPE_BYTES[dtype]:
         raise _bad(path, f"tensor {name[:80]!r} has the wrong number of bytes for its shape")
+    if 0 in shape and any(d > 1 for d in shape):
+        # An empty tensor that still declares sizes: its byte count (0) says nothing about them,
+        # and a model built from them (a 10-million-channel UNet) asks for terabytes.
+        raise _bad(path, f"tensor {name[:80]!r} declares the shape {_shape_text(shape)} but holds no data")
     return TensorInfo(dtype, tuple(shape))
+
+
+def _shape_text(shape: list[int]) -> str:
+    text = "[" + ", ".join(str(d) for d in shape[:8]) + (", …]" if len(shape) > 8 else "]")
+    return text if len(text) <= 80 else text[:78] + "…]"

@@ -31,6 +31,9 @@ from studio.core.storage.atomic import write_text_atomic
 from studio.core.storage.paths import data_home
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# How far before the newest entry an image may be dated and still be missing from the index:
+# the writer thread can finish the next image before the GUI thread appends the previous one.
+CATCH_UP_MARGIN_SECONDS = 120.0
 # An entry is a few KB (two prompts of at most 20,000 characters, escaped, plus the request);
 # a longer line is damage, and is skipped without ever being held in memory whole.
 MAX_LINE_BYTES = 1_000_000
@@ -140,6 +143,31 @@ def entry_from_file(path: Path) -> HistoryEntry | None:
                         f.get("width"), f.get("height"), when, dict(f), None)
 
 
+def images_missing_from_index(outputs_dir: Path, since: float | None = None,
+                              known: frozenset[str] = frozenset()) -> list[HistoryEntry]:
+    """Entries, from their own metadata, for the images under `outputs_dir` that are not in
+    `known` and were written at or after `since` (every image when None). A kill between an
+    image's write and its index line leaves it out of the index; this finds it at the next
+    start. Reads every image it returns: run it off the GUI thread."""
+    found: list[HistoryEntry] = []
+    root = Path(outputs_dir)
+    if not root.is_dir():
+        return found
+    for path in root.rglob("*"):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or str(path) in known:
+            continue
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or (since is not None and info.st_mtime < since):
+            continue
+        entry = entry_from_file(path)
+        if entry is not None:
+            found.append(entry)
+    return found
+
+
 class History:
     """Newest entries first through `entries()`; one entry per path."""
 
@@ -192,6 +220,23 @@ class History:
                 warnings = [f"The history index was damaged and has been rebuilt from {count} image(s)."]
         return warnings
 
+    def catch_up_point(self) -> tuple[float, frozenset[str]]:
+        """(the time from which images on disk may be missing from the index, the paths it
+        holds): what `images_missing_from_index` needs, taken where the index is changed."""
+        newest = max((entry.time for entry in self._entries.values()), default=0.0)
+        return newest - CATCH_UP_MARGIN_SECONDS, frozenset(self._entries)
+
+    def add_entries(self, entries: list[HistoryEntry]) -> int:
+        """Append entries built elsewhere (an image's own metadata) that the index lacks.
+        Returns how many were added."""
+        added = 0
+        for entry in sorted(entries, key=lambda e: (e.time, e.path)):
+            if entry.path not in self._entries:
+                self._entries[entry.path] = entry
+                self._append(entry)
+                added += 1
+        return added
+
     def entries(self) -> list[HistoryEntry]:
         """Newest first by the time each image was made (the index may hold entries out of
         order: a rebuild appends what finished meanwhile, images copied in keep their time)."""
@@ -229,14 +274,7 @@ class History:
 
     def rebuild(self, outputs_dir: Path) -> int:
         """Recreate the index from the images' own metadata. Returns the number of entries."""
-        found: list[HistoryEntry] = []
-        root = Path(outputs_dir)
-        if root.is_dir():
-            for path in root.rglob("*"):
-                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                    entry = entry_from_file(path)
-                    if entry is not None:
-                        found.append(entry)
+        found = images_missing_from_index(outputs_dir)
         found.sort(key=lambda e: (e.time, e.path))
         self._entries = {e.path: e for e in found}
         self.damaged = False
