@@ -38,11 +38,12 @@ def test_a_signal_closes_the_window_from_the_event_loop(qtbot):
 APP_SCRIPT = textwrap.dedent("""
     import sys, threading
     from PySide6.QtCore import QTimer
+    import studio.application.closing as closing
     import studio.backends.local.worker as worker_module
     import studio.launch as launch
     from tests.fakes import FakeEngine, Script
 
-    worker_module.CLOSE_WAIT_SECONDS = 0.5
+    closing.CLOSE_WAIT_SECONDS = 0.5
     script = Script(hold=threading.Event())  # a step that never ends
     worker_module.real_engine_factory = lambda emit: FakeEngine(emit, script, sys.argv[1])
     build = launch.build_main_window
