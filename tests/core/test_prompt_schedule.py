@@ -59,6 +59,9 @@ def test_a1111_hires_schedules(prompt, expected):
     ("(a:1.2) [b] \\[c:d:3\\]", 10, [[10, "(a:1.2) [b] \\[c:d:3\\]"]]),  # emphasis and escapes stay
     ("a|b [c:d:3]", 10, [[10, "a|b [c:d:3]"]]),  # a "|" outside [...]: A1111 cannot parse it, all text
     ("[(red:1.2):(blue:0.8):5] BREAK x", 10, [[5, "(red:1.2) BREAK x"], [10, "(blue:0.8) BREAK x"]]),
+    # A backslash escapes any character but a newline (lark's `.`): A1111 cannot parse it, all text.
+    ("a [b:c:3] \\\nd", 10, [[10, "a [b:c:3] \\\nd"]]),
+    ("a [b:c:3] \\\\\nd", 10, [[3, "a b \\\\\nd"], [10, "a c \\\\\nd"]]),  # an escaped backslash, then a newline
 ])
 def test_edge_cases(prompt, steps, expected):
     assert schedule(prompt, steps) == expected

@@ -11,7 +11,7 @@ denoiser call numbered k (0, 1, 2, ... within a pass) the first entry with k <= 
     emphasized "(" prompt ")" | "(" prompt ":" prompt ")" | "[" prompt "]"     (kept as written)
     scheduled  "[" [prompt ":"] prompt ":" [ws] NUMBER [ws] "]"
     alternate  "[" prompt ("|" prompt)+ "]"
-    plain      any text without \\ [ ] ( ) : |, and backslash escapes
+    plain      any text without \\ [ ] ( ) : |, and backslash escapes (not of a newline)
 
 Where a bracket could be read both ways, the structure wins (A1111's doctests: "a [b:3]" is an
 edit, "a [unbalanced" is text). A prompt the grammar cannot read at all is one entry, as typed.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # lark's SIGNED_NUMBER
 WHITESPACE = re.compile(r"\s*")
-PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+", re.DOTALL)
+PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+")  # lark's `.`: an escaped newline is no escape
 LITERAL = "[]():"  # what the top level may hold as plain characters when no structure fits
 
 
