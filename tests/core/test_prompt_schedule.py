@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.core.generation.prompt_schedule import prompt_schedule, text_at_step
+from studio.core.generation.prompt_schedule import counted_texts, prompt_schedule, text_at_step
 
 
 def schedule(prompt, steps=10, hires=None):
@@ -101,3 +101,15 @@ def test_a_prompt_without_square_brackets_is_one_entry_equal_to_itself(prompt, s
 def test_deep_nesting_is_read_as_typed():
     prompt = "(" * 5000 + "a" + ")" * 5000 + " [b:c:3]"
     assert schedule(prompt)[-1][1].startswith("(((")
+
+
+@pytest.mark.parametrize(("prompt", "steps", "expected"), [
+    ("[a:b:0.05]", 20, ["a", "b"]),
+    ("x <lora:style:0.5>, y", 20, ["x , y"]),  # extra-network tags are not counted
+    ("a cat AND a dog :0.8 AND a cat AND a dog", 20, ["a cat", " a dog", " a cat"]),  # each part once, no weight
+    ("[a|b] AND c", 2, ["a", "b", " c"]),
+    ("ANDROID", 20, ["ANDROID"]),  # AND only as a word
+    ("", 20, [""]),
+])
+def test_counted_texts_are_a1111s(prompt, steps, expected):
+    assert counted_texts(prompt, steps) == expected
