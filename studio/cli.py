@@ -19,6 +19,13 @@ from studio.core.generation.settings import HIRES_UPSCALERS
 DEVICE_HELP = "auto (default: CUDA, else Apple MPS, else CPU), cuda, mps or cpu"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (the usage block buried it), with where help is."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
@@ -35,6 +42,22 @@ def _threads(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"threads must be a whole number, 0 for automatic, not {text!r}")
     return value
+
+
+# The command line's words for inpainting options -> the request's values.
+INPAINT_AREAS = {"whole": "whole", "masked": "only_masked", "only_masked": "only_masked"}
+MASKED_CONTENTS = {"original": "original", "fill": "fill", "noise": "latent_noise", "latent_noise": "latent_noise"}
+
+
+def _choice(words: dict[str, str]):
+    def convert(text: str) -> str:
+        try:
+            return words[text.strip().lower().replace(" ", "_")]
+        except KeyError:
+            shown = ", ".join(w for w in words if "_" not in w)
+            raise argparse.ArgumentTypeError(f"choose {shown}, not {text!r}") from None
+
+    return convert
 
 
 COMMANDS = ("generate", "bench", "soak")
@@ -54,7 +77,7 @@ def _add_window_options(parser: argparse.ArgumentParser) -> None:
 def build_window_parser() -> argparse.ArgumentParser:
     """`studio [options] [IMAGE ...]`. Kept apart from the subcommands: argparse cannot tell
     an optional list of file names from a subcommand name in one parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="studio", description="Diffusion Studio: local image generation.",
         epilog="commands: `studio generate` makes images without the window, `studio bench` measures "
                "speed; `studio COMMAND --help` lists their options.",
@@ -66,38 +89,58 @@ def build_window_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="studio", description="Diffusion Studio: local image generation.")
+    parser = _Parser(prog="studio", description="Diffusion Studio: local image generation.")
     _add_window_options(parser)
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     gen = sub.add_parser("generate", help="make images without opening the window")
-    gen.add_argument("--prompt", required=True)
-    gen.add_argument("--negative", default="", help="negative prompt")
+    gen.add_argument("--prompt", default=None, help="what to draw (required unless --from is given)")
+    gen.add_argument("--from", dest="from_image", type=Path, default=None, metavar="IMAGE",
+                     help="make an image's recipe again: a studio PNG's own request (the same pixels on the same "
+                          "device) or A1111's parameters; any other flag overrides its field")
+    gen.add_argument("--negative", default=None, help="negative prompt")
     gen.add_argument("--model", dest="gen_model", help="a .safetensors checkpoint (SD 1.x, 2.x, SDXL) or diffusers model folder")
-    gen.add_argument("--vae", default="", help="a .safetensors VAE to decode with (default: the checkpoint's own)")
+    gen.add_argument("--vae", default=None, help="a .safetensors VAE to decode with (default: the checkpoint's own)")
     gen.add_argument("--device", dest="gen_device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
     gen.add_argument("--threads", dest="gen_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, else 20)")
     gen.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's, else 7)")
     gen.add_argument("--seed", type=int, default=None, help="default: random (the seed used is printed)")
-    gen.add_argument("--size", type=_size, default=None, help="WxH, multiples of 8 (default: the model's, else 512x512)")
+    gen.add_argument("--size", type=_size, default=None,
+                     help="WxH, multiples of 8 (default: the input image's, else the model's, else 512x512)")
     gen.add_argument("--sampler", default=None, help=f"A1111 name, e.g. 'Euler a' (default: {DEFAULT_SAMPLER})")
-    gen.add_argument("--batch", type=int, default=1, help="number of images (seeds seed, seed+1, ...; with a "
-                                                          "variation strength the variation seed counts up instead)")
-    gen.add_argument("--clip-skip", type=int, default=1, metavar="N", help="A1111's clip skip, 1-12 (default 1)")
-    gen.add_argument("--hires-scale", type=float, default=1.0, metavar="X",
+    gen.add_argument("--batch", type=int, default=None, help="number of images (seeds seed, seed+1, ...; with a "
+                                                             "variation strength the variation seed counts up instead)")
+    gen.add_argument("--clip-skip", type=int, default=None, metavar="N", help="A1111's clip skip, 1-12 (default 1)")
+    gen.add_argument("--hires-scale", type=float, default=None, metavar="X",
                      help="hires fix: upscale by X (1-4) and denoise again (default 1: off; txt2img)")
-    gen.add_argument("--hires-steps", type=int, default=0, metavar="N", help="hires fix steps (default 0: as --steps)")
-    gen.add_argument("--denoise", type=float, default=0.7, metavar="D",
+    gen.add_argument("--hires-steps", type=int, default=None, metavar="N", help="hires fix steps (default 0: as --steps)")
+    gen.add_argument("--denoise", type=float, default=None, metavar="D",
                      help="hires fix denoising strength, above 0 and at most 1 (default 0.7)")
-    gen.add_argument("--hires-upscaler", default="Latent", choices=HIRES_UPSCALERS, metavar="NAME",
+    gen.add_argument("--hires-upscaler", default=None, choices=HIRES_UPSCALERS, metavar="NAME",
                      help=f"hires fix upscaler: {', '.join(HIRES_UPSCALERS)} (default Latent)")
     gen.add_argument("--variation-seed", type=int, default=None, metavar="N",
                      help="variation seed (default: random when --variation-strength is given)")
-    gen.add_argument("--variation-strength", type=float, default=0.0, metavar="S",
+    gen.add_argument("--variation-strength", type=float, default=None, metavar="S",
                      help="how far towards the variation seed's picture, 0-1 (default 0: none)")
     gen.add_argument("--seed-resize-from", type=_size, default=None, metavar="WxH",
                      help="draw the noise as for this size, so a picture keeps its composition at another size")
+    inputs = gen.add_argument_group("image to image and inpainting",
+                                    "an --init-image makes it image to image; with a --mask, inpainting")
+    inputs.add_argument("--init-image", type=Path, default=None, metavar="FILE", help="the picture to start from")
+    inputs.add_argument("--mask", type=Path, default=None, metavar="FILE",
+                        help="white where the picture is painted again (resized to the picture)")
+    inputs.add_argument("--strength", type=float, default=None, metavar="S",
+                        help="denoising strength: how far from the input, above 0 and at most 1 (default 0.75)")
+    inputs.add_argument("--mask-blur", type=int, default=None, metavar="N", help="feathering of the mask, px (default 4)")
+    inputs.add_argument("--inpaint-area", type=_choice(INPAINT_AREAS), default=None, metavar="{whole,masked}",
+                        help="whole: repaint at the picture's size; masked: only around the mask, at full size "
+                             "(default whole)")
+    inputs.add_argument("--inpaint-padding", type=int, default=None, metavar="N",
+                        help="with --inpaint-area masked: px of context around the mask (default 32)")
+    inputs.add_argument("--masked-content", type=_choice(MASKED_CONTENTS), default=None,
+                        metavar="{original,fill,noise}",
+                        help="what the masked part starts from (default original)")
     gen.add_argument("--out", type=Path, help="output PNG (default: the studio's output folder); "
                                               "a batch adds FILE-2.png, FILE-3.png, ...")
     gen.add_argument("--overwrite", action="store_true", help="replace --out files that already exist")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import threading
 from argparse import Namespace
+from dataclasses import replace
 from pathlib import Path
 
-from studio.core.errors import ErrorKind, StudioError
+from studio.core.errors import StudioError
 from studio.core.events import (
     Event,
     ImageFinished,
@@ -16,13 +17,15 @@ from studio.core.events import (
     ModelLoading,
     StepProgress,
 )
-from studio.core.generation.request import GenerationRequest, InvalidRequest, random_seed
-from studio.core.generation.samplers import DEFAULT_SAMPLER
-from studio.core.generation.settings import effective_model, load_settings
-from studio.core.models.model_info import model_defaults
+from studio.core.generation.request import GenerationRequest, InvalidRequest
+from studio.core.generation.settings import load_settings
 from studio.core.storage.output_folder import saved_output_folder
 from studio.core.storage.outputs import OutputWriter, png_bytes
+from studio.core.storage.outputs import _companion_paths as companion_paths  # noqa: PLC2701 - the same names as the output folder's
+from studio.core.storage.outputs import _write_companions as write_companions  # noqa: PLC2701
 from studio.core.storage.paths import settings_file
+from studio.headless_checks import check_inputs, check_out, check_writable_folder
+from studio.headless_request import build_request
 
 
 def batch_paths(path: Path, count: int) -> list[Path]:
@@ -30,26 +33,37 @@ def batch_paths(path: Path, count: int) -> list[Path]:
     return [path] + [path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, count + 1)]
 
 
+def output_files(path: Path, request: GenerationRequest) -> list[Path]:
+    """Every file --out FILE makes: the batch's images, then copies of the input image and mask
+    (FILE-init.png, FILE-mask.png: `--from FILE` replays them after the inputs are gone)."""
+    return batch_paths(path, request.batch_count) + list(companion_paths(path, request).values())
+
+
 class FileWriter:
     """Writes a batch to batch_paths(); without `overwrite`, never replaces an existing file
-    (checked before the run, and again at each write in case one appeared meanwhile)."""
+    (checked before the run, and again at each write in case one appeared meanwhile). The
+    inputs are copied once, beside the first image; every image's request points at the copies."""
 
     def __init__(self, path: Path, overwrite: bool = False):
         self.path = path
         self.overwrite = overwrite
         self.count = 0
+        self.copies: dict[str, str] = {}
 
     def save(self, image, request: GenerationRequest) -> tuple[Path, GenerationRequest]:
         self.count += 1
         path = batch_paths(self.path, self.count)[-1]
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self.count == 1:
+            companions = companion_paths(path, request)
+            if not self.overwrite and any(p.exists() for p in companions.values()):
+                raise FileExistsError(f"{next(p for p in companions.values() if p.exists())} appeared meanwhile")
+            write_companions(request, companions)
+            self.copies = {name: str(copy) for name, copy in companions.items()}
+        recorded = replace(request, **self.copies)
         with open(path, "wb" if self.overwrite else "xb") as file:
-            file.write(png_bytes(image, request))
-        return path, request
-
-
-def existing_outputs(path: Path, count: int) -> list[Path]:
-    return [p for p in batch_paths(path, count) if p.exists()]
+            file.write(png_bytes(image, recorded))
+        return path, recorded
 
 
 def _fail(message: str) -> int:
@@ -57,60 +71,21 @@ def _fail(message: str) -> int:
     return 1
 
 
-def build_request(args: Namespace) -> GenerationRequest:
-    settings, _ = load_settings(settings_file())
-    model = args.gen_model or args.model or effective_model(settings)
-    if not model:
-        raise StudioError(ErrorKind.MODEL_NOT_FOUND, "No model given and no demo model installed.",
-                          "Pass --model FILE_OR_FOLDER.")
-    defaults = model_defaults(model)
-    width, height = args.size or (defaults.width or 512, defaults.height or 512)
-    return GenerationRequest(
-        prompt=args.prompt,
-        negative_prompt=args.negative,
-        # `is not None`, not `or`: --steps 0 must reach validation and be refused, not become the default.
-        steps=args.steps if args.steps is not None else (defaults.steps or 20),
-        guidance=args.cfg if args.cfg is not None else (defaults.guidance if defaults.guidance is not None else 7.0),
-        seed=args.seed if args.seed is not None else random_seed(),
-        width=width,
-        height=height,
-        sampler=args.sampler or defaults.sampler or DEFAULT_SAMPLER,
-        batch_count=args.batch,
-        model=str(Path(model).expanduser().resolve()),
-        vae=str(Path(args.vae).expanduser().resolve()) if getattr(args, "vae", "") else "",
-        **_a1111_extras(args),
-    ).validated()
-
-
-def _a1111_extras(args: Namespace) -> dict:
-    """Clip skip, hires fix and variation options (absent ones keep the request's defaults)."""
-    extras: dict = {}
-    for option, name in (("clip_skip", "clip_skip"), ("hires_scale", "hires_scale"), ("hires_steps", "hires_steps"),
-                         ("denoise", "hires_denoise"), ("hires_upscaler", "hires_upscaler"),
-                         ("variation_strength", "variation_strength")):
-        if getattr(args, option, None) is not None:
-            extras[name] = getattr(args, option)
-    variation_seed = getattr(args, "variation_seed", None)
-    if variation_seed is None and extras.get("variation_strength"):
-        variation_seed = random_seed()  # as A1111 does for a variation seed of -1; the PNG records it
-    if variation_seed is not None:
-        extras["variation_seed"] = variation_seed
-    resize = getattr(args, "seed_resize_from", None)
-    if resize:
-        extras["seed_resize_width"], extras["seed_resize_height"] = resize
-    return extras
-
-
 def generate(args: Namespace) -> int:
+    """Every argument and path is checked before torch is imported: a bad one costs a second,
+    not a model load and a generation."""
+    lora_dirs = list(getattr(args, "lora_dirs", None) or [])
     try:
-        request = build_request(args)
+        request, notes = build_request(args)
+        check_inputs(request, lora_dirs)
+        if args.out:
+            check_out(output_files(args.out, request), args.overwrite)
+        else:
+            check_writable_folder(saved_output_folder(), "The output folder")
     except (InvalidRequest, StudioError) as exc:
         return _fail(str(exc))
-    if args.out and not args.overwrite:
-        taken = existing_outputs(args.out, request.batch_count)
-        if taken:
-            more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
-            return _fail(f"{taken[0]}{more} already exists; pass --overwrite to replace it, or choose another --out.")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     from studio.engine.engine import Engine
     from studio.engine.memory import MemoryOptions
     from studio.engine.threads import apply_cpu_threads, cpu_threads
@@ -119,7 +94,6 @@ def generate(args: Namespace) -> int:
 
     failures: list[StudioError] = []
     saved: list[Path] = []
-    notes: list[str] = []
     tty = sys.stderr.isatty()
 
     def on_event(event: Event) -> None:
@@ -143,7 +117,7 @@ def generate(args: Namespace) -> int:
     writer = FileWriter(args.out, args.overwrite) if args.out else OutputWriter(saved_output_folder())
     engine = Engine(writer, on_event, previews=False)
     engine.library_dirs = list(load_settings(settings_file())[0].model_dirs)  # LoRAs beside the model folders
-    engine.lora_dirs = [str(p) for p in getattr(args, "lora_dirs", None) or []]
+    engine.lora_dirs = [str(p) for p in lora_dirs]
     engine.memory = MemoryOptions(
         attention_slicing=getattr(args, "attention_slicing", False),
         vae_tiling=getattr(args, "vae_tiling", "auto"),

@@ -6,7 +6,7 @@ from PIL import Image
 from studio.cli import parse_args
 from studio.core.generation.request import InvalidRequest
 from studio.core.storage.outputs import PARAMETERS_KEY, read_request
-from studio.headless import build_request
+from studio.headless_request import build_request
 from tests.test_cli import _run
 
 
@@ -31,7 +31,7 @@ def test_generate_with_hires_fix_and_variations(tiny_model_dir, tmp_path, studio
 
 
 def _request(*flags):
-    return build_request(parse_args(["generate", "--prompt", "x", "--model", "/models/m", "--seed", "1", *flags]))
+    return build_request(parse_args(["generate", "--prompt", "x", "--model", "/models/m", "--seed", "1", *flags]))[0]
 
 
 def test_flags_reach_the_request_and_defaults_change_nothing():

@@ -228,7 +228,7 @@ class GenerationPanel(QWidget):
         prompt_row.addWidget(self.lora_button)
         layout.addLayout(prompt_row)
         layout.addWidget(self.prompt, 2)
-        self.token_counter = TokenCounter(self.prompt)  # A1111's "37/75"
+        self.token_counter = TokenCounter(self.prompt, steps=self.steps)  # A1111's "37/75"
         layout.addWidget(self.token_counter, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)

@@ -32,11 +32,12 @@ import sys
 import threading
 
 from PySide6.QtCore import QTimer, Signal, Slot
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWidget
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSpinBox, QWidget
 
 from studio.core.generation.clip_bpe import shipped_clip_bpe, shipped_merge_ranks
+from studio.core.generation.fields import request_default
+from studio.core.generation.prompt_schedule import counted_texts
 from studio.core.generation.prompt_syntax import (
-    extract_extra_networks,
     make_chunks,
     parse_prompt_attention,
     target_token_count,
@@ -57,17 +58,25 @@ PREBUILD_TICK_MS = 5
 PREBUILD_POLL_MS = 100
 TOKENIZER_MODULES = ("regex", "unicodedata")
 
+DEFAULT_STEPS = request_default("steps")  # edits resolve at the panel's steps; this without a steps box
+
 _lock = threading.Lock()  # one tokenizer, used by one count at a time (fast tokenizers are not reentrant)
 
 
-def count_tokens(text: str, tokenizer=None) -> tuple[int, int]:
-    """(tokens, the 75-per-chunk target) of a prompt, as A1111 counts them. Call off the GUI
+def count_tokens(text: str, tokenizer=None, steps: int = DEFAULT_STEPS) -> tuple[int, int]:
+    """(tokens, the 75-per-chunk target) of a prompt, as A1111 counts them: the longest of the
+    texts its steps read (studio.core.generation.prompt_schedule.counted_texts). Call off the GUI
     thread when the counting tokenizer may not be built yet.
 
     By default the shipped CLIP tokenizer's merges in plain Python (studio.core.generation.clip_bpe: the
     same ids as transformers' CLIPTokenizer, built without holding the GIL for long);
     `tokenizer` may be a transformers tokenizer instead."""
-    fragments = parse_prompt_attention(extract_extra_networks(text)[0])
+    counts = [_count_text(counted, tokenizer) for counted in counted_texts(text, steps)]
+    return max(counts, key=lambda count: count[0])
+
+
+def _count_text(text: str, tokenizer) -> tuple[int, int]:
+    fragments = parse_prompt_attention(text)
     pieces = [piece for piece, _ in fragments]
     with _lock:
         if tokenizer is None:
@@ -93,8 +102,9 @@ class TokenCounter(QLabel):
 
     _counted = Signal(int, int, int)  # (count number, tokens, target), emitted in the count thread
 
-    def __init__(self, edit: QPlainTextEdit, parent: QWidget | None = None):
+    def __init__(self, edit: QPlainTextEdit, parent: QWidget | None = None, steps: QSpinBox | None = None):
         super().__init__("", parent)
+        self._steps = steps  # prompt editing ([a:b:0.5]) resolves at these steps, as in A1111
         self.setObjectName("tokenCounter")
         self.setAccessibleName("Prompt tokens")
         self.setToolTip("Tokens in the prompt / what its chunks of 75 hold. Past 75 the prompt is encoded in more chunks.")
@@ -106,6 +116,8 @@ class TokenCounter(QLabel):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._count)
         edit.textChanged.connect(self._text_changed)
+        if steps is not None:
+            steps.valueChanged.connect(self._timer.start)
         # A bound method of an object living in the GUI thread: Qt queues the call there.
         self._counted.connect(self._show)
         self._ready = False  # whether counting may start (the engine's imports are done)
@@ -164,11 +176,13 @@ class TokenCounter(QLabel):
             self._waiting = True  # counted at engine_ready; the label stays blank meanwhile
             return
         self._number += 1
-        threading.Thread(target=self._run, args=(self._number, self._edit.toPlainText()), name=THREAD_NAME, daemon=True).start()
+        steps = self._steps.value() if self._steps is not None else DEFAULT_STEPS
+        threading.Thread(target=self._run, args=(self._number, self._edit.toPlainText(), steps), name=THREAD_NAME,
+                         daemon=True).start()
 
-    def _run(self, number: int, text: str) -> None:
+    def _run(self, number: int, text: str, steps: int) -> None:
         try:
-            count, target = count_tokens(text)
+            count, target = count_tokens(text, steps=steps)
         except Exception:  # noqa: BLE001 - a counter that fails shows nothing; the prompt still works
             count, target = -1, 0
         try:

@@ -163,3 +163,24 @@ def test_ti_hashes_name_the_embeddings_the_prompts_use(tmp_path):
     assert "unused" not in text.split("\n")[-1]  # a LoRA tag's name is not a word of the prompt
     assert "TI hashes" not in format_infotext(replace(BASE, prompt="fancy-styles everywhere"), embedding_folders=[folder])
     assert "TI hashes" not in from_a1111(text).extras
+
+
+def test_a_damaged_value_leaves_its_field_as_it_was():
+    """A1111's paste leaves a field whose value does not convert unchanged; an absent key still means off."""
+    text = ("p\r\nNegative prompt: n\r\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, "
+            "Clip skip: 3\tVersion: v1.10, Variation seed: 4, Variation seed strength: lots, Seed resize from: 64xbig")
+    meta = parse_chunks({"parameters": text})
+    assert (meta.fields["prompt"], meta.fields["negative_prompt"]) == ("p", "n")  # no "\r" left
+    before = Settings(clip_skip=2, variation=True, variation_strength=0.4, seed_resize_width=128, seed_resize_height=64)
+    restored = apply_fields(before, meta.fields)
+    assert (restored.clip_skip, restored.variation_strength) == (2, 0.4)
+    assert (restored.seed_resize_width, restored.seed_resize_height) == (128, 64)
+    assert restored.variation_seed == 4 and restored.steps == 20
+    assert meta.extras["Clip skip"] == "3\tVersion: v1.10"
+
+
+def test_infotext_lines_are_stripped_as_a1111_strips_them():
+    from studio.core.formats.infotext import parse_infotext
+
+    info = parse_infotext("a cat\r\n  on a mat  \r\nNegative prompt: dog\r\n  blur\r\nSteps: 20, Seed: 1, Size: 64x64\r\n")
+    assert (info.prompt, info.negative_prompt, info.params["Size"]) == ("a cat\non a mat", "dog\nblur", "64x64")

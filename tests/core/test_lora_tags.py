@@ -33,6 +33,8 @@ from tests.lora_files import write_family_lora, write_header_only_lora
         ("<lyco:old:0.7>", [LoraTag("old", 0.7)]),  # A1111's alias for LyCORIS prompts
         ("<hypernet:h:1> <lora::1> plain text", []),  # not LoRAs; a tag without a name
         ("<lora:a:0>", [LoraTag("a", 0.0)]),
+        # The kind is case-sensitive, as A1111's registry lookup: these name no network.
+        ("<LORA:x:0.5> <Lora:y> <LyCO:z> <lora:w>", [LoraTag("w", 1.0)]),
     ],
 )
 def test_tags_as_a1111_reads_them(prompt, expected):

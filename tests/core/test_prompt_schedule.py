@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.core.generation.prompt_schedule import prompt_schedule, text_at_step
+from studio.core.generation.prompt_schedule import counted_texts, prompt_schedule, text_at_step
 
 
 def schedule(prompt, steps=10, hires=None):
@@ -59,6 +59,9 @@ def test_a1111_hires_schedules(prompt, expected):
     ("(a:1.2) [b] \\[c:d:3\\]", 10, [[10, "(a:1.2) [b] \\[c:d:3\\]"]]),  # emphasis and escapes stay
     ("a|b [c:d:3]", 10, [[10, "a|b [c:d:3]"]]),  # a "|" outside [...]: A1111 cannot parse it, all text
     ("[(red:1.2):(blue:0.8):5] BREAK x", 10, [[5, "(red:1.2) BREAK x"], [10, "(blue:0.8) BREAK x"]]),
+    # A backslash escapes any character but a newline (lark's `.`): A1111 cannot parse it, all text.
+    ("a [b:c:3] \\\nd", 10, [[10, "a [b:c:3] \\\nd"]]),
+    ("a [b:c:3] \\\\\nd", 10, [[3, "a b \\\\\nd"], [10, "a c \\\\\nd"]]),  # an escaped backslash, then a newline
 ])
 def test_edge_cases(prompt, steps, expected):
     assert schedule(prompt, steps) == expected
@@ -98,3 +101,15 @@ def test_a_prompt_without_square_brackets_is_one_entry_equal_to_itself(prompt, s
 def test_deep_nesting_is_read_as_typed():
     prompt = "(" * 5000 + "a" + ")" * 5000 + " [b:c:3]"
     assert schedule(prompt)[-1][1].startswith("(((")
+
+
+@pytest.mark.parametrize(("prompt", "steps", "expected"), [
+    ("[a:b:0.05]", 20, ["a", "b"]),
+    ("x <lora:style:0.5>, y", 20, ["x , y"]),  # extra-network tags are not counted
+    ("a cat AND a dog :0.8 AND a cat AND a dog", 20, ["a cat", " a dog", " a cat"]),  # each part once, no weight
+    ("[a|b] AND c", 2, ["a", "b", " c"]),
+    ("ANDROID", 20, ["ANDROID"]),  # AND only as a word
+    ("", 20, [""]),
+])
+def test_counted_texts_are_a1111s(prompt, steps, expected):
+    assert counted_texts(prompt, steps) == expected

@@ -33,6 +33,30 @@ def test_counts_as_a1111():
     assert count_tokens(f"{_words(70)}, {_words(10)}") == (85, 150)
 
 
+@pytest.mark.parametrize(("prompt", "steps", "count"), [
+    ("[a:b:0.05]", 20, 1),  # edits resolved: "a" then "b", not the brackets and the number
+    ("[cloud:0.9] solo masterpiece (masterpiece:1.2) <lora:add_detail:0.5>", 20, 4),
+    ("a red circle AND a blue square :0.8", 20, 3),  # the longest part of an AND, its weight not counted
+    ("[a red circle|blue]", 20, 3),  # alternation: the longest option
+    ("[red circle:a much longer text than before:5]", 20, 6),
+    ("x [g:a b c d e f:2]", 1, 2),  # at 1 step an edit at step 2 never happens: "x g" only
+])
+def test_counts_the_syntax_as_a1111_resolves_it(prompt, steps, count):
+    assert count_tokens(prompt, steps=steps) == (count, 75)
+
+
+def test_the_count_follows_the_panels_steps(qtbot):
+    panel = GenerationPanel()
+    qtbot.addWidget(panel)
+    counter = panel.token_counter
+    counter.engine_ready()
+    panel.steps.setValue(20)
+    panel.prompt.setPlainText("[a b c d e f g h:x:0.5]")  # "a ... h" for steps 1-10 at 20 steps
+    qtbot.waitUntil(lambda: counter.text() == "8/75", timeout=15000)
+    panel.steps.setValue(1)  # int(0.5 * 1) = 0: the edit has happened before the first step
+    qtbot.waitUntil(lambda: counter.text() == "1/75", timeout=5000)
+
+
 def test_panel_shows_the_count_live(qtbot):
     panel = GenerationPanel()
     qtbot.addWidget(panel)
@@ -64,7 +88,8 @@ def test_typing_is_debounced_and_the_newest_count_wins(qtbot):
 def test_gui_thread_never_tokenizes(qtbot, monkeypatch):
     threads = []
     real = token_counter.count_tokens
-    monkeypatch.setattr(token_counter, "count_tokens", lambda text: (threads.append(threading.current_thread()), real(text))[1])
+    monkeypatch.setattr(token_counter, "count_tokens",
+                        lambda text, **kw: (threads.append(threading.current_thread()), real(text, **kw))[1])
     edit = QPlainTextEdit()
     qtbot.addWidget(edit)
     counter = TokenCounter(edit, edit)
@@ -87,7 +112,7 @@ def test_a_2000_character_prompt_counts_in_milliseconds():
 def _recording_counts(monkeypatch) -> list[str]:
     asked: list[str] = []
     real = token_counter.count_tokens
-    monkeypatch.setattr(token_counter, "count_tokens", lambda text: (asked.append(text), real(text))[1])
+    monkeypatch.setattr(token_counter, "count_tokens", lambda text, **kw: (asked.append(text), real(text, **kw))[1])
     return asked
 
 

@@ -227,8 +227,9 @@ def parse_infotext(text: str) -> Infotext:
     negative_lines: list[str] = []
     in_negative = False
     for line in lines:
-        if not in_negative and line.strip().startswith(_NEGATIVE):
+        line = line.strip()  # as A1111: each line, so Windows' "\r\n" leaves no "\r" behind
+        if not in_negative and line.startswith(_NEGATIVE):
             in_negative = True
-            line = line.strip()[len(_NEGATIVE):].lstrip()
+            line = line[len(_NEGATIVE):].lstrip()
         (negative_lines if in_negative else prompt_lines).append(line)
     return Infotext("\n".join(prompt_lines).strip(), "\n".join(negative_lines).strip(), params)

@@ -201,6 +201,7 @@ def _a1111_extras(p: Mapping[str, str], fields: dict, extras: dict) -> None:
     if "Clip skip" in p:
         skip = _int(p["Clip skip"])
         _put(fields, extras, "clip_skip", skip if skip is not None and skip >= 1 else None, p["Clip skip"], "Clip skip")
+        _keep_if_damaged(fields, extras, "Clip skip", "clip_skip")
     hires = any(key in p for key in _HIRES_KEYS)
     fields["hires_fix"] = hires
     if hires:
@@ -213,6 +214,7 @@ def _a1111_extras(p: Mapping[str, str], fields: dict, extras: dict) -> None:
             extras.update({k: p[k] for k in ("Hires upscale", "Hires resize") if k in p})
         fields["hires_steps"] = 0
         _from_key(p, "hires_steps", fields, extras)
+        _keep_if_damaged(fields, extras, "Hires steps", "hires_steps")
         upscaler = " ".join(p.get("Hires upscaler", "Latent").split())
         known = {name.casefold(): name for name in HIRES_UPSCALERS}
         if upscaler.casefold() in known:
@@ -228,6 +230,7 @@ def _a1111_extras(p: Mapping[str, str], fields: dict, extras: dict) -> None:
     fields["variation_strength"] = 0.0
     _from_key(p, "variation_seed", fields, extras)
     _from_key(p, "variation_strength", fields, extras)
+    _keep_if_damaged(fields, extras, "Variation seed strength", "variation_strength")
     fields["seed_resize_width"] = fields["seed_resize_height"] = 0
     if "Seed resize from" in p:
         width, _, height = p["Seed resize from"].partition("x")
@@ -236,6 +239,15 @@ def _a1111_extras(p: Mapping[str, str], fields: dict, extras: dict) -> None:
             fields["seed_resize_width"], fields["seed_resize_height"] = w, h
         else:  # A1111 writes it only when both sides are set; anything else is not understood
             extras["Seed resize from"] = p["Seed resize from"]
+            _keep_if_damaged(fields, extras, "Seed resize from", "seed_resize_width", "seed_resize_height")
+
+
+def _keep_if_damaged(fields: dict, extras: dict, key: str, *names: str) -> None:
+    """A value that did not convert (kept as an extra) leaves its fields as they were, as A1111's
+    paste does (`Clip skip: 3\tVersion: ...`), rather than setting the default an absent key means."""
+    if key in extras:
+        for name in names:
+            fields.pop(name, None)
 
 
 def from_a1111(text: str, source: str = "a1111") -> ImageMetadata:

@@ -85,7 +85,9 @@ def parse_lora_args(args: tuple[str, ...]) -> LoraTag | None:
 def lora_tags(prompt: str) -> list[LoraTag]:
     """The LoRA tags of a prompt, in order of appearance."""
     _, networks = extract_extra_networks(prompt)
-    tags = (parse_lora_args(n.args) for n in networks if n.kind.lower() in LORA_KINDS)
+    # The kind is matched as typed: A1111 looks it up in a dict, so `<LORA:x>` names no network it
+    # has and is skipped (taken out of the text like every tag, never applied).
+    tags = (parse_lora_args(n.args) for n in networks if n.kind in LORA_KINDS)
     return [tag for tag in tags if tag is not None]
 
 

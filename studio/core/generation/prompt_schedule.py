@@ -11,7 +11,7 @@ denoiser call numbered k (0, 1, 2, ... within a pass) the first entry with k <= 
     emphasized "(" prompt ")" | "(" prompt ":" prompt ")" | "[" prompt "]"     (kept as written)
     scheduled  "[" [prompt ":"] prompt ":" [ws] NUMBER [ws] "]"
     alternate  "[" prompt ("|" prompt)+ "]"
-    plain      any text without \\ [ ] ( ) : |, and backslash escapes
+    plain      any text without \\ [ ] ( ) : |, and backslash escapes (not of a newline)
 
 Where a bracket could be read both ways, the structure wins (A1111's doctests: "a [b:3]" is an
 edit, "a [unbalanced" is text). A prompt the grammar cannot read at all is one entry, as typed.
@@ -31,9 +31,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from studio.core.generation.prompt_syntax import extract_extra_networks
+
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # lark's SIGNED_NUMBER
 WHITESPACE = re.compile(r"\s*")
-PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+", re.DOTALL)
+PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+")  # lark's `.`: an escaped newline is no escape
 LITERAL = "[]():"  # what the top level may hold as plain characters when no structure fits
 
 
@@ -93,6 +95,26 @@ def entry_index(schedule: list[ScheduleEntry], step_index: int) -> int:
         if step_index <= entry.end_at_step:
             return index
     return len(schedule) - 1  # past the schedule's end (a sampler with extra calls): the last
+
+
+# A1111's composable-diffusion split (prompt_parser.get_multicond_prompt_list): parts between
+# the word AND, each with an optional ":weight" at its end. `(?:\s|.)` there is any character.
+AND_WORD = re.compile(r"\bAND\b")
+AND_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.DOTALL)
+
+
+def counted_texts(prompt: str, steps: int) -> list[str]:
+    """The texts A1111's token counter counts for a prompt (ui.update_token_counter), whose
+    longest it shows: extra-network tags taken out, the prompt split on AND (each part without
+    its ":weight"), and each part's edits and alternations resolved at every step of `steps`."""
+    text = extract_extra_networks(prompt)[0]
+    parts: list[str] = []
+    for part in AND_WORD.split(text):
+        match = AND_WEIGHT.search(part)
+        part = match.group(1) if match is not None else part
+        if part not in parts:
+            parts.append(part)
+    return [entry.text for part in parts for entry in prompt_schedule(part, steps)]
 
 
 def _when(typed: str, steps: int, hires_steps: int | None) -> int:
