@@ -119,7 +119,9 @@ def build_tiny_flux(variant: str = "dev", seed: int = 0, fp8_exact: bool = False
                     param.copy_(param.to(FP8).to(param.dtype))
     for model in models:
         model.eval()
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0 if variant != "schnell" else 1.0, use_dynamic_shifting=variant != "schnell")
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0 if variant != "schnell" else 1.0, use_dynamic_shifting=variant != "schnell"
+    )
     return SimpleNamespace(transformer=transformer, text_encoder=clip, text_encoder_2=t5, vae=vae, scheduler=scheduler)
 
 

@@ -260,7 +260,9 @@ def load_t5(path: Path, prefix: str, dtype: torch.dtype, scaled: bool = False) -
 
 
 def load_vae(path: Path, prefix: str, dtype: torch.dtype) -> AutoencoderKL:
-    state = read_tensors(path, prefix, keep=lambda name: name.startswith(("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")))
+    state = read_tensors(
+        path, prefix, keep=lambda name: name.startswith(("encoder.", "decoder.", "quant_conv.", "post_quant_conv."))
+    )
     config = vae_config(state)
     if "encoder.down.0.block.0.conv1.weight" in state:  # the BFL/LDM names; diffusers-named files load as they are
         state = convert_ldm_vae_checkpoint(state, config)
@@ -285,6 +287,9 @@ def _missing(kind: str, flux: FluxFile) -> StudioError:
     )
 
 
+_PART_NAMES = {fd.CLIP_L: "a CLIP-L text encoder", fd.T5: "a T5-XXL text encoder", fd.VAE: "a Flux VAE"}
+
+
 def _part(path: str | Path | None, kind: str, transformer: FluxFile) -> FluxFile | None:
     if path is None:
         return None
@@ -292,7 +297,7 @@ def _part(path: str | Path | None, kind: str, transformer: FluxFile) -> FluxFile
     if found is None or found.kind != kind:
         raise StudioError(
             ErrorKind.BAD_MODEL,
-            f"{Path(path).name} is not {dict(clip_l='a CLIP-L text encoder', t5='a T5-XXL text encoder', vae='a Flux VAE')[kind]}.",
+            f"{Path(path).name} is not {_PART_NAMES[kind]}.",
             "Choose the file by what it is; its name does not matter.",
         )
     return found
@@ -317,7 +322,9 @@ def load_flux_pipeline(
         return load_flux_folder(model, dtype)
     flux = fd.inspect_flux_path(model)
     if flux is None or flux.kind not in (fd.TRANSFORMER, fd.ALL_IN_ONE):
-        raise StudioError(ErrorKind.BAD_MODEL, f"{model.name} is not a Flux model.", "Choose a Flux transformer or all-in-one file.")
+        raise StudioError(
+            ErrorKind.BAD_MODEL, f"{model.name} is not a Flux model.", "Choose a Flux transformer or all-in-one file."
+        )
     sources: dict[str, tuple[Path, str, FluxFile | None]] = {}
     for kind, given, inside, prefix in (
         (fd.CLIP_L, clip_l, flux.has_clip, fd.COMFY_CLIP_L),

@@ -54,7 +54,11 @@ def test_parts_have_the_official_parameter_counts(variant):
 @pytest.mark.parametrize("variant", sorted(EXPECTED))
 def test_values_a_parameter_count_cannot_see(variant):
     folder = config_folder(variant)
-    index, transformer, vae = read(folder / "model_index.json"), read(folder / "transformer/config.json"), read(folder / "vae/config.json")
+    index, transformer, vae = (
+        read(folder / "model_index.json"),
+        read(folder / "transformer/config.json"),
+        read(folder / "vae/config.json"),
+    )
     assert index["_class_name"] == ("FluxFillPipeline" if variant == "fill" else "FluxPipeline")
     assert index["tokenizer_2"] == ["transformers", "T5TokenizerFast"]
     assert transformer["guidance_embeds"] is (variant != "schnell")

@@ -15,7 +15,19 @@ def test_t5_tokenizer_gives_t5_v1_1_ids_offline(monkeypatch):
     tokenizer = t5_tokenizer()
     # T5 v1.1 / FLUX.1's tokenizer_2: "▁a" is split as "▁" (3) + "a" (9); "</s>" (1) ends the prompt.
     assert tokenizer("a photo of a cat").input_ids == [3, 9, 1202, 13, 3, 9, 1712, T5_EOS_ID]
-    assert tokenizer("A cat holding a sign that says hello world").input_ids == [71, 1712, 3609, 3, 9, 1320, 24, 845, 21820, 296, 1]
+    assert tokenizer("A cat holding a sign that says hello world").input_ids == [
+        71,
+        1712,
+        3609,
+        3,
+        9,
+        1320,
+        24,
+        845,
+        21820,
+        296,
+        1,
+    ]
     padded = tokenizer("cat", padding="max_length", max_length=T5_MAX_LENGTH, truncation=True).input_ids
     assert len(padded) == T5_MAX_LENGTH and padded[:3] == [1712, T5_EOS_ID, T5_PAD_ID]
     assert tokenizer.model_max_length == T5_MAX_LENGTH and len(tokenizer) == 32100

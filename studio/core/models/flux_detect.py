@@ -42,6 +42,7 @@ COMFY_VAE = "vae."
 PACKED_LATENT = 64  # 16 latent channels x a 2x2 patch
 FILL_IN = 384  # packed latents (64) + packed masked-image latents (64) + the mask packed 8x8 then 2x2 (256)
 CLIP_L_WIDTH, CLIP_VOCAB = 768, 49408
+OPENCLIP_WIDTHS = (1024, 1280)
 T5_XXL_WIDTH, T5_VOCAB = 4096, 32128
 LATENT_CHANNELS = 16
 
@@ -68,6 +69,9 @@ class FluxFile:
     has_t5: bool = False
     has_vae: bool = False
     prefix: str = ""  # the main part's key prefix in the file (COMFY_TRANSFORMER in all-in-one files)
+    width: int = 0  # hidden width: transformer 3072, CLIP-L 768, T5-XXL 4096; VAE: its latent channels
+    text_width: int = 0  # transformer only: the T5 width it reads (4096) ...
+    pooled_width: int = 0  # ... and the CLIP width of its pooled input (768)
     size_bytes: int = 0
 
     @property
@@ -93,7 +97,7 @@ class FluxFile:
 
     @property
     def precision(self) -> str:
-        """"Q4_K GGUF", "fp8 e4m3fn (scaled)", "bf16" ... for the model picker and the memory estimate."""
+        """The precision as people say it ("Q4_K GGUF", "fp8 e4m3fn (scaled)", "bf16"), for the model picker."""
         if self.gguf_quant:
             return f"{self.gguf_quant} GGUF"
         if self.dtype.startswith("fp8"):
@@ -166,6 +170,15 @@ def inspect_flux_header(header: SafetensorsHeader) -> FluxFile | None:
                 _HINT_FORMATS,
             )
         variant = _variant(header, prefix, layout)
+        if layout == BFL:
+            widths = (f"{prefix}img_in.weight", f"{prefix}txt_in.weight", f"{prefix}vector_in.in_layer.weight")
+        else:
+            widths = (
+                f"{prefix}x_embedder.weight",
+                f"{prefix}context_embedder.weight",
+                f"{prefix}time_text_embed.text_embedder.linear_1.weight",
+            )
+        hidden, text, pooled = (header.shape(name) or (0, 0) for name in widths)
         has_clip = _is_clip_l(header, COMFY_CLIP_L)
         has_t5 = _is_t5_xxl(header, COMFY_T5)
         has_vae = _vae_channels(header, COMFY_VAE) == LATENT_CHANNELS
@@ -180,21 +193,30 @@ def inspect_flux_header(header: SafetensorsHeader) -> FluxFile | None:
             has_t5=has_t5,
             has_vae=has_vae,
             prefix=prefix,
+            width=hidden[0],
+            text_width=text[-1],
+            pooled_width=pooled[-1],
             size_bytes=header.file_size,
         )
     if header.has_prefix(COMFY_TRANSFORMER):
         return None  # an SD-family or other checkpoint: not ours
-    for kind, found in ((CLIP_L, _is_clip_l(header, "")), (T5, _is_t5_xxl(header, ""))):
+    for kind, found, width_of in (
+        (CLIP_L, _is_clip_l(header, ""), "text_model.embeddings.token_embedding.weight"),
+        (T5, _is_t5_xxl(header, ""), "encoder.final_layer_norm.weight"),
+    ):
         if found:
             return FluxFile(
                 path=header.path,
                 kind=kind,
                 dtype=_dominant(scan.groups.get(kind)),
                 scaled_fp8=bool(scan.scaled & {kind, ""}),
+                width=(header.shape(width_of) or (0,))[-1],
                 size_bytes=header.file_size,
             )
     if _vae_channels(header, "") == LATENT_CHANNELS and not scan.groups.get(TRANSFORMER):
-        return FluxFile(path=header.path, kind=VAE, dtype=_dominant(scan.groups.get(VAE)), size_bytes=header.file_size)
+        return FluxFile(
+            path=header.path, kind=VAE, dtype=_dominant(scan.groups.get(VAE)), width=LATENT_CHANNELS, size_bytes=header.file_size
+        )
     return None
 
 
@@ -242,14 +264,17 @@ def _variant_from(img_in: tuple[int, ...] | None, has_guidance: bool, name: str)
 
 
 def _is_clip_l(header: SafetensorsHeader, prefix: str) -> bool:
+    """A CLIP text encoder (Hugging Face names, CLIP's 49,408-token vocabulary) that is not one of
+    OpenCLIP's (ViT-H 1024 or bigG 1280 wide, SD 2.x's and SDXL's). Real CLIP-L is 768 wide; the
+    width the transformer needs is checked when parts are paired (FluxFile.width)."""
     shape = header.shape(f"{prefix}text_model.embeddings.token_embedding.weight")
-    return shape is not None and shape[-1] == CLIP_L_WIDTH and shape[0] == CLIP_VOCAB
+    return shape is not None and len(shape) == 2 and shape[0] == CLIP_VOCAB and shape[1] not in OPENCLIP_WIDTHS
 
 
 def _is_t5_xxl(header: SafetensorsHeader, prefix: str) -> bool:
-    """T5-XXL's encoder: 4096 wide, T5's 32,128-token vocabulary (UMT5's is 256,384)."""
-    norm = header.shape(f"{prefix}encoder.final_layer_norm.weight")
-    if norm is None or norm[0] != T5_XXL_WIDTH:
+    """A T5 v1.1 encoder (T5's 32,128-token vocabulary; UMT5's is 256,384). T5-XXL is 4096 wide;
+    the width is checked against the transformer's text input when parts are paired."""
+    if header.shape(f"{prefix}encoder.final_layer_norm.weight") is None:
         return False
     embedding = header.shape(f"{prefix}shared.weight") or header.shape(f"{prefix}encoder.embed_tokens.weight")
     return embedding is not None and embedding[0] == T5_VOCAB
@@ -297,6 +322,9 @@ def inspect_flux_gguf(header: GGUFHeader) -> FluxFile | None:
         layout=BFL,
         dtype="gguf",
         gguf_quant=quant,
+        width=(header.shape("img_in.weight") or (0,))[0],
+        text_width=(header.shape("txt_in.weight") or (0,))[-1],
+        pooled_width=(header.shape("vector_in.in_layer.weight") or (0,))[-1],
         size_bytes=header.file_size,
     )
 
