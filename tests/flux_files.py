@@ -178,13 +178,14 @@ def stored(tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, to
 
 def scaled_fp8(tensors: dict[str, torch.Tensor], prefix: str = "", seed: int = 0) -> dict[str, torch.Tensor]:
     """ComfyUI's scaled fp8: each 2-D weight under `prefix` stored as weight / scale in fp8 with a
-    float32 `scale_weight` beside it, and an empty `scaled_fp8` marker. The scales are powers of two,
-    so an fp8_exact model's weights come back exactly (real files use max|w| / 448)."""
+    float32 `scale_weight` beside it, and an empty `scaled_fp8` marker. Real files use max|w| / 448,
+    well below 1 for trained weights; these are powers of two below 1, so an fp8_exact model's weights
+    only move up the fp8 range (never into its coarser subnormals) and come back exactly."""
     generator = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
     for key, value in tensors.items():
         if key.startswith(prefix) and key.endswith(".weight") and value.ndim == 2:
-            scale = torch.tensor(2.0 ** int(torch.randint(-3, 3, (), generator=generator)), dtype=torch.float32)
+            scale = torch.tensor(2.0 ** int(torch.randint(-4, 0, (), generator=generator)), dtype=torch.float32)
             out[key] = (value.float() / scale).to(FP8)
             out[key[: -len("weight")] + "scale_weight"] = scale
         elif value.is_floating_point():

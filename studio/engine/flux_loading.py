@@ -19,6 +19,7 @@ layer at compute time).
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -105,22 +106,27 @@ def _place(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str, ig
         )
 
 
-def _settle_dtype(model: torch.nn.Module, dtype: torch.dtype) -> None:
+def _settle_dtype(model: torch.nn.Module, dtype: torch.dtype, keep: tuple[str, ...] = ()) -> None:
     """fp8 weights of linear and conv layers stay fp8 and are cast per layer around each forward;
-    everything else is kept in `dtype`. Without fp8 weights the whole model goes to `dtype`."""
+    everything else, and the layers whose names match a `keep` pattern, is kept in `dtype`.
+    Without fp8 weights the whole model goes to `dtype`."""
     storage = next((p.dtype for p in model.parameters() if p.dtype in FP8_DTYPES), None)
     if storage is None:
-        model.to(dtype)
+        torch.nn.Module.to(model, dtype)  # diffusers' own .to() warns about fp32 modules Flux has none of
         return
     castable = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-    for module in model.modules():
-        if isinstance(module, castable):
+    for module_name, module in model.named_modules():
+        if isinstance(module, castable) and not any(re.search(k, module_name) for k in keep):
             continue
         for name, param in list(module.named_parameters(recurse=False)):
             if param.dtype != dtype:
                 setattr(module, name, torch.nn.Parameter(param.to(dtype), requires_grad=False))
     # Biases and the odd bf16 matrix of an fp8 file go to fp8 too: each layer is one storage dtype.
-    apply_layerwise_casting(model, storage_dtype=storage, compute_dtype=dtype, skip_modules_pattern=())
+    # Embeddings stay in `dtype`: transformers' text encoders report their first parameter's dtype
+    # (the token embedding) and the pipeline casts prompt embeddings to it.
+    apply_layerwise_casting(
+        model, storage_dtype=storage, compute_dtype=dtype, skip_modules_pattern=keep, skip_modules_classes=(torch.nn.Embedding,)
+    )
 
 
 # -- configs from the tensors ----------------------------------------------------------------------
@@ -255,7 +261,10 @@ def load_t5(path: Path, prefix: str, dtype: torch.dtype, scaled: bool = False) -
     with init_empty_weights():
         model = T5EncoderModel(t5_config(state))
     _place(model, state, "T5-XXL text encoder")
-    _settle_dtype(model, dtype)
+    # T5 casts its feed-forward activations to the output projection's dtype before using it
+    # (transformers keeps `wo` out of low precision for that reason): `wo` computes as it is.
+    _settle_dtype(model, dtype, keep=(r"\.wo$",))
+    model.encoder.embed_tokens.weight = model.shared.weight  # one tensor again if settling copied it
     return model.eval()
 
 
@@ -269,7 +278,7 @@ def load_vae(path: Path, prefix: str, dtype: torch.dtype) -> AutoencoderKL:
     with init_empty_weights():
         model = AutoencoderKL.from_config(config)
     _place(model, state, "Flux VAE")
-    model.to(dtype)
+    torch.nn.Module.to(model, dtype)
     return model.eval()
 
 
@@ -382,7 +391,7 @@ def load_flux_folder(folder: Path, dtype: torch.dtype) -> FluxPipeline | FluxFil
     """A diffusers folder (model_index.json): its own configs and tokenizers, loaded offline."""
     index = _read_json(folder / "model_index.json")
     cls = FluxFillPipeline if index.get("_class_name") == "FluxFillPipeline" else FluxPipeline
-    return cls.from_pretrained(str(folder), local_files_only=True, torch_dtype=dtype)
+    return cls.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
 
 
 def mode_pipeline(pipe: FluxPipeline | FluxFillPipeline, mode: str):
