@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.models.family import Family, ModelInfo
+from studio.core.models.family import Family, ModelInfo, PanelFacts
 from studio.core.models.safetensors_header import SafetensorsHeader
 
 LDM_UNET = "model.diffusion_model."  # the UNet's tensors in an original (LDM/A1111) checkpoint
@@ -55,6 +55,10 @@ class Detector:
     # -- what the studio shows and proposes --------------------------------------------------
     def model_label(self, info: ModelInfo) -> str:
         return self.label + (" inpainting" if info.inpaint else "")
+
+    def panel(self, info: ModelInfo) -> PanelFacts:
+        """The panel's fields for this model (the SD families use every one)."""
+        return PanelFacts()
 
     def native_size(self, info: ModelInfo) -> int:
         raise NotImplementedError
