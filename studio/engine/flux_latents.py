@@ -9,10 +9,13 @@ VAE's shift and scale), like the SD factors in studio.engine.previews.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from studio.engine.previews import LatentPreviewer
+if TYPE_CHECKING:  # previews reads the families, whose Flux adapter reads this module
+    from studio.engine.previews import LatentPreviewer
 
 LATENT_CHANNELS = 16
 VAE_SCALE = 8  # pixels per latent cell
@@ -72,6 +75,8 @@ def flow_x0(latents: torch.Tensor, velocity: torch.Tensor, sigma: float) -> torc
 
 
 def flux_previewer() -> LatentPreviewer:
+    from studio.engine.previews import LatentPreviewer
+
     return LatentPreviewer(FLUX_RGB_FACTORS, FLUX_RGB_BIAS)
 
 

@@ -44,9 +44,9 @@ from studio.core.errors import ErrorKind, StudioError
 from studio.core.models import flux_detect as fd
 from studio.core.models.flux_detect import FluxFile
 from studio.core.models.safetensors_header import read_header
+from studio.engine.families.base import configs_root
 from studio.engine.flux_convert import bfl_to_diffusers
 from studio.engine.flux_tokenizers import flux_clip_tokenizer, t5_tokenizer
-from studio.engine.model_configs import configs_root
 
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 _STORAGE = {"fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}

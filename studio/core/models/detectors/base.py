@@ -63,6 +63,10 @@ class Detector:
     def native_size(self, info: ModelInfo) -> int:
         raise NotImplementedError
 
+    def recommended(self, info: ModelInfo) -> tuple[int | None, float | None, str | None]:
+        """(steps, guidance, sampler) the family proposes for this model (None: the studio's own)."""
+        return self.default_steps, self.default_guidance, self.default_sampler
+
     # -- LoRA files made for this family (studio.core.generation.lora_tags) -----------------
     lora_prefixes: ClassVar[tuple[str, ...]] = ()  # key prefixes only this family's LoRAs have
     lora_cross_attention_width: ClassVar[int | None] = None  # input width of attn2 to_k/to_v
