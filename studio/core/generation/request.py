@@ -119,6 +119,8 @@ class GenerationRequest:
         data = asdict(self)
         for key in _ENUMS:
             data[key] = getattr(self, key).value
+        if not data["text_encoders"]:
+            del data["text_encoders"]  # only models with separate parts (Flux) write it: the rest stay as they were
         data["format"] = REQUEST_FORMAT
         return data
 
