@@ -1,6 +1,5 @@
 """Finding a Flux transformer's parts by header in ComfyUI's folders, and what they cost in memory."""
 
-
 from studio.core.models import flux_detect as fd
 from studio.core.models.flux_parts import find_parts, search_folders
 from studio.core.models.model_detect import inspect_model
