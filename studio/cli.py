@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--negative", default=None, help="negative prompt")
     gen.add_argument("--model", dest="gen_model", help="a .safetensors checkpoint (SD 1.x, 2.x, SDXL) or diffusers model folder")
     gen.add_argument("--vae", default=None, help="a .safetensors VAE to decode with (default: the checkpoint's own)")
+    gen.add_argument("--text-encoder", dest="text_encoders", action="append", default=[], metavar="FILE",
+                     help="a text encoder file for a model that needs them (Flux: CLIP-L and T5-XXL; repeat it); "
+                          "default: found beside the model, in ComfyUI's models/text_encoders")
     gen.add_argument("--device", dest="gen_device", choices=("auto", "cuda", "mps", "cpu"), help=DEVICE_HELP)
     gen.add_argument("--threads", dest="gen_threads", type=_threads, default=None, metavar="N", help=THREADS_HELP)
     gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, else 20)")
@@ -148,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a folder of LoRAs for <lora:NAME:WEIGHT> in the prompt, besides those found "
                           "beside your model folders (repeatable)")
     gen.add_argument("--offload", action="store_true", help="model CPU offload: for GPUs too small for the model")
+    gen.add_argument("--sequential-offload", action="store_true",
+                     help="sequential CPU offload: one layer at a time on the GPU (slowest; for the smallest GPUs)")
     gen.add_argument("--attention-slicing", action="store_true", help="attention in slices: less memory, a little slower")
     gen.add_argument("--vae-tiling", choices=("auto", "on", "off"), default="auto",
                      help="decode in tiles (auto: above 2048x2048)")

@@ -99,6 +99,8 @@ def generate(args: Namespace) -> int:
     def on_event(event: Event) -> None:
         if isinstance(event, ModelLoading):
             print(f"Loading {Path(event.model).name} on {event.device}…", file=sys.stderr)
+            if event.note:  # the parts found for it, what memory will do
+                print(f"note: {event.note}", file=sys.stderr)
         elif isinstance(event, ModelLoaded):
             print(f"Loaded in {event.seconds:.1f} s ({event.dtype}).", file=sys.stderr)
         elif isinstance(event, StepProgress):
@@ -122,9 +124,11 @@ def generate(args: Namespace) -> int:
         attention_slicing=getattr(args, "attention_slicing", False),
         vae_tiling=getattr(args, "vae_tiling", "auto"),
         cpu_offload=getattr(args, "offload", False),
+        sequential_offload=getattr(args, "sequential_offload", False),
     )
     try:
-        engine.load(request.model, args.gen_device or args.device or "auto", vae=request.vae)
+        engine.load(request.model, args.gen_device or args.device or "auto", vae=request.vae,
+                    text_encoders=request.text_encoder_paths)
     except StudioError as exc:
         return _fail(str(exc))
     try:

@@ -28,6 +28,9 @@ def check_inputs(request: GenerationRequest, lora_dirs: list[Path]) -> None:
     inspect_model(request.model)  # what the engine checks first, from the file's header
     if request.vae:
         check_vae(Path(request.vae))
+    for part in request.text_encoder_paths:
+        if not Path(part).is_file():
+            raise _bad(f"No file at {part} (--text-encoder).")
     if request.init_image:
         _check_image(Path(request.init_image), "--init-image")
     if request.mask:

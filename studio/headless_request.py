@@ -68,6 +68,8 @@ def build_request(args: Namespace) -> tuple[GenerationRequest, list[str]]:
         changes["seed_resize_width"], changes["seed_resize_height"] = args.seed_resize_from
     if getattr(args, "vae", None) is not None:
         changes["vae"] = str(Path(args.vae).expanduser().resolve()) if args.vae else ""
+    if getattr(args, "text_encoders", None):  # a split model's parts (Flux: CLIP-L, T5-XXL)
+        changes["text_encoders"] = "\n".join(str(Path(p).expanduser().resolve()) for p in args.text_encoders)
     variation = changes.get("variation_strength", base.variation_strength)
     if variation and "variation_seed" not in changes and not base.variation_strength:
         changes["variation_seed"] = random_seed()  # as A1111 does for a variation seed of -1; the PNG records it

@@ -29,6 +29,7 @@ from studio.core.events import (
 )
 from studio.core.formats.infotext import lora_hashes, ti_hashes
 from studio.core.generation.request import GenerationRequest, Mode
+from studio.core.models.flux_parts import FluxParts, find_parts
 from studio.core.models.model_detect import ModelInfo, inspect_model
 from studio.core.models.model_hash import file_sha256, short_hash
 from studio.core.storage.outputs import OutputWriter
@@ -43,7 +44,6 @@ from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.noise import image_request, initial_noise, vary_added_noise
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
 from studio.engine.prompt_encoding import PromptSwitches, prompt_encoding, prompt_notes
-from studio.engine.schedulers import make_scheduler
 from studio.engine.vae import VaeDecoder
 
 
@@ -56,6 +56,8 @@ class StepReporter:
         self.extra_steps = extra_steps  # steps of passes still to come
         self.done = 0  # steps of finished passes
         self.tap: X0Tap | None = None
+        self.size = (0, 0)  # (width, height) of the pass running now: the pipeline's latents may be packed
+        self.notes: list[str] = []  # what the passes say about how they ran (a sampler run as another)
         self.switches: PromptSwitches | None = None  # the pass's prompt editing, if its prompt edits
         self.last = time.perf_counter()
         self._this_pass = 0  # steps of the pass running now (known once it has started)
@@ -67,7 +69,7 @@ class StepReporter:
         preview = None
         if self.engine.previews:
             latents = self.tap.x0 if self.tap is not None and self.tap.x0 is not None else tensors["latents"]
-            preview = self.model.previewer.to_rgb(latents)
+            preview = self.model.previewer.to_rgb(self.model.adapter.spatial_latents(latents, *self.size))
         self._this_pass = pipeline.num_timesteps
         total = self.done + pipeline.num_timesteps + self.extra_steps
         self.engine.emit(StepProgress(self.index, self.done + step_index + 1, total, preview, now - self.last,
@@ -96,6 +98,7 @@ class LoadedModel:
     vae_path: str = ""  # the single-file VAE in use; "" = the model's own
     own_vae: object = None
     hashing: FileHash | None = None  # A1111's model hash, computed in the background
+    parts: tuple[str, ...] = ()  # part files chosen for it (Flux's text encoders), as asked
     prompt_cache: dict = field(default_factory=dict)  # this job's encoded prompts (batch, hires pass)
 
     @property
@@ -156,29 +159,43 @@ class Engine:
         self.job_id = ""  # the running job's id, stamped on its events
 
     # -- models --------------------------------------------------------------------------
-    def load(self, path: str, device_choice: str | None = None, vae: str = "") -> LoadedModel:
-        """Load (or keep) the model at `path` on the chosen device. Raises StudioError."""
+    def load(self, path: str, device_choice: str | None = None, vae: str = "",
+             text_encoders: tuple[str, ...] = ()) -> LoadedModel:
+        """Load (or keep) the model at `path` on the chosen device. Raises StudioError.
+        `text_encoders`: part files chosen for a model that needs them (Flux); others are found."""
         if device_choice is not None:
             self.device_choice = device_choice
         device, dtype = resolve_device(self.device_choice)
         info = inspect_model(path)
+        adapter = adapter_for(info.family)
+        dtype = adapter.compute_dtype(device, dtype)
         path = str(info.path.resolve())
-        if self.model and (self.model.path, self.model.device) == (path, device):
+        text_encoders = tuple(text_encoders)
+        if self.model and (self.model.path, self.model.device, self.model.parts) == (path, device, text_encoders):
             self.use_vae(vae)
             return self.model
         started = time.perf_counter()
         self.unload()  # first: the model being replaced must not count against the new one's memory
-        self.emit(ModelLoading(path, device, load_note(info, device, self.memory)))
+        parts = None
+        if adapter.finds_parts and info.single_file:
+            # A transformer alone: its text encoders and VAE come from the chosen files or the library.
+            parts = flux_parts(info, text_encoders, "" if info.has_vae else vae, self.library_dirs)
+            if parts.missing:
+                raise parts.missing_error()
+        note = " ".join(n for n in (parts.note if parts else "", load_note(info, device, self.memory, parts)) if n)
+        self.emit(ModelLoading(path, device, note))
         # A checkpoint without its own VAE needs the chosen one at load time.
-        pipe = load_pipeline(info, device, dtype, vae_path=None if info.has_vae else (vae or None))
-        move_to_device(pipe, info, device, self.memory.cpu_offload)
+        pipe = load_pipeline(info, device, dtype, vae_path=None if info.has_vae else (vae or None), parts=parts)
+        move_to_device(pipe, info, device, self.memory.cpu_offload, self.memory.sequential_offload)
         self.memory.apply(pipe, device)
         model = LoadedModel(
             path, device, dtype, pipe, previewer_for(Path(path), pipe.vae), dict(pipe.scheduler.config), info,
             VaeDecoder(info),
         )
-        model.own_vae = pipe.vae if info.has_vae else None
-        model.vae_path = "" if info.has_vae else vae
+        model.parts = text_encoders
+        found_vae = parts is not None and not info.has_vae  # the VAE came with the parts: the model's own
+        model.own_vae = pipe.vae if info.has_vae or found_vae else None
+        model.vae_path = "" if info.has_vae or found_vae else vae
         model.decoder.reset(model.vae_path)
         if info.single_file:
             model.hashing = FileHash(path)
@@ -198,7 +215,7 @@ class Engine:
             new = model.own_vae
         else:
             new = load_vae_file(vae, model.info, model.dtype)
-            if not self.memory.cpu_offload:
+            if not (self.memory.cpu_offload or self.memory.sequential_offload):
                 new.to(model.device)
         model.set_vae(new)
         if self.memory.cpu_offload and model.device != "cpu":
@@ -211,7 +228,7 @@ class Engine:
     def set_memory(self, options: MemoryOptions) -> None:
         """New memory options; a change of CPU offload takes effect by reloading at the next job."""
         if self.model is not None:
-            if options.cpu_offload != self.memory.cpu_offload:
+            if (options.cpu_offload, options.sequential_offload) != (self.memory.cpu_offload, self.memory.sequential_offload):
                 self.unload()
             else:
                 options.apply(self.model.pipe, self.model.device)
@@ -233,7 +250,7 @@ class Engine:
         self.job_id = job_id
         try:
             request = request.validated()
-            model = self.load(request.model, vae=request.vae)
+            model = self.load(request.model, vae=request.vae, text_encoders=request.text_encoder_paths)
             model.prompt_cache.clear()  # prompts are encoded once per job, with this job's LoRAs
             self.emit(JobStarted(request, job_id=job_id))
             started = time.perf_counter()
@@ -273,6 +290,7 @@ class Engine:
         progress = StepReporter(self, model, index, cancel, extra_steps=hires_steps(request, model))
         latents = self.denoise(model, pipe, request, inputs, progress)
         notes = prompt_notes(model, request)  # embeddings left out, and why (from this job's encoding)
+        notes += progress.notes
         if wants_hires(request):  # (an inpainting model skips it with a note)
             pipe, latents, note = hires_pass(self, model, request, latents, progress)
             notes.append(note)
@@ -289,14 +307,18 @@ class Engine:
         noise an img2img pass adds (the hires fix's second pass, as in A1111).
         `hires_of`: (first pass's steps, hires steps) when this is the hires fix's second pass:
         its prompt edits are scheduled against them, as A1111's hires conds are."""
-        pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
-        progress.tap = X0Tap(pipe.scheduler)
+        adapter = model.adapter
+        pipe.scheduler, note = adapter.make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
+        if note and note not in progress.notes:
+            progress.notes.append(note)
+        progress.tap = adapter.x0_tap(pipe.scheduler)
+        progress.size = (request.width, request.height)
         generator = torch.Generator("cpu").manual_seed(request.seed)  # same noise on every device
-        inputs = {**inputs, **model.adapter.call_arguments(request)}  # SDXL's size conditioning
+        inputs = {**inputs, **adapter.call_arguments(request)}  # SDXL's size conditioning
         if "image" not in inputs:  # txt2img: variation seeds and "resize seed from" shape the noise
-            noise = initial_noise(pipe, request, generator)
+            noise = initial_noise(pipe, request, generator, adapter.latent_shape(pipe, request.width, request.height))
             if noise is not None:
-                inputs = {**inputs, "latents": noise}
+                inputs = {**inputs, "latents": adapter.pipeline_latents(noise)}
         elif vary_img2img_noise:
             vary_added_noise(pipe, request)
         self.memory.apply_for_size(pipe, request.width * request.height)
@@ -323,7 +345,7 @@ class Engine:
         finally:
             progress.switches = None
         progress.pass_done()
-        return result.images
+        return adapter.spatial_latents(result.images, request.width, request.height)
 
     def _mode_inputs(self, model: LoadedModel, request: GenerationRequest):
         """(pipeline, its image arguments, inpaint job or None) for the request's mode.
@@ -346,3 +368,13 @@ class Engine:
             blank = Image.new("RGB", (request.width, request.height), (127, 127, 127))
             return model.pipeline(Mode.INPAINT), {"image": blank, "mask_image": full, "strength": 1.0, **size}, None
         return model.pipeline(Mode.TXT2IMG), size, None
+
+
+def flux_parts(info: ModelInfo, chosen: tuple[str, ...], vae: str, library_dirs: list[str]) -> FluxParts:
+    """The part files of a model file that needs them (studio.core.models.flux_parts)."""
+    from studio.core.models.flux_detect import inspect_flux_path
+
+    flux = inspect_flux_path(info.path)
+    if flux is None:
+        raise StudioError(ErrorKind.BAD_MODEL, f"{info.path.name} is not a Flux model.")
+    return find_parts(flux, chosen, vae, library_dirs)

@@ -21,7 +21,6 @@ import torch
 from PIL import Image
 
 from studio.core.generation.request import MAX_SIDE, GenerationRequest, InvalidRequest, Mode
-from studio.engine.schedulers import make_scheduler
 
 # A1111's latent upscale modes (shared.latent_upscale_modes): torch interpolate mode, antialias.
 LATENT_UPSCALERS = {
@@ -76,14 +75,23 @@ def _schedule(request: GenerationRequest, model) -> tuple[int, int]:
     while int(total * strength) < wanted and total < limit:
         total += 1
     total = min(total, limit)
-    scheduler = make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
+    scheduler, _ = model.adapter.make_scheduler(request.sampler, model.base_scheduler_config, request.seed)
     try:
-        scheduler.set_timesteps(total)
+        _set_timesteps(scheduler, total)
     except ValueError:  # a scheduler with its own cap (LCM): diffusers' plain meaning of steps
         total = wanted
-        scheduler.set_timesteps(total)
+        _set_timesteps(scheduler, total)
     start = max(total - min(int(total * strength), total), 0)
     return total, len(scheduler.timesteps[start * scheduler.order:])
+
+
+def _set_timesteps(scheduler, steps: int) -> None:
+    """Timesteps for counting them; a flow-matching scheduler that shifts with the image size
+    (Flux [dev]) needs a shift, which changes their values, never their count."""
+    if getattr(scheduler.config, "use_dynamic_shifting", False):
+        scheduler.set_timesteps(steps, mu=0.0)
+    else:
+        scheduler.set_timesteps(steps)
 
 
 def hires_steps(request: GenerationRequest, model) -> int:

@@ -24,15 +24,7 @@ _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, TypeError, Attribut
 
 def pipeline_for_mode(pipe, family: Family, mode: Mode):
     """A pipeline for txt2img / img2img / inpaint that shares `pipe`'s components (from_pipe)."""
-    adapter = adapter_for(family)
-    cls = adapter.pipeline_classes()[mode]
-    if type(pipe) is cls:
-        return pipe
-    # from_pipe casts every shared module to its dtype, fp32 unless told: on a GPU the
-    # first img2img/inpaint job would double the weights' memory and halve every later job's speed.
-    view = cls.from_pipe(pipe, dtype=adapter.denoiser_of(pipe).dtype)
-    view.set_progress_bar_config(disable=True)
-    return view
+    return adapter_for(family).mode_pipeline(pipe, mode)
 
 
 def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
@@ -40,6 +32,9 @@ def load_vae_file(path: str | Path, info: ModelInfo, dtype: torch.dtype):
     from diffusers import AutoencoderKL
 
     path = Path(path).expanduser()
+    own = adapter_for(info.family).load_vae(str(path), info, dtype)
+    if own is not None:
+        return own
     if path.suffix.lower() != ".safetensors":
         raise StudioError(ErrorKind.BAD_MODEL,
                           f"{path.name} is not a .safetensors VAE; the studio reads only .safetensors files.")
@@ -107,13 +102,18 @@ def _from_folder(info: ModelInfo, dtype: torch.dtype):
     )
 
 
-def load_pipeline(info: ModelInfo, device: str, dtype: torch.dtype, vae_path: str | None = None):
-    """The model's pipeline on `device` (txt2img, or inpaint for a 9-channel model). Raises StudioError."""
+def load_pipeline(info: ModelInfo, device: str, dtype: torch.dtype, vae_path: str | None = None, parts=None):
+    """The model's pipeline on `device` (txt2img, or inpaint for a 9-channel model). Raises StudioError.
+    `parts`: the files of a family that finds its parts (studio.core.models.flux_parts.FluxParts)."""
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()
+    adapter = adapter_for(info.family)
     try:
-        pipe = _from_single_file(info, dtype, vae_path) if info.single_file else _from_folder(info, dtype)
+        if adapter.loads_itself:
+            pipe = adapter.load(info, dtype, parts)
+        else:
+            pipe = _from_single_file(info, dtype, vae_path) if info.single_file else _from_folder(info, dtype)
     except StudioError:
         raise
     except _LOAD_ERRORS as exc:
@@ -121,7 +121,8 @@ def load_pipeline(info: ModelInfo, device: str, dtype: torch.dtype, vae_path: st
             raise StudioError(
                 ErrorKind.OUT_OF_MEMORY,
                 f"{info.name} does not fit in memory.",
-                "Close other programs, or enable model CPU offload.",
+                "Close other programs, or turn on model CPU offload (sequential offload for the smallest cards)."
+                if device != "cpu" else "Close other programs, or choose a smaller file of the model (fp8 or a GGUF).",
             ) from exc
         text = " ".join(str(exc).split())[:240]
         raise StudioError(
@@ -136,10 +137,13 @@ def load_pipeline(info: ModelInfo, device: str, dtype: torch.dtype, vae_path: st
     return pipe
 
 
-def move_to_device(pipe, info: ModelInfo, device: str, offload: bool = False) -> None:
-    """Put the pipeline on its device, or let accelerate stream it there (model CPU offload)."""
+def move_to_device(pipe, info: ModelInfo, device: str, offload: bool = False, sequential: bool = False) -> None:
+    """Put the pipeline on its device, or let accelerate stream it there: model CPU offload moves
+    one part at a time, sequential offload one layer at a time (slowest, for the smallest cards)."""
     try:
-        if offload and device != "cpu":
+        if sequential and device != "cpu":
+            pipe.enable_sequential_cpu_offload(device=device)
+        elif offload and device != "cpu":
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)
@@ -148,7 +152,8 @@ def move_to_device(pipe, info: ModelInfo, device: str, offload: bool = False) ->
             raise StudioError(
                 ErrorKind.OUT_OF_MEMORY,
                 f"{info.name} does not fit in the {device.upper()} memory.",
-                "Turn on model CPU offload (Memory options), close other programs using the GPU, or choose the CPU device.",
+                "Turn on model CPU offload (Memory options; sequential offload for the smallest cards), close other "
+                "programs using the GPU, or choose the CPU device.",
             ) from exc
         raise StudioError(ErrorKind.DEVICE, f"Could not move the model to {device}: {exc}") from exc
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from studio.core.errors import StudioError
 from studio.core.generation.lora_tags import LoraTag, find_lora, inspect_lora, lora_tags
 from studio.core.models.model_library import lora_folders, model_folders
-from studio.engine.families import ADAPTERS, denoiser_of
+from studio.engine.families import ADAPTERS, adapter_for, denoiser_of
 
 KEEP_JOBS = 3  # jobs a LoRA stays loaded without being used
 MAX_LOADED = 6  # at most this many stay loaded (a few hundred MB each for SDXL)
@@ -237,6 +237,10 @@ def loras_for_job(engine, model, request):
 
     On leaving, however the job ended, every adapter is switched off again."""
     tags = lora_tags(request.prompt)
+    if tags and not adapter_for(model.info.family).applies_loras:
+        yield (f"LoRAs for {model.info.family.label} models are not applied yet in this version; "
+               "this image was made without them.")
+        return
     cache = cache_for(model, create=bool(tags))
     if cache is None:  # no LoRA in this job and none ever loaded into this model
         yield " ".join(tag.note for tag in tags if tag.note)

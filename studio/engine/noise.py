@@ -128,7 +128,8 @@ def with_variations(pipe, request: GenerationRequest, seed_noise: torch.Tensor) 
     return torch.stack(rows).to(device)
 
 
-def initial_noise(pipe, request: GenerationRequest, generator: torch.Generator | None = None) -> torch.Tensor | None:
+def initial_noise(pipe, request: GenerationRequest, generator: torch.Generator | None = None,
+                  shape: tuple[int, int, int, int] | None = None) -> torch.Tensor | None:
     """Latents to start from, or None to let the pipeline draw them from the seed's generator.
 
     `generator` is the pipeline's own generator for this pass: the seed's noise is drawn from
@@ -138,7 +139,8 @@ def initial_noise(pipe, request: GenerationRequest, generator: torch.Generator |
         return None
     if generator is None:
         generator = torch.Generator("cpu").manual_seed(request.seed)
-    seed_noise = draw(latent_shape(pipe, request.width, request.height), request.seed, denoiser_of(pipe).dtype, generator)
+    shape = shape or latent_shape(pipe, request.width, request.height)
+    seed_noise = draw(shape, request.seed, denoiser_of(pipe).dtype, generator)
     return with_variations(pipe, request, seed_noise)
 
 

@@ -154,6 +154,9 @@ def prompt_notes(model, request) -> list[str]:
 
 def encode_request(model, pipe, request, steps: tuple[int, int | None] | None = None) -> EncodedPrompt:
     adapter = adapter_for(model.info.family)
+    own = adapter.encode_request(model, pipe, request, steps)  # a family with its own text encoders' rules
+    if own is not None:
+        return own
     encoders = adapter.text_encoders(pipe)
     lookup = _lookup(model, encoders)
     cfg = request.guidance > 1.0  # the pipelines' do_classifier_free_guidance

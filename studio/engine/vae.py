@@ -55,6 +55,9 @@ def unscale_latents(vae, latents: torch.Tensor) -> torch.Tensor:
         mean_t = torch.tensor(mean).view(shape).to(latents.device, latents.dtype)
         std_t = torch.tensor(std).view(shape).to(latents.device, latents.dtype)
         return latents * std_t / config.scaling_factor + mean_t
+    shift = config.get("shift_factor")
+    if shift is not None:  # Flux's VAE: the pipeline scales (latents - shift)
+        return latents / config.scaling_factor + shift
     return latents / config.scaling_factor
 
 

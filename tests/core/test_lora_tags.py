@@ -107,7 +107,7 @@ def test_family_from_shapes(tmp_path, family, expected):
         ({"lora_unet_x.lora_down.weight": (4, 32)}, {"ss_v2": "True"}, Family.SD2, ""),
         ({"lora_unet_x.lora_down.weight": (4, 32)}, {"modelspec.architecture": "stable-diffusion-v1/lora"}, Family.SD1, ""),
         ({"lora_unet_x.lora_down.weight": (4, 32)}, None, None, ""),  # tiny: can't tell
-        ({"lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": (4, 32)}, None, None, "Flux"),
+        ({"lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": (4, 32)}, None, Family.FLUX, ""),
         # diffusers/peft naming of a cross-attention: 1024 wide is SD 2.x
         ({"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight": (4, 1024)}, None, Family.SD2, ""),
     ],

@@ -24,8 +24,8 @@ def test_every_family_has_exactly_one_detector():
 
 
 def test_messages_name_the_families_the_studio_runs():
-    assert supported_labels() == "SD 1.x, SD 2.x and SDXL"
-    assert [f.label for f in Family] == ["SD 1.x", "SD 2.x", "SDXL"]
+    assert supported_labels() == "SD 1.x, SD 2.x, SDXL and Flux.1"
+    assert [f.label for f in Family] == ["SD 1.x", "SD 2.x", "SDXL", "Flux.1"]
 
 
 @pytest.mark.parametrize("family", sorted(MARKS))

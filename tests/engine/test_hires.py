@@ -57,9 +57,13 @@ def test_latent_hires_upscales_with_previews_of_both_passes_on_one_count(engine)
 
 
 def test_hires_steps_default_to_the_first_pass_steps():
+    from studio.core.models.family import Family
+    from studio.engine.families import adapter_for
+
     class Model:
         inpaint_only = False
         base_scheduler_config: ClassVar[dict] = {"num_train_timesteps": 1000}
+        adapter = adapter_for(Family.SD1)
 
     for denoise in (0.05, 0.3, 0.7, 1.0):
         request = GenerationRequest("x", steps=20, hires_scale=2, hires_denoise=denoise)

@@ -200,7 +200,7 @@ def test_vae_choice_swaps_only_the_vae(checkpoints, tmp_path):
         (lambda p: files.write_kohya_lora(p / "style.safetensors"), "is a LoRA"),
         (lambda p: files.write_vae_only(p / "vae.safetensors"), "is a VAE"),
         (lambda p: files.write_sd3_like(p / "sd3.safetensors"), "SD3 model"),
-        (lambda p: files.write_flux_like(p / "flux.safetensors"), "Flux model"),
+        (lambda p: files.write_flux_like(p / "flux.safetensors"), "holds only the Flux transformer"),
         (lambda p: files.write_pickled_ckpt(p / "old.ckpt"), "pickled checkpoint"),
     ],
 )

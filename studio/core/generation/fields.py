@@ -218,6 +218,9 @@ FIELDS: tuple[Field, ...] = (
           choices=(("Original", "original"), ("Fill", "fill"), ("Latent noise", "latent_noise")),
           applies_when=_INPAINT),
     Field("vae", str, "", "VAE", infotext_key="VAE"),  # a single-file VAE; "" = the checkpoint's own
+    # Text encoder files chosen for a model that needs them (Flux's CLIP-L and T5-XXL), one path a
+    # line; "" = the model's own, or those found in the model folders.
+    Field("text_encoders", str, "", "Text encoders", in_settings=False),
     # Filled in by the engine from the files it used, when saving; never set by a person.
     Field("model_hash", str, "", "Model hash", infotext_key="Model hash", in_settings=False),
     Field("lora_hashes", str, "", "Lora hashes", infotext_key="Lora hashes", in_settings=False),

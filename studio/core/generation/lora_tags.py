@@ -133,10 +133,9 @@ def missing_loras(prompt: str, folders: list[Path] | tuple[Path, ...]) -> list[s
 
 
 # -- what a file is made for ------------------------------------------------------------------------
-_OTHER_MODELS = (  # (key prefix or part, label) of LoRAs for models the studio does not run
-    ("lora_unet_double_blocks", "Flux"), ("lora_unet_single_blocks", "Flux"),
-    ("transformer.single_transformer_blocks", "Flux"), ("lora_transformer_", "SD3 or Flux"),
-    ("transformer.transformer_blocks", "SD3 or Flux"),
+_OTHER_MODELS = (  # (key prefix or part, label) of LoRAs for models the studio does not run;
+    # asked after the families' own prefixes (Flux's LoRAs have single_transformer_blocks, SD3's not)
+    ("lora_transformer_", "SD3"), ("transformer.transformer_blocks", "SD3"),
 )
 
 
@@ -164,12 +163,12 @@ def _down_width(header: SafetensorsHeader, name: str) -> int | None:
 def lora_family(header: SafetensorsHeader) -> tuple[Family | None, str]:
     """(the family a LoRA was made for or None, the name of an unsupported family or "")."""
     names = header.tensors
-    for part, label in _OTHER_MODELS:
-        if any(part in n for n in names):
-            return None, label
     for detector in DETECTORS:
         if detector.lora_prefixes and any(n.startswith(detector.lora_prefixes) for n in names):
             return detector.family, ""
+    for part, label in _OTHER_MODELS:
+        if any(part in n for n in names):
+            return None, label
     by_cross_attention = {d.lora_cross_attention_width: d.family for d in DETECTORS if d.lora_cross_attention_width}
     for name in names:
         down = name.endswith((".lora_down.weight", ".lora_A.weight"))

@@ -55,6 +55,7 @@ class GenerationRequest:
     inpaint_padding: int = request_default("inpaint_padding")  # px of context around the mask for ONLY_MASKED
     masked_content: MaskedContent = request_default("masked_content")
     vae: str = request_default("vae")  # a single-file VAE to decode with; "" = the checkpoint's own
+    text_encoders: str = request_default("text_encoders")  # chosen text encoder files, one a line; "" = found
     model_hash: str = request_default("model_hash")  # A1111's short hash of the model file, filled in by the engine when saving
     lora_hashes: str = request_default("lora_hashes")  # A1111's `Lora hashes` / `TI hashes` values, filled in by the engine
     ti_hashes: str = request_default("ti_hashes")  # from the files it used (saving never searches the disk again)
@@ -106,6 +107,10 @@ class GenerationRequest:
             raise InvalidRequest(" ".join(problems))
         return replace(self, sampler=sampler)
 
+    @property
+    def text_encoder_paths(self) -> tuple[str, ...]:
+        return tuple(line for line in self.text_encoders.splitlines() if line.strip())
+
     def for_image(self, index: int) -> GenerationRequest:
         """The single-image request that reproduces image `index` of a batch (seed + index)."""
         return replace(self, seed=(self.seed + index) % (MAX_SEED + 1), batch_count=1)
@@ -114,6 +119,8 @@ class GenerationRequest:
         data = asdict(self)
         for key in _ENUMS:
             data[key] = getattr(self, key).value
+        if not data["text_encoders"]:
+            del data["text_encoders"]  # only models with separate parts (Flux) write it: the rest stay as they were
         data["format"] = REQUEST_FORMAT
         return data
 

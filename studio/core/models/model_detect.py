@@ -37,6 +37,11 @@ def inspect_model(path: str | Path) -> ModelInfo:
             "Download the .safetensors version of this model (model sites offer one for nearly every "
             "model), or convert it once in a tool you trust.",
         )
+    if suffix == ".gguf":
+        for detector in DETECTORS:
+            inspect_gguf = getattr(detector, "inspect_gguf", None)
+            if inspect_gguf is not None:
+                return inspect_gguf(path)
     if suffix != ".safetensors":
         raise StudioError(ErrorKind.BAD_MODEL, f"{path.name} is not a model file.", HINT_CHOOSE)
     return inspect_single_file(read_header(path))
@@ -85,7 +90,6 @@ def _refuse_other_models(header: SafetensorsHeader) -> None:
     name = header.path.name
     families = {
         "SD3": (LDM_UNET + "joint_blocks.", "joint_blocks."),
-        "Flux": (LDM_UNET + "double_blocks.", "double_blocks."),
         "Stable Cascade": ("down_blocks.1.0.channelwise.", "clip_txt_mapper."),
         "PixArt/Sana": ("blocks.0.cross_attn.", "y_embedder."),
         "Z-Image / Lumina": (LDM_UNET + "cap_embedder.", LDM_UNET + "layers.0.adaLN_modulation."),

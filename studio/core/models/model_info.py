@@ -58,11 +58,12 @@ def _with_family_defaults(defaults: ModelDefaults, path: str | Path) -> ModelDef
     if defaults.width is None:
         side = info.native_size
         defaults = replace(defaults, width=side, height=side)
+    steps, guidance, sampler = family.recommended(info)
     return replace(
         defaults,
-        steps=defaults.steps if defaults.steps is not None else family.default_steps,
-        guidance=defaults.guidance if defaults.guidance is not None else family.default_guidance,
-        sampler=defaults.sampler if defaults.sampler is not None else family.default_sampler,
+        steps=defaults.steps if defaults.steps is not None else steps,
+        guidance=defaults.guidance if defaults.guidance is not None else guidance,
+        sampler=defaults.sampler if defaults.sampler is not None else sampler,
     )
 
 

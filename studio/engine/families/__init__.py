@@ -10,11 +10,13 @@ from pathlib import Path
 
 from studio.core.models.family import Family
 from studio.engine.families.base import FamilyAdapter, LatentFormat, TextEncoder, configs_root
+from studio.engine.families.flux import FluxAdapter
 from studio.engine.families.sd1 import SD1Adapter
 from studio.engine.families.sd2 import SD2Adapter
 from studio.engine.families.sdxl import SDXLAdapter
 
-ADAPTERS: dict[Family, FamilyAdapter] = {adapter.family: adapter for adapter in (SD1Adapter(), SD2Adapter(), SDXLAdapter())}
+ADAPTERS: dict[Family, FamilyAdapter] = {adapter.family: adapter for adapter in (SD1Adapter(), SD2Adapter(), SDXLAdapter(),
+                                                                          FluxAdapter())}
 
 
 def adapter_for(family: Family) -> FamilyAdapter:

@@ -69,6 +69,9 @@ class FamilyAdapter:
     latent: ClassVar[LatentFormat]
     # The prompt tensors a step callback may replace (prompt editing), as the pipeline names them.
     prompt_tensor_inputs: ClassVar[tuple[str, ...]] = ("prompt_embeds",)
+    loads_itself: ClassVar[bool] = False  # True: load() builds the pipeline, not from_single_file/from_pretrained
+    finds_parts: ClassVar[bool] = False  # True: a model file may need parts found beside it (Flux's text encoders)
+    applies_loras: ClassVar[bool] = True  # False: LoRA tags get a note and are not applied
 
     # -- loading -----------------------------------------------------------------------------
     def pipeline_classes(self) -> dict[Mode, type]:
@@ -106,6 +109,29 @@ class FamilyAdapter:
     def denoiser_of(self, pipe) -> torch.nn.Module:
         return getattr(pipe, self.denoiser)
 
+    def compute_dtype(self, device: str, dtype: torch.dtype) -> torch.dtype:
+        """The dtype the family computes in on `device` (`dtype`: the device's usual one)."""
+        return dtype
+
+    def load(self, info: ModelInfo, dtype: torch.dtype, parts):
+        """The pipeline, for families that build it themselves (loads_itself)."""
+        raise NotImplementedError
+
+    def load_vae(self, path: str, info: ModelInfo, dtype: torch.dtype):
+        """A standalone VAE file for this family's models (None: the shared SD reader)."""
+        return None
+
+    def mode_pipeline(self, pipe, mode: Mode):
+        """A pipeline for `mode` that shares `pipe`'s components: no copy, no reload."""
+        cls = self.pipeline_classes()[mode]
+        if type(pipe) is cls:
+            return pipe
+        # from_pipe casts every shared module to its dtype, fp32 unless told: on a GPU the
+        # first img2img/inpaint job would double the weights' memory and halve every later job's speed.
+        view = cls.from_pipe(pipe, dtype=self.denoiser_of(pipe).dtype)
+        view.set_progress_bar_config(disable=True)
+        return view
+
     # -- prompts -----------------------------------------------------------------------------
     def text_encoders(self, pipe) -> list[TextEncoder]:
         raise NotImplementedError
@@ -118,7 +144,39 @@ class FamilyAdapter:
         """Whether an empty negative prompt is zeros instead of the encoded empty text."""
         return False
 
+    def encode_request(self, model, pipe, request, steps):
+        """The family's own prompt encoding (an EncodedPrompt), or None for the shared A1111 CLIP
+        rules (studio.engine.prompt_encoding)."""
+        return None
+
     # -- the call ----------------------------------------------------------------------------
     def call_arguments(self, request) -> dict:
         """Pipeline arguments beyond prompt, size, steps and guidance."""
         return {}
+
+    def make_scheduler(self, name: str, base_config: dict, seed: int | None):
+        """(scheduler for the A1111 sampler `name`, a note when another one runs instead)."""
+        from studio.engine.schedulers import make_scheduler
+
+        return make_scheduler(name, base_config, seed), ""
+
+    def x0_tap(self, scheduler):
+        """What keeps each step's x0 estimate for the previews."""
+        from studio.engine.previews import X0Tap
+
+        return X0Tap(scheduler)
+
+    # -- latents -------------------------------------------------------------------------------
+    def latent_shape(self, pipe, width: int, height: int) -> tuple[int, int, int, int]:
+        """(1, C, h, w): the starting noise of a width x height picture, as the pipeline draws it."""
+        from studio.engine.noise import latent_shape
+
+        return latent_shape(pipe, width, height)
+
+    def pipeline_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """(1, C, h, w) latents in the form the pipeline takes them (Flux packs them)."""
+        return latents
+
+    def spatial_latents(self, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """The pipeline's latents of a width x height picture as (B, C, h, w)."""
+        return latents

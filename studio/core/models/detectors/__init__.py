@@ -2,19 +2,21 @@
 
 `inspect_model` (studio.core.models.model_detect) asks each detector in this order whether a
 file or folder is of its family; the first that says yes reads it. Order matters only where
-markers overlap: SD 1.x has none of its own and comes after the other UNet families.
+markers overlap: SD 1.x has none of its own and comes after the other UNet families; Flux,
+whose files share no marker with theirs, is asked last (most files in a library are SD).
 Adding a family: a module here with its Detector, one entry below, a member in Family.
 """
 
 from __future__ import annotations
 
 from studio.core.models.detectors.base import Detector
+from studio.core.models.detectors.flux import FluxDetector
 from studio.core.models.detectors.sd1 import SD1Detector
 from studio.core.models.detectors.sd2 import SD2Detector
 from studio.core.models.detectors.sdxl import SDXLDetector
 from studio.core.models.family import Family
 
-DETECTORS: tuple[Detector, ...] = (SDXLDetector(), SD2Detector(), SD1Detector())
+DETECTORS: tuple[Detector, ...] = (SDXLDetector(), SD2Detector(), SD1Detector(), FluxDetector())
 _BY_FAMILY = {detector.family: detector for detector in DETECTORS}
 
 

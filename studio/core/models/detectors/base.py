@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from studio.core.errors import ErrorKind, StudioError
-from studio.core.models.family import Family, ModelInfo
+from studio.core.models.family import Family, ModelInfo, PanelFacts
 from studio.core.models.safetensors_header import SafetensorsHeader
 
 LDM_UNET = "model.diffusion_model."  # the UNet's tensors in an original (LDM/A1111) checkpoint
@@ -56,8 +56,16 @@ class Detector:
     def model_label(self, info: ModelInfo) -> str:
         return self.label + (" inpainting" if info.inpaint else "")
 
+    def panel(self, info: ModelInfo) -> PanelFacts:
+        """The panel's fields for this model (the SD families use every one)."""
+        return PanelFacts()
+
     def native_size(self, info: ModelInfo) -> int:
         raise NotImplementedError
+
+    def recommended(self, info: ModelInfo) -> tuple[int | None, float | None, str | None]:
+        """(steps, guidance, sampler) the family proposes for this model (None: the studio's own)."""
+        return self.default_steps, self.default_guidance, self.default_sampler
 
     # -- LoRA files made for this family (studio.core.generation.lora_tags) -----------------
     lora_prefixes: ClassVar[tuple[str, ...]] = ()  # key prefixes only this family's LoRAs have
