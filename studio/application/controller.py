@@ -35,6 +35,7 @@ from studio.core.events import (
     JobFailed,
     JobFinished,
 )
+from studio.core.generation.model_fields import fit_request
 from studio.core.generation.request import GenerationRequest
 from studio.core.generation.settings import Settings, request_from_settings
 from studio.core.storage.history import History, HistoryEntry
@@ -92,9 +93,12 @@ class StudioController(QObject):
         `init_image`/`mask`: the input files of img2img and inpaint. The style wraps the
         prompts here, so the image's metadata holds the final prompt (as A1111 writes it) while
         the state keeps the artist's words."""
-        request = request_from_settings(self.state.current(), self.state.model_path(), init_image, mask)
+        model = self.state.model_path()
+        request = request_from_settings(self.state.current(), model, init_image, mask)
         prompt, negative = apply_style(style, request.prompt, request.negative_prompt)
-        return dataclasses.replace(request, prompt=prompt, negative_prompt=negative).validated()
+        request = dataclasses.replace(request, prompt=prompt, negative_prompt=negative)
+        # What the model does not read is not sent: the panel shows those fields as unused.
+        return fit_request(request, self.state.facts_for(model)).validated()
 
     def generate(self, request: GenerationRequest, first: bool = False) -> str:
         """Queue a job; it starts at once when nothing runs and the queue is not paused.

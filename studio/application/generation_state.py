@@ -15,13 +15,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from studio.core.generation import model_fields
 from studio.core.generation.settings import Settings, effective_model, save_settings
+from studio.core.models.family import PanelFacts
 
 
 class GenerationState(QObject):
     replaced = Signal(object)  # Settings: new fields for the widgets
     seedRestored = Signal()  # a replace turned Random off to keep a restored seed: say so in the panel
     saveFailed = Signal(str)  # settings.json could not be written (a sentence for the status line)
+    factsChanged = Signal(object)  # PanelFacts of the chosen model: which fields the panel shows
 
     def __init__(self, settings: Settings, path: Path | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -31,6 +34,10 @@ class GenerationState(QObject):
         # wrong folder or `studio --model /nope` cannot break every later start.
         self.remembered_model = settings.model
         self.collect: Callable[[Settings], None] | None = None  # the panel's store(): widgets -> settings
+        # Which fields the chosen model reads, and the model they were read from (set by
+        # whoever read its header off the GUI thread: studio.application.model_facts).
+        self.panel_facts = PanelFacts()
+        self.facts_model = ""
 
     def current(self) -> Settings:
         """The settings as the widgets show them right now."""
@@ -41,6 +48,18 @@ class GenerationState(QObject):
     def model_path(self) -> str:
         """The model to load: the chosen one, or the demo model."""
         return effective_model(self.settings)
+
+    def set_panel_facts(self, model: str, facts: PanelFacts) -> None:
+        """`facts` were read from `model`'s files; the panel follows when it is the chosen model."""
+        self.facts_model, self.panel_facts = model, facts
+        if model == self.model_path():
+            self.factsChanged.emit(facts)
+
+    def facts_for(self, model: str) -> PanelFacts:
+        """The panel facts of `model`: the ones read ahead, else read now (a header: a few ms)."""
+        if model != self.facts_model:
+            self.set_panel_facts(model, model_fields.model_panel_facts(model))
+        return self.panel_facts
 
     def replace(self, settings: Settings) -> bool:
         """New fields for the panel, saved. True when a restored seed turned Random off, which

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.generation.fields import FIELD, PANEL_FIELDS, Field
 from studio.core.generation.settings import Settings
+from studio.core.models.family import PanelFacts
 from studio.core.storage.presets import Style
 from studio.ui.drop import has_dropped_images
 from studio.ui.elided_label import ElidedLabel
@@ -32,6 +33,14 @@ from studio.ui.token_counter import TokenCounter
 
 MODES = FIELD["mode"].choices  # (label, value)
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum" size (not exported by PySide6)
+DISTILLED_TOOLTIP = (
+    "Distilled CFG: the guidance this model was distilled to follow (Flux [dev]: 3.5; lower is looser, "
+    "higher sticks closer to the prompt). It is not classic CFG: there is no negative pass and no extra time."
+)
+NEGATIVE_UNUSED_TOOLTIP = (
+    "This model has no negative pass, so the negative prompt is not sent (nor written into the image). "
+    "It is kept here for models that use it."
+)
 
 
 def _named(widget, object_name: str, accessible: str):
@@ -230,7 +239,9 @@ class GenerationPanel(QWidget):
         layout.addWidget(self.prompt, 2)
         self.token_counter = TokenCounter(self.prompt, steps=self.steps)  # A1111's "37/75"
         layout.addWidget(self.token_counter, 0, Qt.AlignmentFlag.AlignRight)
-        layout.addWidget(QLabel("Negative prompt"))
+        self.negative_label = QLabel("Negative prompt")
+        self.negative_label.setObjectName("negativePromptLabel")
+        layout.addWidget(self.negative_label)
         layout.addWidget(self.negative, 1)
         layout.addLayout(form)
         self._build_a1111_extras(form, layout, widgets)
@@ -239,6 +250,39 @@ class GenerationPanel(QWidget):
         for widget in self.field_widgets.values():
             changed_signal(widget).connect(self.edited)
         self.style_chip.styleChanged.connect(self.edited)  # the style is saved with the prompt
+        self.facts = PanelFacts()
+        self.negative.textChanged.connect(self._sync_negative)
+
+    # -- which fields the model reads ---------------------------------------------------------
+    def show_model_facts(self, facts: PanelFacts) -> None:
+        """Show the fields the chosen model reads, named as it names them (Flux [dev]: "Distilled
+        CFG"); a field it does not read is hidden, or, holding the artist's text, disabled and
+        labelled as not used. The values stay: they are the artist's for the next model."""
+        self.facts = facts
+        distilled = facts.guidance_label != PanelFacts.guidance_label  # "CFG" is the field's own row
+        guidance_label = self.form.labelForField(self.guidance)
+        if isinstance(guidance_label, QLabel):
+            guidance_label.setText(facts.guidance_label if distilled else _row_label("guidance"))
+        self.guidance.setToolTip(DISTILLED_TOOLTIP if distilled else FIELD["guidance"].tooltip)
+        self.guidance.setAccessibleName(facts.guidance_label if distilled else FIELD["guidance"].tooltip)
+        self.form.setRowVisible(self.guidance, facts.guidance)
+        self.form.setRowVisible(self.clip_skip, facts.clip_skip)
+        self.token_counter.use_counter(facts.token_counter, facts.token_limit)
+        self._sync_negative()
+
+    def _sync_negative(self) -> None:
+        """A model without a negative pass: the box is hidden when empty; holding text, it stays
+        in view, disabled, and says that the text is not sent."""
+        used = self.facts.negative_prompt
+        has_text = bool(self.negative.toPlainText().strip())
+        self.negative.setEnabled(used)
+        self.negative_label.setEnabled(used)
+        for widget in (self.negative, self.negative_label):
+            widget.setVisible(used or has_text)
+        self.negative_label.setText("Negative prompt" if used else "Negative prompt (not used by this model)")
+        tip = "Negative prompt" if used else NEGATIVE_UNUSED_TOOLTIP
+        self.negative.setToolTip(tip)
+        self.negative_label.setToolTip(tip)
 
     def show_restored_seed(self) -> None:
         """After a restore with a fixed seed: say so next to the seed, until Random is ticked."""

@@ -288,6 +288,7 @@ class MainWindow(QMainWindow):
         self.controller.backendEvent.connect(self._engine_settled)
         state.collect = self.panel.store
         state.replaced.connect(self.panel.load)
+        state.factsChanged.connect(self.panel.show_model_facts)  # the chosen model's fields
         state.seedRestored.connect(self.panel.show_restored_seed)
         state.saveFailed.connect(self.say)
         self.panel.generateClicked.connect(jobs.generate)

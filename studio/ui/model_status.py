@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
+from studio.application.model_facts import ModelFactsReader
 from studio.core.events import Event, ModelFailed, ModelLoaded, ModelLoading
 from studio.core.generation.settings import apply_model_defaults
 from studio.ui.job_view import with_note
@@ -46,6 +47,7 @@ class ModelStatus(QObject):
         self._loaded_choice: str | None = None
         self._load_error_text = ""  # the banner's text while it shows a load failure
         self.controller.backendEvent.connect(self._on_event)
+        self.facts = ModelFactsReader(self.state, self)  # which fields the chosen model reads
 
     def notify(self, text: str) -> None:
         self._notice = " ".join(t for t in (self._notice, text) if t)
@@ -62,6 +64,7 @@ class ModelStatus(QObject):
         if apply_model_defaults(settings, path):
             state.reload()  # the model's own size, steps and guidance into the panel
         state.save()
+        self.facts.read(state.model_path())  # the panel follows the choice, not the (slow) load
         self.ready = False
         self.show_state()
         self.window.banner.hide()
@@ -70,6 +73,8 @@ class ModelStatus(QObject):
     def load_current(self) -> None:
         """Load the chosen model (at start, and after a change of device)."""
         settings, model = self.state.settings, self.state.model_path()
+        if model and model != self.state.facts_model:
+            self.facts.read(model)
         if model:
             # Said at once: the engine thread's first words come only after torch is imported.
             self.window.say(f"{self._notice} Loading {Path(model).name}…".strip())
@@ -149,4 +154,5 @@ class ModelStatus(QObject):
         settings.model = previous
         self.state.save()
         self.window.picker.show_current(self.state.model_path())
+        self.facts.read(self.state.model_path())
         self.window.say(f"{failed} could not be loaded; the model list is back on {Path(self.state.model_path()).name}.")

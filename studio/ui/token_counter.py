@@ -24,6 +24,11 @@ included, waits too. Once the engine has imported transformers, these imports co
 Until then the label is blank, never a guess. Counting starts earlier when the artist types in
 the prompt (a count asked for is worth the risk of one short stall), and FALLBACK_MS after the
 counter was built when no model loads at all (none chosen).
+
+Models that read the prompt with T5 (Flux) count with T5's tokenizer and show its limit
+("212/512", no chunks): `use_counter("t5", 512)`. Its vocabulary is read in the count's
+thread a piece at a time (studio.core.generation.t5_unigram): the GUI thread waited at most
+6-13 ms for the GIL while it was read, where building the `tokenizers` one held it 154 ms.
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from studio.core.generation.clip_bpe import shipped_clip_bpe, shipped_merge_rank
 from studio.core.generation.fields import request_default
 from studio.core.generation.prompt_schedule import counted_texts
 from studio.core.generation.prompt_syntax import (
+    extract_extra_networks,
     make_chunks,
     parse_prompt_attention,
     target_token_count,
 )
+from studio.core.generation.t5_unigram import EOS_ID, shipped_t5_unigram
 
 DEBOUNCE_MS = 150
 # Counting starts this long after the counter is built when the window never says the engine is
@@ -59,6 +66,9 @@ PREBUILD_POLL_MS = 100
 TOKENIZER_MODULES = ("regex", "unicodedata")
 
 DEFAULT_STEPS = request_default("steps")  # edits resolve at the panel's steps; this without a steps box
+CLIP_TOOLTIP = "Tokens in the prompt / what its chunks of 75 hold. Past 75 the prompt is encoded in more chunks."
+T5_TOOLTIP = ("T5 tokens in the prompt (with the closing one) / the most this model reads. "
+              "Past the limit the end of the prompt is cut off.")
 
 _lock = threading.Lock()  # one tokenizer, used by one count at a time (fast tokenizers are not reentrant)
 
@@ -90,6 +100,18 @@ def _count_text(text: str, tokenizer) -> tuple[int, int]:
     return count, target_token_count(count)
 
 
+def count_t5_tokens(text: str) -> int:
+    """T5 tokens of a prompt as the encoder receives them: each emphasis fragment's tokens (tags
+    taken out, weights parsed, as for CLIP) and the closing </s>. Call off the GUI thread."""
+    fragments = parse_prompt_attention(extract_extra_networks(text)[0])
+    with _lock:
+        t5 = shipped_t5_unigram()
+        ids = [token for piece, _ in fragments for token in t5.encode(piece)]
+    if ids and ids[-1] == EOS_ID:
+        return len(ids)
+    return len(ids) + 1
+
+
 def _imported(name: str) -> bool:
     """Whether module `name` is imported and done initializing: importing it again is a lookup,
     with no shared library to load and no import lock to wait for."""
@@ -107,7 +129,8 @@ class TokenCounter(QLabel):
         self._steps = steps  # prompt editing ([a:b:0.5]) resolves at these steps, as in A1111
         self.setObjectName("tokenCounter")
         self.setAccessibleName("Prompt tokens")
-        self.setToolTip("Tokens in the prompt / what its chunks of 75 hold. Past 75 the prompt is encoded in more chunks.")
+        self._kind, self._limit = "clip", 75
+        self.setToolTip(CLIP_TOOLTIP)
         self._edit = edit
         self._number = 0  # of the newest count asked for
         self._shown = 0  # of the newest count on screen
@@ -159,6 +182,19 @@ class TokenCounter(QLabel):
             self._waiting = False
             self._count()
 
+    def use_counter(self, kind: str, limit: int) -> None:
+        """Count with "clip" (A1111's chunks of 75) or "t5" (one sequence of `limit` tokens), as
+        the chosen model reads its prompt; the shown count is redone at once."""
+        if (kind, limit) == (self._kind, self._limit):
+            return
+        self._kind, self._limit = kind, limit
+        self.setToolTip(T5_TOOLTIP if kind == "t5" else CLIP_TOOLTIP)
+        self.setText("")  # never the other tokenizer's count
+        self._timer.start()
+
+    def counter_kind(self) -> tuple[str, int]:
+        return self._kind, self._limit
+
     def is_ready(self) -> bool:
         return self._ready
 
@@ -177,12 +213,15 @@ class TokenCounter(QLabel):
             return
         self._number += 1
         steps = self._steps.value() if self._steps is not None else DEFAULT_STEPS
-        threading.Thread(target=self._run, args=(self._number, self._edit.toPlainText(), steps), name=THREAD_NAME,
-                         daemon=True).start()
+        threading.Thread(target=self._run, args=(self._number, self._edit.toPlainText(), steps, self._kind, self._limit),
+                         name=THREAD_NAME, daemon=True).start()
 
-    def _run(self, number: int, text: str, steps: int) -> None:
+    def _run(self, number: int, text: str, steps: int = DEFAULT_STEPS, kind: str = "clip", limit: int = 75) -> None:
         try:
-            count, target = count_tokens(text, steps=steps)
+            if kind == "t5":  # the longest text its steps read, as for CLIP
+                count, target = max(count_t5_tokens(counted) for counted in counted_texts(text, steps)), limit
+            else:
+                count, target = count_tokens(text, steps=steps)
         except Exception:  # noqa: BLE001 - a counter that fails shows nothing; the prompt still works
             count, target = -1, 0
         try:

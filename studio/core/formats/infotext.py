@@ -5,6 +5,12 @@ Layout (A1111 modules/processing.py create_infotext):
     Negative prompt: <negative, may span lines>      (omitted when empty)
     Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, ...
 Values holding ',', ':' or a newline are JSON-quoted.
+
+Flux images are written as Forge writes them (modules/processing.py create_infotext): the
+sampler's schedule apart ("Sampler: Euler, Schedule type: Simple"), "CFG scale: 1" with the
+guidance of a guidance-distilled model as "Distilled CFG Scale: 3.5" after it, and the VAE and
+text encoder files loaded beside a transformer as "Module 1: ae, Module 2: clip_l, ..." at the
+end. Which fields a model reads comes from its PanelFacts (read from its header, cached).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from studio import __version__
 from studio.core.generation.prompt_syntax import extract_extra_networks
 from studio.core.generation.request import GenerationRequest, InpaintArea, Mode
+from studio.core.models.family import PanelFacts
 
 # A1111's own pattern (modules/infotext_utils.py) is
 #     \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)
@@ -29,6 +36,24 @@ _SPACE = re.compile(r"\s*")
 _QUOTED = re.compile(r'"(?:\\.|[^\\"])+"')  # deterministic: ends at the first unescaped quote
 MAX_INFOTEXT_CHARS = 64 * 1024  # real parameters text is a few KB; the rest of a huge chunk is ignored
 _NEGATIVE = "Negative prompt:"
+DISTILLED_KEY = "Distilled CFG Scale"  # Forge's key for a guidance-distilled model's guidance
+SCHEDULE_KEY = "Schedule type"
+DEFAULT_SCHEDULE = "Simple"  # Forge's and ComfyUI's schedule for Flux: the model's own shifted sigmas
+_SCHEDULES = ("Karras",)  # the schedules the studio's sampler names end with ("DPM++ 2M Karras")
+
+
+def forge_sampler(sampler: str) -> tuple[str, str]:
+    """A studio sampler name as Forge writes it for Flux: (Sampler, Schedule type)."""
+    for schedule in _SCHEDULES:
+        if sampler.endswith(" " + schedule):
+            return sampler[: -len(schedule) - 1], schedule
+    return sampler, DEFAULT_SCHEDULE
+
+
+def module_keys(modules: str) -> dict[str, str]:
+    """Forge's `Module N` keys for a request's ", "-joined part file stems."""
+    names = [name.strip() for name in modules.split(",") if name.strip()]
+    return {f"Module {i}": name for i, name in enumerate(names, 1)}
 
 
 def _quote(value: str) -> str:
@@ -36,26 +61,40 @@ def _quote(value: str) -> str:
 
 
 def format_infotext(
-    request: GenerationRequest, lora_folders: list[Path] | None = None, embedding_folders: list[Path] | None = None
+    request: GenerationRequest, lora_folders: list[Path] | None = None, embedding_folders: list[Path] | None = None,
+    facts: PanelFacts | None = None,
 ) -> str:
-    """A1111's text for `request`, with A1111's keys in A1111's order (create_infotext).
-    `Lora hashes` and `TI hashes` come from the request (the engine fills them in); given
-    `lora_folders` / `embedding_folders`, a request without them is looked up there."""
+    """A1111's text for `request`, with A1111's keys in A1111's order (create_infotext); Forge's
+    for Flux. `Lora hashes` and `TI hashes` come from the request (the engine fills them in);
+    given `lora_folders` / `embedding_folders`, a request without them is looked up there.
+    `facts`: which fields the request's model reads (default: read from its file)."""
+    if facts is None:
+        from studio.core.generation.model_fields import model_panel_facts
+
+        facts = model_panel_facts(request.model)
+    distilled = facts.guidance and facts.guidance_label != PanelFacts.guidance_label
+    forge = distilled or not facts.guidance  # a flow model without CFG: Forge's Flux keys
     hires = request.mode is Mode.TXT2IMG and request.hires_scale > 1.0
-    params: dict[str, str] = {
-        "Steps": str(request.steps),
-        "Sampler": request.sampler,
-        "CFG scale": f"{request.guidance:g}",
-        "Seed": str(request.seed),
-        "Size": f"{request.width}x{request.height}",
-    }
+    params: dict[str, str] = {"Steps": str(request.steps)}
+    if forge:
+        params["Sampler"], params[SCHEDULE_KEY] = forge_sampler(request.sampler)
+        params["CFG scale"] = "1"  # no classifier-free guidance: one pass per step
+        if distilled:
+            params[DISTILLED_KEY] = f"{request.guidance:g}"
+    else:
+        params["Sampler"] = request.sampler
+        params["CFG scale"] = f"{request.guidance:g}"
+    params["Seed"] = str(request.seed)
+    params["Size"] = f"{request.width}x{request.height}"
     if request.model_hash:
         params["Model hash"] = request.model_hash
     if request.model:
         model = Path(request.model)
-        # A1111 writes a checkpoint's file stem ("sd_xl_base_1.0"); a folder keeps its whole name.
-        params["Model"] = (model.stem if model.suffix.lower() == ".safetensors" else model.name) or request.model
-    if request.vae:
+        # A1111 and Forge write a model file's stem ("sd_xl_base_1.0", "flux1-dev-Q8_0"); a folder
+        # keeps its whole name.
+        params["Model"] = (model.stem if model.suffix.lower() in (".safetensors", ".gguf", ".sft") else model.name
+                           ) or request.model
+    if request.vae and not (forge and request.modules):  # Forge names the VAE among the modules
         params["VAE"] = Path(request.vae).name
     if request.mode is Mode.TXT2IMG:  # the only mode whose noise they shape (engine/noise.py)
         if request.variation_strength > 0:
@@ -89,6 +128,7 @@ def format_infotext(
     if hashes:
         params["TI hashes"] = hashes
     params["Version"] = f"DiffusionStudio {__version__}"
+    params.update(module_keys(request.modules))  # after Version, as Forge writes them
     negative = f"\n{_NEGATIVE} {request.negative_prompt}" if request.negative_prompt else ""
     last = ", ".join(f"{key}: {_quote(value)}" for key, value in params.items())
     return f"{request.prompt}{negative}\n{last}".strip()

@@ -34,7 +34,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from studio.core.formats.infotext import parse_infotext
+from studio.core.formats.infotext import DEFAULT_SCHEDULE, DISTILLED_KEY, SCHEDULE_KEY, parse_infotext
 from studio.core.generation.fields import FIELD, FIELDS, Field
 from studio.core.generation.request import MAX_SEED, GenerationRequest, InvalidRequest, Mode
 from studio.core.generation.samplers import SAMPLER_NAMES
@@ -73,6 +73,7 @@ class ImageMetadata:
     extras: dict[str, Any] = field(default_factory=dict)  # found but not mapped (Hires, Lora, Model...)
     error: str | None = None  # a sentence for a person when nothing could be read
     request: GenerationRequest | None = None  # exact request, for studio images
+    modules: tuple[str, ...] = ()  # Forge's Module 1, 2, ...: the VAE and text encoder files (stems)
 
     @property
     def ok(self) -> bool:
@@ -154,6 +155,7 @@ _A1111_MAPPED = {f.infotext_key for f in FIELDS if f.infotext_key and f.in_setti
     "Schedule type", "Lora hashes", "TI hashes",
 }
 _HIRES_KEYS = ("Hires upscale", "Hires upscaler", "Hires resize")  # A1111's test that hires fix was on
+_MODULE_KEY = re.compile(r"Module (\d+)")  # Forge's part files: Module 1: ae, Module 2: clip_l, ...
 
 
 def _choice(f: Field, raw: str) -> str | None:
@@ -255,15 +257,20 @@ def from_a1111(text: str, source: str = "a1111") -> ImageMetadata:
     if not info.params and not info.prompt:
         return _failed("The image's parameters text is empty.")
     fields: dict[str, Any] = {"prompt": info.prompt, "negative_prompt": info.negative_prompt}
-    extras = {k: v for k, v in info.params.items() if k not in _A1111_MAPPED}
+    modules = _modules(info.params)
+    extras = {k: v for k, v in info.params.items()
+              if k not in _A1111_MAPPED and k != DISTILLED_KEY and not _MODULE_KEY.fullmatch(k)}
     p = info.params
     for name in ("steps", "guidance", "seed"):
         _from_key(p, name, fields, extras)
+    distilled = _forge_distilled_guidance(p, fields, extras)
     if "Sampler" in p:
-        schedule = p.get("Schedule type", "")
+        schedule = p.get(SCHEDULE_KEY, "")
         _put(fields, extras, "sampler", _sampler(p["Sampler"], schedule), p["Sampler"], "Sampler")
-        if schedule and "sampler" in fields and not fields["sampler"].endswith(schedule):
-            extras["Schedule type"] = schedule
+        # Simple is the schedule the studio samples a Flux model with (its own shifted sigmas).
+        flux_default = distilled and schedule.casefold() == DEFAULT_SCHEDULE.casefold()
+        if schedule and "sampler" in fields and not fields["sampler"].endswith(schedule) and not flux_default:
+            extras[SCHEDULE_KEY] = schedule
     if "Size" in p:
         width, _, height = p["Size"].partition("x")
         _size(fields, extras, width, height, "Size")
@@ -276,7 +283,35 @@ def from_a1111(text: str, source: str = "a1111") -> ImageMetadata:
         strength = _float(p["Denoising strength"])
         _put(fields, extras, "strength", strength if strength and 0 < strength <= 1 else None,
              p["Denoising strength"], "Denoising strength")
-    return ImageMetadata(fields, source, extras)
+    return ImageMetadata(fields, source, extras, modules=modules)
+
+
+def _forge_distilled_guidance(p: Mapping[str, str], fields: dict, extras: dict) -> bool:
+    """Forge's Flux keys: `Distilled CFG Scale` is the guidance the studio's one guidance field
+    holds for a guidance-distilled model, and `CFG scale: 1` says there was no CFG pass. A CFG
+    scale above 1 beside it (Forge's slow two-pass CFG on Flux) is not something the studio
+    does: it is named among the values not used. True for a Flux image."""
+    if DISTILLED_KEY not in p:
+        return False
+    fields.pop("guidance", None)
+    extras.pop("CFG scale", None)
+    guidance = _float(p[DISTILLED_KEY])
+    _put(fields, extras, "guidance", guidance if guidance is not None and guidance >= 0 else None,
+         p[DISTILLED_KEY], DISTILLED_KEY)
+    cfg = _float(p.get("CFG scale", "1"))
+    if cfg is None or cfg != 1:
+        extras["CFG scale"] = p["CFG scale"]
+    return True
+
+
+def _modules(p: Mapping[str, str]) -> tuple[str, ...]:
+    """Forge's `Module N` values in N's order (Forge writes them in order; others may not)."""
+    numbered = []
+    for key, value in p.items():
+        match = _MODULE_KEY.fullmatch(key)
+        if match and value.strip():
+            numbered.append((int(match.group(1)), value.strip()))
+    return tuple(value for _, value in sorted(numbered))
 
 
 # -- ComfyUI -----------------------------------------------------------------------------------
@@ -461,7 +496,8 @@ def from_studio(text: str) -> ImageMetadata:
         fields["strength"] = request.strength
     fields.update(extra_settings_from_request(request))
     extras = {"model": request.model, "mode": request.mode.value}
-    return ImageMetadata(fields, "studio", extras, request=request)
+    modules = tuple(name.strip() for name in request.modules.split(",") if name.strip())
+    return ImageMetadata(fields, "studio", extras, request=request, modules=modules)
 
 
 # -- dispatch ------------------------------------------------------------------------------------

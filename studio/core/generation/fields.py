@@ -225,6 +225,9 @@ FIELDS: tuple[Field, ...] = (
     Field("model_hash", str, "", "Model hash", infotext_key="Model hash", in_settings=False),
     Field("lora_hashes", str, "", "Lora hashes", infotext_key="Lora hashes", in_settings=False),
     Field("ti_hashes", str, "", "TI hashes", infotext_key="TI hashes", in_settings=False),
+    # The part files loaded beside a model file that lacks them (Flux's VAE and text encoders),
+    # by file stem, ", "-joined in the order loaded: Forge's `Module 1`, `Module 2`, ...
+    Field("modules", str, "", "Modules", in_settings=False),
     # A1111's extras. Hires fix and variations have their own switch in the settings, so turning
     # them off keeps the numbers for next time (A1111's "Hires. fix" and "Extra" checkboxes).
     Field("clip_skip", int, 1, "Clip skip", "Clip skip (text encoder layers to skip)", 1, 12,

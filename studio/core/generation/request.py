@@ -59,6 +59,7 @@ class GenerationRequest:
     model_hash: str = request_default("model_hash")  # A1111's short hash of the model file, filled in by the engine when saving
     lora_hashes: str = request_default("lora_hashes")  # A1111's `Lora hashes` / `TI hashes` values, filled in by the engine
     ti_hashes: str = request_default("ti_hashes")  # from the files it used (saving never searches the disk again)
+    modules: str = request_default("modules")  # Forge's Module 1, 2...: part files' stems, filled in by the engine
     # A1111's prompt extras (their infotext keys: Clip skip, Hires upscale/steps/upscaler,
     # Denoising strength, Variation seed, Variation seed strength, Seed resize from)
     clip_skip: int = request_default("clip_skip")  # 1 = the last text-encoder layer, 2 = the one before it ...
