@@ -69,6 +69,9 @@ class FamilyAdapter:
     latent: ClassVar[LatentFormat]
     # The prompt tensors a step callback may replace (prompt editing), as the pipeline names them.
     prompt_tensor_inputs: ClassVar[tuple[str, ...]] = ("prompt_embeds",)
+    # Whether `a AND b` denoises each part and combines them through CFG (A1111's composable
+    # diffusion, studio.engine.composable); otherwise the parts are read as one prompt, with a note.
+    composable_prompts: ClassVar[bool] = False
 
     # -- loading -----------------------------------------------------------------------------
     def pipeline_classes(self) -> dict[Mode, type]:
