@@ -189,3 +189,36 @@ def test_a_family_without_composition_joins_the_parts(engine, tiny_family_dir, m
     assert "AND" in note and "one prompt" in note
     assert np.array_equal(image, _run(engine, model, prompt="red, blue")[0])
     assert len(runs) == 3
+
+
+def test_parts_of_different_lengths_stack_as_in_a1111(engine, tiny_family_dir):
+    """A1111's stack_conds: a shorter part repeats its last vector up to the longest part; then
+    prompt and negative are padded with empty chunks to one length, as plain prompts are."""
+    model = tiny_family_dir("sd1")
+    long = " ".join(["red circle"] * 50)  # 100 tokens: two chunks
+    _, _, runs, _ = _run(engine, model, prompt=f"{long} AND blue", steps=1)
+    first, second = runs
+    tokens = first.shape[1]
+    blue = _embeds(engine, "blue", negative="")  # one chunk
+    assert second.shape[1] == tokens == 2 * blue.shape[1]
+    assert torch.equal(second[:, : blue.shape[1]], blue[0:1])
+    assert torch.equal(second[:, blue.shape[1]:], blue[:, -1:].expand(1, tokens - blue.shape[1], -1))
+    # A negative longer than every part: each part gets empty chunks after its own.
+    _, _, runs, _ = _run(engine, model, prompt="red AND blue", negative_prompt=long + " " + long, steps=1)
+    first, second = runs
+    empty = _embeds(engine, "", negative="")
+    assert first.shape[1] == 3 * empty.shape[1]  # the negative's three chunks (200 tokens)
+    assert torch.equal(second[:, : empty.shape[1]], blue) and torch.equal(second[:, -empty.shape[1]:], empty)
+
+
+def test_sdxl_with_an_empty_negative(engine, tiny_family_dir):
+    """SDXL's empty negative is zeros (force_zeros_for_empty_prompt), pooled included."""
+    model = tiny_family_dir("sdxl")
+    engine.load(str(model))
+    with _recorded(engine.model.pipe.unet) as runs:
+        _run(engine, model, prompt="red AND blue", negative_prompt="", steps=1)
+    assert engine.model.pipe.config.force_zeros_for_empty_prompt  # the tiny SDXL says so, as SDXL base does
+    assert not runs.runs[0][0].any() and not runs.pooled[0][0].any()
+    assert runs.runs[0][1].any() and runs.pooled[0][1].any()
+    alone = _run(engine, model, prompt="red", negative_prompt="")[0]
+    assert np.array_equal(_run(engine, model, prompt="red AND blue :0", negative_prompt="")[0], alone)
