@@ -33,6 +33,7 @@ from studio.core.models.flux_parts import FluxParts, find_parts
 from studio.core.models.model_detect import ModelInfo, inspect_model
 from studio.core.models.model_hash import file_sha256, short_hash
 from studio.core.storage.outputs import OutputWriter
+from studio.engine.composable import compose_denoiser, prompt_for_pass
 from studio.engine.devices import resolve_device
 from studio.engine.errors import GenerationCancelled, free_device_memory, is_out_of_memory, to_studio_error
 from studio.engine.families import FamilyAdapter, adapter_for
@@ -43,7 +44,7 @@ from studio.engine.lora import engine_lora_folders, loras_for_job
 from studio.engine.memory import MemoryOptions, load_note
 from studio.engine.noise import image_request, initial_noise, vary_added_noise
 from studio.engine.previews import LatentPreviewer, X0Tap, previewer_for
-from studio.engine.prompt_encoding import PromptSwitches, prompt_encoding, prompt_notes
+from studio.engine.prompt_encoding import PromptSwitches, prompt_notes
 from studio.engine.vae import VaeDecoder
 
 
@@ -326,11 +327,12 @@ class Engine:
         # steps asked for (img2img too: not the fewer it runs), doubled for a second-order sampler.
         order = int(getattr(pipe.scheduler, "order", 1) or 1)
         steps = (request.steps * order, None) if hires_of is None else (hires_of[0] * order, hires_of[1] * order)
-        encoded = prompt_encoding(model, pipe, request, steps)
+        encoded = prompt_for_pass(model, pipe, request, steps)  # AND: one conditioning per part
         progress.switches = encoded.switches
         arguments, tensor_inputs = encoded.arguments, ["latents"]
         if encoded.switches is not None:  # the prompt changes within this pass
             tensor_inputs += encoded.switches.tensor_inputs
+        restore_denoiser = compose_denoiser(pipe, encoded)  # AND: the denoiser combines the parts
         try:
             result = pipe(
                 **arguments,
@@ -344,6 +346,7 @@ class Engine:
             )
         finally:
             progress.switches = None
+            restore_denoiser()
         progress.pass_done()
         return adapter.spatial_latents(result.images, request.width, request.height)
 

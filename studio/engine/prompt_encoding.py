@@ -114,7 +114,7 @@ def _cached(model, pipe, request, steps: tuple[int, int | None] | None = None) -
     Under CPU offload each encoding would move the text encoders onto the GPU and back.
     `steps`: (sampler steps of the pass, hires steps or None), for prompt editing."""
     cache = getattr(model, "prompt_cache", None)
-    key = (request.prompt, request.negative_prompt, request.clip_skip, request.guidance > 1.0)
+    key = request_key(request)
     if cache is None:
         return encode_request(model, pipe, request, steps)
     full = (*key, _pass_texts(request, steps))  # plain prompts: one key for every pass
@@ -122,6 +122,11 @@ def _cached(model, pipe, request, steps: tuple[int, int | None] | None = None) -
         cache[full] = encode_request(model, pipe, request, steps)
     cache[key] = cache[full]  # the latest, for prompt_notes
     return cache[full]
+
+
+def request_key(request) -> tuple:
+    """What a request's encoded prompts depend on (with its pass's steps): the job's cache key."""
+    return (request.prompt, request.negative_prompt, request.clip_skip, request.guidance > 1.0)
 
 
 def _pass_texts(request, steps: tuple[int, int | None] | None) -> tuple | None:
@@ -146,7 +151,7 @@ def prompt_encoding(model, pipe, request, steps: tuple[int, int | None]) -> Enco
 def prompt_notes(model, request) -> list[str]:
     """Notes about the request's prompts for the artist (embeddings left out and why)."""
     cache = getattr(model, "prompt_cache", None)
-    key = (request.prompt, request.negative_prompt, request.clip_skip, request.guidance > 1.0)
+    key = request_key(request)
     if cache is not None and key in cache:
         return list(cache[key].notes)
     return list(_cached(model, model.pipe, request).notes)

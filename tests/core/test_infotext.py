@@ -36,6 +36,15 @@ def test_round_trip_keeps_multiline_prompts_and_quoted_values():
     assert parsed.params["Size"] == "64x64"
 
 
+def test_and_prompts_round_trip_as_typed():
+    """The prompt is stored as typed, weights after AND included (A1111's own infotext)."""
+    request = GenerationRequest("a cat AND a dog :0.8\nAND [sun:moon:0.5] :-0.3", "blurry", 20, 7.0, 42, 512, 512,
+                                "Euler a", model="/m/x")
+    parsed = parse_infotext(format_infotext(request))
+    assert parsed.prompt == request.prompt and parsed.negative_prompt == "blurry"
+    assert parsed.params["Steps"] == "20"
+
+
 def test_parses_real_a1111_text_with_unknown_keys():
     text = (
         "masterpiece, (cat:1.2)\nNegative prompt: lowres\n"

@@ -1,10 +1,12 @@
 """A1111's prompt editing and alternation schedules (modules/prompt_parser.py's doctests as tables)."""
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.core.generation.prompt_schedule import counted_texts, prompt_schedule, text_at_step
+from studio.core.generation.prompt_schedule import and_parts, counted_texts, prompt_schedule, text_at_step
 
 
 def schedule(prompt, steps=10, hires=None):
@@ -113,3 +115,35 @@ def test_deep_nesting_is_read_as_typed():
 ])
 def test_counted_texts_are_a1111s(prompt, steps, expected):
     assert counted_texts(prompt, steps) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # A1111's get_multicond_prompt_list: the part's text as its regex leaves it (leading space kept)
+    ("a cat AND a dog :0.8", [("a cat", 1.0), (" a dog", 0.8)]),
+    ("a AND b:-0.5 AND c: 1.5", [("a", 1.0), (" b", -0.5), (" c", 1.5)]),
+    ("a AND b :.5 AND c :2.", [("a", 1.0), (" b", 0.5), (" c", 2.0)]),
+    ("a AND b :+3", [("a", 1.0), (" b", 3.0)]),
+    ("a AND b :1e3", [("a", 1.0), (" b :1e3", 1.0)]),  # no exponent: text, weight 1
+    ("a AND (b:1.2)", [("a", 1.0), (" (b:1.2)", 1.0)]),  # emphasis is not a part weight
+    ("a\nline AND b\n:0.5\n", [("a\nline", 1.0), (" b", 0.5)]),
+    ("a AND", [("a", 1.0), ("", 1.0)]),
+    ("ANDROID and more", [("ANDROID and more", 1.0)]),  # AND only as a word, in capitals
+    ("cat :0.5", [("cat", 0.5)]),  # without AND: one part (A1111 weighs it; the engine leaves it plain)
+])
+def test_and_parts_are_a1111s(text, expected):
+    assert and_parts(text) == expected
+
+
+A1111_AND = re.compile(r"\bAND\b")  # modules/prompt_parser.py, re_AND and re_weight as A1111 writes them
+A1111_WEIGHT = re.compile(r"^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aAND :.-+0123456789e\n\t([)]")), max_size=30))
+def test_and_parts_match_a1111s_regexes(text):
+    expected = []
+    for part in A1111_AND.split(text):
+        match = A1111_WEIGHT.search(part)
+        found, weight = match.groups() if match is not None else (part, 1.0)
+        expected.append((found, float(weight) if weight is not None else 1.0))
+    assert and_parts(text) == expected

@@ -263,7 +263,7 @@ def test_plain_prompt_keeps_the_pixels_of_the_plain_path(engine, tiny_family_dir
     from studio.engine.prompt_encoding import EncodedPrompt
 
     monkeypatch.setattr(  # the pipeline's own encode_prompt instead of ours
-        engine_module, "prompt_encoding",
+        engine_module, "prompt_for_pass",
         lambda m, p, r, steps: EncodedPrompt({"prompt": r.prompt, "negative_prompt": r.negative_prompt or None}),
     )
     assert np.array_equal(ours, _pixels(engine, model))

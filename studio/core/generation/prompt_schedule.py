@@ -103,17 +103,25 @@ AND_WORD = re.compile(r"\bAND\b")
 AND_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.DOTALL)
 
 
+def and_parts(text: str) -> list[tuple[str, float]]:
+    """(text, weight) of each part of a prompt (its extra-network tags already out) between the
+    word AND, in order, repeats kept: `a cat AND a dog :0.8` -> [("a cat", 1.0), (" a dog", 0.8)].
+    A prompt without AND is one part."""
+    parts = []
+    for part in AND_WORD.split(text):
+        match = AND_WEIGHT.search(part)
+        if match is None:  # never for this pattern; A1111 keeps such a part whole
+            parts.append((part, 1.0))
+        else:
+            parts.append((match.group(1), float(match.group(2)) if match.group(2) is not None else 1.0))
+    return parts
+
+
 def counted_texts(prompt: str, steps: int) -> list[str]:
     """The texts A1111's token counter counts for a prompt (ui.update_token_counter), whose
     longest it shows: extra-network tags taken out, the prompt split on AND (each part without
     its ":weight"), and each part's edits and alternations resolved at every step of `steps`."""
-    text = extract_extra_networks(prompt)[0]
-    parts: list[str] = []
-    for part in AND_WORD.split(text):
-        match = AND_WEIGHT.search(part)
-        part = match.group(1) if match is not None else part
-        if part not in parts:
-            parts.append(part)
+    parts = dict.fromkeys(part for part, _ in and_parts(extract_extra_networks(prompt)[0]))
     return [entry.text for part in parts for entry in prompt_schedule(part, steps)]
 
 

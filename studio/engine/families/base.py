@@ -72,6 +72,9 @@ class FamilyAdapter:
     loads_itself: ClassVar[bool] = False  # True: load() builds the pipeline, not from_single_file/from_pretrained
     finds_parts: ClassVar[bool] = False  # True: a model file may need parts found beside it (Flux's text encoders)
     applies_loras: ClassVar[bool] = True  # False: LoRA tags get a note and are not applied
+    # Whether `a AND b` denoises each part and combines them through CFG (A1111's composable
+    # diffusion, studio.engine.composable); otherwise the parts are read as one prompt, with a note.
+    composable_prompts: ClassVar[bool] = False
 
     # -- loading -----------------------------------------------------------------------------
     def pipeline_classes(self) -> dict[Mode, type]:

@@ -31,6 +31,7 @@ class UNetFamily(FamilyAdapter):
 
     checkpoint_text_encoders: ClassVar[tuple[CheckpointTextEncoder, ...]]
     tokenizer_pads: ClassVar[tuple[str, ...]]  # pad token of `tokenizer` (and `tokenizer_2`)
+    composable_prompts = True  # A1111 combines AND parts for these families
 
     def tokenizers(self) -> dict:
         """The shipped CLIP tokenizers (shared: nothing changes them; embeddings are swapped in at
