@@ -20,6 +20,7 @@ import re
 import shutil
 from pathlib import Path
 
+from studio.core.errors import ErrorKind, StudioError
 from studio.core.models.family import ModelInfo
 from studio.core.models.safetensors_header import SafetensorsHeader
 from studio.core.storage.paths import data_home
@@ -29,6 +30,16 @@ from studio.engine.families.stable_diffusion import CheckpointTextEncoder, UNetF
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
 
+# The most any real SD 1.x, SD 2.x or SDXL checkpoint has of each repeated part (SD 1.x/2.x: 12
+# input and output blocks of one transformer each; SDXL: 9 blocks, up to 10 transformers each;
+# the VAE: 4 levels, 3 decoder blocks each). A header declaring more is damaged or crafted, and
+# building it would take minutes (every block is a module diffusers makes and converts); text
+# encoders' layer limits are their adapters' (CheckpointTextEncoder.max_layers).
+MAX_UNET_BLOCKS = 12  # input_blocks.N and output_blocks.N, each
+MAX_TRANSFORMER_DEPTH = 10  # transformer_blocks.N inside one UNet block
+MAX_VAE_LEVELS = 4
+MAX_VAE_BLOCKS = 3  # resnets per VAE level
+
 
 def _indices(header: SafetensorsHeader, pattern: str) -> list[int]:
     regex = re.compile(pattern)
@@ -36,13 +47,40 @@ def _indices(header: SafetensorsHeader, pattern: str) -> list[int]:
     return sorted(found)
 
 
+def _refuse_beyond(header: SafetensorsHeader, what: str, pattern: str, limit: int) -> None:
+    """Refuse a header declaring more of a numbered part (its highest index plus one) than any
+    real model has, in one pass over the names: what is built from it stays bounded."""
+    found = _indices(header, pattern)
+    count = found[-1] + 1 if found else 0
+    if count > limit:
+        raise StudioError(
+            ErrorKind.BAD_MODEL,
+            f"{header.path.name} is damaged or not a real model: it declares {count:,} {what}, "
+            f"and no Stable Diffusion model has more than {limit}.",
+            "Download it again from where it came from.",
+        )
+
+
 def unet_config(header: SafetensorsHeader, adapter: UNetFamily, template: dict) -> dict:
     """The UNet config of an LDM-layout UNet: levels, channels, depths, conditioning sizes."""
+    unet = re.escape(UNET)
+    _refuse_beyond(header, "UNet input blocks", unet + r"input_blocks\.(\d+)\.", MAX_UNET_BLOCKS)
+    _refuse_beyond(header, "UNet output blocks", unet + r"output_blocks\.(\d+)\.", MAX_UNET_BLOCKS)
+    _refuse_beyond(header, "transformer blocks in one UNet block",
+                   unet + r"(?:input_blocks\.\d+|output_blocks\.\d+|middle_block)\.1\.transformer_blocks\.(\d+)\.",
+                   MAX_TRANSFORMER_DEPTH)
     config = dict(template)
     first = header.shape(UNET + "input_blocks.0.0.weight")
     config["in_channels"] = first[1]
     config["out_channels"] = header.shape(UNET + "out.2.weight")[0]
     levels: list[dict] = [{"channels": None, "resnets": 0, "depth": 0}]
+    # Each block's transformer depth, in one pass over the names (one pass per block was
+    # quadratic in the header's size).
+    depth_regex = re.compile(re.escape(UNET) + r"input_blocks\.(\d+)\.1\.transformer_blocks\.(\d+)\.")
+    depths_of: dict[int, set[int]] = {}
+    for name in header.tensors:
+        if m := depth_regex.match(name):
+            depths_of.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
     for k in _indices(header, re.escape(UNET) + r"input_blocks\.(\d+)\.")[1:]:
         block = f"{UNET}input_blocks.{k}."
         if header.shape(block + "0.op.weight") is not None:  # a downsampler closes the level
@@ -51,7 +89,7 @@ def unet_config(header: SafetensorsHeader, adapter: UNetFamily, template: dict) 
         level = levels[-1]
         level["resnets"] += 1
         level["channels"] = header.shape(block + "0.out_layers.3.weight")[0]
-        depth = len(_indices(header, re.escape(block) + r"1\.transformer_blocks\.(\d+)\."))
+        depth = len(depths_of.get(k, ()))
         level["depth"] = max(level["depth"], depth)
     channels = [level["channels"] for level in levels]
     config["block_out_channels"] = channels
@@ -74,6 +112,10 @@ def unet_config(header: SafetensorsHeader, adapter: UNetFamily, template: dict) 
 
 
 def vae_config(header: SafetensorsHeader, template: dict, prefix: str = VAE) -> dict:
+    vae = re.escape(prefix)
+    _refuse_beyond(header, "VAE levels", vae + r"(?:encoder\.down|decoder\.up)\.(\d+)\.", MAX_VAE_LEVELS)
+    _refuse_beyond(header, "blocks in one VAE level", vae + r"(?:encoder\.down|decoder\.up)\.\d+\.block\.(\d+)\.",
+                   MAX_VAE_BLOCKS)
     config = dict(template)
     levels = _indices(header, re.escape(prefix) + r"encoder\.down\.(\d+)\.")
     channels = [header.shape(f"{prefix}encoder.down.{i}.block.0.conv2.weight")[0] for i in levels]
@@ -86,8 +128,11 @@ def vae_config(header: SafetensorsHeader, template: dict, prefix: str = VAE) -> 
 
 
 def text_encoder_config(header: SafetensorsHeader, where: CheckpointTextEncoder, template: dict) -> dict:
-    config = dict(template)
     prefix = where.prefix
+    layers_pattern = r"encoder\.layers\.(\d+)\." if where.layout == "hf" else r"transformer\.resblocks\.(\d+)\."
+    _refuse_beyond(header, f"layers in its {where.folder.replace('_', ' ')}", re.escape(prefix) + layers_pattern,
+                   where.max_layers)
+    config = dict(template)
     if where.layout == "hf":
         vocab, hidden = header.shape(prefix + "embeddings.token_embedding.weight")
         positions = header.shape(prefix + "embeddings.position_embedding.weight")[0]

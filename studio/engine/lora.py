@@ -11,7 +11,10 @@ when none is left the peft wrappers are removed too. Adapters live in the model'
 they go with the model when another is loaded.
 
 Anything wrong with one LoRA (missing, made for another family, a format diffusers can't read)
-is a note to the artist and the job runs without it, as A1111 does.
+is a note to the artist and the job runs without it, as A1111 does. A name repeated in the prompt
+is one LoRA at A1111's summed weight (studio.core.generation.lora_tags.merge_repeats), and a job
+applies at most MAX_LORAS_PER_JOB of them. An image that comes out NaN names the LoRA,
+embedding or VAE that most likely made it (studio.engine.nan_cause).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.errors import StudioError
-from studio.core.generation.lora_tags import LoraTag, find_lora, inspect_lora, lora_tags
+from studio.core.generation.lora_tags import LoraTag, find_lora, inspect_lora, job_loras
 from studio.core.models.model_library import lora_folders, model_folders
 from studio.engine.families import ADAPTERS, adapter_for, denoiser_of
+from studio.engine.nan_cause import InvalidImage, Suspects, embeddings_named, explain
 
 KEEP_JOBS = 3  # jobs a LoRA stays loaded without being used
 MAX_LOADED = 6  # at most this many stay loaded (a few hundred MB each for SDXL)
@@ -201,8 +205,10 @@ def _family_note(tag: LoraTag, path: Path, family) -> str:
     return ""
 
 
-def prepare_loras(engine, model, tags: list[LoraTag]) -> tuple[dict[str, tuple[float, float]], list[str]]:
-    """Load the tags' LoRAs into the model (cached); ({adapter: (te, unet) weight}, notes)."""
+def prepare_loras(engine, model, tags: list[LoraTag], used: list | None = None
+                  ) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """Load the tags' LoRAs into the model (cached); ({adapter: (te, unet) weight}, notes).
+    `used` gets (name, file, weight) of each LoRA applied."""
     notes = [tag.note for tag in tags if tag.note]
     wanted = [tag for tag in tags if not tag.is_off]
     if not wanted:
@@ -227,7 +233,9 @@ def prepare_loras(engine, model, tags: list[LoraTag]) -> tuple[dict[str, tuple[f
             notes.append(f"LoRA {tag.name} could not be applied ({_reason(exc)}); this image was made without it.")
             continue
         te, unet = weights.get(adapter.name, (0.0, 0.0))
-        weights[adapter.name] = (te + tag.weight, unet + tag.unet)  # a repeated tag adds up, as in A1111
+        weights[adapter.name] = (te + tag.weight, unet + tag.unet)  # two names of one file add up, as in A1111
+        if used is not None:
+            used.append((tag.name, path, tag.weight))
     return weights, notes
 
 
@@ -235,31 +243,46 @@ def prepare_loras(engine, model, tags: list[LoraTag]) -> tuple[dict[str, tuple[f
 def loras_for_job(engine, model, request):
     """Apply the prompt's LoRAs for the duration of the job; yields a note for the artist.
 
-    On leaving, however the job ended, every adapter is switched off again."""
-    tags = lora_tags(request.prompt)
+    On leaving, however the job ended, every adapter is switched off again; a NaN image leaves
+    as an error naming its likeliest cause."""
+    tags, cap_note = job_loras(request.prompt)
     if tags and not adapter_for(model.info.family).applies_loras:
         yield (f"LoRAs for {model.info.family.label} models are not applied yet in this version; "
                "this image was made without them.")
         return
+    suspects = Suspects(vae=getattr(model, "vae_path", "") or "")
     cache = cache_for(model, create=bool(tags))
     if cache is None:  # no LoRA in this job and none ever loaded into this model
-        yield " ".join(tag.note for tag in tags if tag.note)
+        with _naming_nan_causes(request, suspects):
+            yield " ".join(tag.note for tag in tags if tag.note)
         return
     cache.jobs += 1
     weights: dict[str, tuple[float, float]] = {}
-    notes: list[str] = []
+    notes: list[str] = [cap_note] if cap_note else []
     try:
-        weights, notes = prepare_loras(engine, model, tags)
+        weights, tag_notes = prepare_loras(engine, model, tags, suspects.loras)
+        notes += tag_notes
         cache.evict(model.pipe, keep=set(weights))
         if weights:
             _activate(model.pipe, weights)
     except Exception as exc:  # noqa: BLE001 - the job runs without LoRAs rather than not at all
         log.warning("LoRAs not applied", exc_info=True)
         weights = {}
+        suspects.loras.clear()
         notes.append(f"The LoRAs could not be applied ({_reason(exc)}); this image was made without them.")
         _deactivate(model.pipe)
     try:
-        yield " ".join(notes)
+        with _naming_nan_causes(request, suspects):
+            yield " ".join(notes)
     finally:
         if weights:
             _deactivate(model.pipe)
+
+
+@contextmanager
+def _naming_nan_causes(request, suspects: Suspects):
+    try:
+        yield
+    except InvalidImage as error:
+        suspects.embeddings = embeddings_named(request)
+        raise explain(error, suspects) from error

@@ -14,10 +14,10 @@ import threading
 import numpy as np
 import torch
 
-from studio.core.errors import ErrorKind, StudioError
 from studio.core.models.family import ModelInfo
 from studio.core.storage.atomic import write_text_atomic
 from studio.core.storage.paths import data_home
+from studio.engine.nan_cause import InvalidImage
 
 _LOCK = threading.Lock()
 FP32_NOTE = "This model's VAE overflows in half precision: decoded in full precision (remembered for this model)."
@@ -102,10 +102,6 @@ class VaeDecoder:
         finally:
             if vae.dtype != original:
                 vae.to(original)
-        if not torch.isfinite(image).all():
-            raise StudioError(
-                ErrorKind.INTERNAL,
-                "The model produced an invalid (NaN) image.",
-                "The model file may be damaged, or the settings extreme (try a lower guidance or another sampler).",
-            )
+        if not torch.isfinite(image).all():  # the cause is named by studio.engine.nan_cause
+            raise InvalidImage("decode" if torch.isfinite(latents).all() else "latents")
         return pipe.image_processor.postprocess(image.float(), output_type="np")[0], note

@@ -102,3 +102,16 @@ def test_the_controller_runs_a_queue_through_the_engine_thread(local, qtbot, tmp
     qtbot.waitUntil(lambda: len(controller.job(ids[2]).paths) == 1, timeout=10000)
     assert all(p.endswith(".png") for p in controller.job(ids[0]).paths + controller.job(ids[2]).paths)
     assert controller.close(10)
+
+
+def test_a_waiting_load_is_replaced_by_the_next_model_chosen(local, qtbot):
+    backend, script, events = local
+    script.hold_load = threading.Event()
+    backend.load_model("/models/slow", "cpu")  # being read: blocks the worker
+    assert script.held.wait(5)
+    for name in ("a", "b", "c"):  # the artist clicks through three models meanwhile
+        backend.load_model(f"/models/{name}", "cpu")
+    script.hold_load.set()
+    qtbot.waitUntil(lambda: sum(isinstance(e, ModelLoaded) for e in events) == 2, timeout=5000)
+    qtbot.wait(50)
+    assert [path for path, _ in script.loads] == ["/models/slow", "/models/c"]

@@ -49,7 +49,7 @@ class EngineWorker(QObject):
     stepReady = Signal()  # call take_steps() for the StepProgress events since the last call
 
     _generateRequested = Signal(object, object, str)  # (request, cancel event, job id), to the worker thread
-    _loadRequested = Signal(str, str, str)  # path, device, VAE ("" = the model's own)
+    _loadRequested = Signal(str, str, str, int)  # path, device, VAE ("" = the model's own), request number
     _memoryRequested = Signal(object)  # a dict of MemoryOptions' fields
     _foldersRequested = Signal(object)  # the artist's model folders (a tuple of str)
 
@@ -61,6 +61,7 @@ class EngineWorker(QObject):
         self._steps: list[StepProgress] = []
         self._step_pending = False
         self._cancel: threading.Event | None = None
+        self._latest_load = 0  # the number of the newest load asked for (under _lock)
         self._generateRequested.connect(self._run_job)
         self._loadRequested.connect(self._load)
         self._memoryRequested.connect(self._set_memory)
@@ -82,8 +83,13 @@ class EngineWorker(QObject):
             self._cancel.set()
 
     def load_model(self, path: str, device: str, vae: str = "") -> None:
-        """A checkpoint without a VAE of its own needs the chosen one to load at all."""
-        self._loadRequested.emit(path, device, vae)
+        """A checkpoint without a VAE of its own needs the chosen one to load at all. A load
+        still waiting behind a job or another load when the next model is chosen is skipped:
+        the newest choice replaces it."""
+        with self._lock:
+            self._latest_load += 1
+            number = self._latest_load
+        self._loadRequested.emit(path, device, vae, number)
 
     def set_memory(self, options: dict) -> None:
         """New memory options, as a dict of studio.engine.memory.MemoryOptions' fields (the GUI
@@ -108,8 +114,12 @@ class EngineWorker(QObject):
             self._engine = self._engine_factory(self._dispatch)  # heavy imports happen here
         return self._engine
 
-    @Slot(str, str, str)
-    def _load(self, path: str, device: str, vae: str) -> None:
+    @Slot(str, str, str, int)
+    def _load(self, path: str, device: str, vae: str, number: int) -> None:
+        with self._lock:
+            superseded = number != self._latest_load
+        if superseded:  # another model was chosen meanwhile; its load is queued behind this one
+            return
         try:
             self._engine_or_fail().load(path, device, vae=vae)
         except StudioError as error:

@@ -28,6 +28,9 @@ from studio.core.models.safetensors_header import SafetensorsHeader, read_header
 
 LORA_KINDS = ("lora", "lyco")
 MAX_WEIGHT = 2.0  # A1111's slider range; far beyond it a LoRA only burns the image
+# Distinct LoRAs one job applies. Each is an adapter in memory (an SDXL LoRA: up to a few hundred
+# MB), and a prompt naming a hundred loaded a hundred; artists stack a handful.
+MAX_LORAS_PER_JOB = 10
 SUFFIX = ".safetensors"  # pickled .pt/.ckpt LoRAs can run code when loaded: never read
 
 
@@ -89,6 +92,53 @@ def lora_tags(prompt: str) -> list[LoraTag]:
     # has and is skipped (taken out of the text like every tag, never applied).
     tags = (parse_lora_args(n.args) for n in networks if n.kind in LORA_KINDS)
     return [tag for tag in tags if tag is not None]
+
+
+def merge_repeats(tags: list[LoraTag]) -> list[LoraTag]:
+    """One tag per LoRA name, in order of first mention, as A1111 applies repeats: its
+    load_networks (extensions-builtin/Lora/networks.py) reuses the one in-memory network for
+    every mention and overwrites its multipliers with each, so a name mentioned n times is
+    applied n times at its last mention's weights: n x last weight. That sum is held to
+    -MAX_WEIGHT..MAX_WEIGHT like one tag's weight (1,000 mentions at 2 are 2, not 2,000)."""
+    by_name: dict[str, list[LoraTag]] = {}
+    for tag in tags:
+        by_name.setdefault(tag.name, []).append(tag)
+    merged = []
+    for name, mentions in by_name.items():
+        last, count = mentions[-1], len(mentions)
+        notes = list(dict.fromkeys(tag.note for tag in mentions if tag.note))
+        if count == 1:
+            merged.append(last)
+            continue
+        weight = _held(name, count, "weight", last.weight, notes)
+        unet = None if last.unet_weight is None else _held(name, count, "UNet weight", last.unet_weight, notes)
+        merged.append(LoraTag(name, weight, unet, " ".join(notes)))
+    return merged
+
+
+def _held(name: str, count: int, label: str, last: float, notes: list[str]) -> float:
+    total = count * last
+    if abs(total) <= MAX_WEIGHT:
+        return total
+    held = math.copysign(MAX_WEIGHT, total)
+    notes.append(f"LoRA {name} is named {count:,} times at {label} {last:g}, which adds up to {total:g}; "
+                 f"used {held:g}, the most one LoRA takes.")
+    return held
+
+
+def job_loras(prompt: str) -> tuple[list[LoraTag], str]:
+    """The LoRAs one job applies: repeats merged, at most MAX_LORAS_PER_JOB (the first named),
+    and a note when some were left out."""
+    tags = merge_repeats(lora_tags(prompt))
+    wanted = [tag for tag in tags if not tag.is_off]
+    if len(wanted) <= MAX_LORAS_PER_JOB:
+        return tags, ""
+    dropped = wanted[MAX_LORAS_PER_JOB:]
+    kept = [tag for tag in tags if tag not in dropped]
+    note = (f"The prompt names {len(wanted):,} LoRAs; an image takes at most {MAX_LORAS_PER_JOB}, so the first "
+            f"{MAX_LORAS_PER_JOB} were used and {len(dropped):,} left out ({', '.join(t.name for t in dropped[:3])}"
+            f"{', …' if len(dropped) > 3 else ''}).")
+    return kept, note
 
 
 # -- the files ------------------------------------------------------------------------------------

@@ -54,6 +54,16 @@ BREAK_WORD = re.compile(r"\s*\bBREAK\b\s*", re.DOTALL)  # A1111's re_break
 ROUND = 1.1  # (x)
 SQUARE = 1 / 1.1  # [x]
 BREAK = ("BREAK", -1.0)  # the marker A1111 puts between chunks
+# Every weight stays within -MAX_EMPHASIS..MAX_EMPHASIS as it is multiplied. A1111 has no limit:
+# `(x:99999)` or a thousand nested brackets overflow half precision (and 1.1**7500 even a
+# double) and its image comes out NaN, so past this range it makes no picture at all. Within
+# it nothing changes: after the mean is restored a token at 100 already drowns the rest.
+MAX_EMPHASIS = 100.0
+
+
+def _held(weight: float) -> float:
+    """The weight within -MAX_EMPHASIS..MAX_EMPHASIS (the same float when it is)."""
+    return min(max(weight, -MAX_EMPHASIS), MAX_EMPHASIS)
 
 
 def is_break(fragment: tuple[str, float]) -> bool:
@@ -95,7 +105,7 @@ class _Runs:
             self.values.insert(run, self.values[run - 1])
         values = self.values
         for index in range(run, len(values)):
-            values[index] *= factor
+            values[index] = _held(values[index] * factor)
         # Neighbours that now share a weight merge: what follows treats them alike.
         head = max(run, 1)
         keep = [index for index in range(head, len(values)) if values[index] != values[index - 1]]
@@ -145,7 +155,7 @@ def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
             square_open.append(len(texts))
         elif number is not None and round_open:
             try:
-                weight = float(number)
+                weight = _held(float(number))  # "9" * 400 reads as infinity
             except ValueError:  # "1.2.3", "." : A1111 raises here
                 add_text(token[:-1])
                 weights.multiply_from(round_open.pop(), ROUND)

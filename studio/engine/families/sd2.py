@@ -31,7 +31,7 @@ class SD2Adapter(UNetFamily):
     latent = SD_LATENT
     tokenizer_pads = (PAD_BANG,)
     checkpoint_text_encoders = (CheckpointTextEncoder("text_encoder", "cond_stage_model.model.", "openclip",
-                                                      drops_last_layer=True),)
+                                                      drops_last_layer=True, max_layers=24),)
 
     def config_name(self, info: ModelInfo) -> str:
         if info.inpaint:

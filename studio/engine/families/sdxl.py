@@ -32,7 +32,8 @@ class SDXLAdapter(UNetFamily):
     tokenizer_pads = (PAD_EOS, PAD_BANG)
     checkpoint_text_encoders = (
         CheckpointTextEncoder("text_encoder", "conditioner.embedders.0.transformer.text_model.", "hf"),
-        CheckpointTextEncoder("text_encoder_2", "conditioner.embedders.1.model.", "openclip", projection=True),
+        CheckpointTextEncoder("text_encoder_2", "conditioner.embedders.1.model.", "openclip", projection=True,
+                              max_layers=32),
     )
     prompt_tensor_inputs = ("prompt_embeds", "add_text_embeds")  # the pooled embeddings, inside the loop
 

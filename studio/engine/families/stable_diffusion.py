@@ -24,6 +24,9 @@ class CheckpointTextEncoder:
     layout: str  # "hf" (transformers' CLIP names) or "openclip"
     drops_last_layer: bool = False  # diffusers keeps 23 of OpenCLIP-H's 24 layers (SD 2.x reads the penultimate)
     projection: bool = False  # its text_projection sizes the pooled output (SDXL's second encoder)
+    # The real encoder's layers (CLIP ViT-L 12, OpenCLIP ViT-H 24, ViT-bigG 32): a header
+    # declaring more is not a real model.
+    max_layers: int = 12
 
 
 class UNetFamily(FamilyAdapter):
