@@ -330,6 +330,11 @@ class History:
                     except ValueError:  # a name the file system cannot encode (a lone surrogate)
                         entry = None
         if entry is not None:
+            try:
+                entry.to_json().encode("utf-8")
+            except UnicodeEncodeError:  # a name with a lone surrogate: not recorded, never a crash
+                entry = None
+        if entry is not None:
             self._entries.pop(entry.path, None)
             self._entries[entry.path] = entry
         try:
