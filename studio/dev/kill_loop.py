@@ -9,9 +9,10 @@ the history append. A launch runs the jobs left from the last one (the artist's 
 jobs while fewer than a few wait, prints the ids it queued once queue.json holds them, and is
 killed after a random delay. A last launch runs the queue to the end and closes cleanly.
 
-No image is lost when every job ever accepted ends done with its images on disk (complete
-PNGs) and in History. A job interrupted before its images were written runs again, so an image
-may exist twice; that is counted, not a loss.
+No image is lost when every image of every job ever accepted (printed once queue.json held it)
+is a complete PNG listed in History, and no job is left unfinished. A job interrupted before
+its images were all written runs again, so an image may exist twice; that is counted, not a
+loss. A PNG torn by a kill mid-write is never one the studio named: writes are atomic.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def child(home: Path, outputs: Path, drain: bool) -> int:
             added.append(controller.generate(request))
         if added:
             controller.queue.flush()  # on disk: from here on the job must not be lost
-            print("accepted " + " ".join(added), flush=True)
+            print("accepted " + " ".join(f"{job_id}:{controller.queue.get(job_id).request.seed}" for job_id in added),
+                  flush=True)
 
     def finish() -> None:
         timer.stop()
@@ -131,7 +133,7 @@ def _launch(home: Path, outputs: Path, drain: bool = False) -> subprocess.Popen:
                             cwd=Path(__file__).resolve().parents[2])
 
 
-def _read_lines(process: subprocess.Popen, seconds: float, accepted: set[str], until: str = "") -> bool:
+def _read_lines(process: subprocess.Popen, seconds: float, accepted: dict[str, int], until: str = "") -> bool:
     """Collect 'accepted' ids for `seconds` (or until a line starts with `until`); True when seen."""
     end = time.monotonic() + seconds
     assert process.stdout is not None
@@ -143,45 +145,47 @@ def _read_lines(process: subprocess.Popen, seconds: float, accepted: set[str], u
         if not line:
             return False
         if line.startswith("accepted "):
-            accepted.update(line.split()[1:])
+            accepted.update((job_id, int(serial)) for job_id, serial in (w.split(":") for w in line.split()[1:]))
         if until and line.startswith(until):
             return True
     return False
 
 
-def check(home: Path, outputs: Path, accepted: set[str]) -> dict:
-    """What became of every accepted job: lost ones, images twice, History."""
+def check(home: Path, outputs: Path, accepted: dict[str, int]) -> dict:
+    """What became of every accepted job (id -> its serial). The queue forgets done jobs past
+    its last hundred, so History is where their images are looked for: each image of each
+    job (its prompt and seed) must be listed there and be a complete PNG on disk."""
     from PIL import Image
 
     queue = json.loads((home / "queue.json").read_text(encoding="utf-8"))
-    jobs = {job["id"]: job for job in queue["jobs"]}
-    index = home / "history.jsonl"
-    listed = set()
-    if index.exists():
-        for line in index.read_text(encoding="utf-8").splitlines():
-            try:
-                listed.add(str(Path(json.loads(line)["path"]).resolve()))
-            except (ValueError, KeyError, TypeError):
-                pass
-    lost, broken, unlisted, images = [], [], [], 0
-    for job_id in sorted(accepted):
-        job = jobs.get(job_id)
-        if job is None or job["status"] != "done" or len(set(job["paths"])) < BATCH:
-            lost.append(job_id)
-            continue
-        for path in job["paths"]:
-            images += 1
-            try:
-                with Image.open(path) as image:
-                    image.load()
-            except OSError:
-                broken.append(path)
-            if str(Path(path).resolve()) not in listed:
-                unlisted.append(path)
-    on_disk = len(list(outputs.rglob("*.png")))
-    return {"accepted_jobs": len(accepted), "lost_jobs": lost, "broken_images": broken,
-            "not_in_history": unlisted, "images": images, "pngs_on_disk": on_disk,
-            "extra_pngs": on_disk - images}
+    unfinished = [job["id"] for job in queue["jobs"] if job["status"] != "done"]
+    listed: dict[tuple[str, int], list[str]] = {}
+    for line in (home / "history.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            listed.setdefault((entry["prompt"], int(entry["seed"])), []).append(entry["path"])
+        except (ValueError, KeyError, TypeError):
+            pass  # a torn last line is healed by the next load
+    lost, broken, images = [], [], 0
+    for job_id, serial in sorted(accepted.items()):
+        for seed in range(serial, serial + BATCH):
+            paths = listed.get((f"kill loop {serial}", seed), [])
+            complete = False
+            for path in paths:
+                try:
+                    with Image.open(path) as image:
+                        image.load()
+                    complete = True
+                except OSError:
+                    broken.append(path)
+            images += complete
+            if not complete:
+                lost.append(f"{job_id} image {seed - serial + 1}")
+    pngs = {str(p.resolve()) for p in outputs.rglob("*.png")}
+    in_history = {str(Path(p).resolve()) for paths in listed.values() for p in paths}
+    return {"accepted_jobs": len(accepted), "lost_images": lost, "broken_images": broken,
+            "unfinished_jobs": unfinished, "not_in_history": sorted(pngs - in_history), "images": images,
+            "pngs_on_disk": len(pngs), "written_twice": len(pngs) - images}
 
 
 def kill_loop(root: Path, kills: int, seed: int = 0, max_delay: float = 1.5, progress=None) -> dict:
@@ -189,7 +193,7 @@ def kill_loop(root: Path, kills: int, seed: int = 0, max_delay: float = 1.5, pro
     home, outputs = root / "home", root / "outputs"
     home.mkdir(parents=True, exist_ok=True)
     outputs.mkdir(parents=True, exist_ok=True)
-    accepted: set[str] = set()
+    accepted: dict[str, int] = {}
     started = time.monotonic()
     for kill in range(kills):
         process = _launch(home, outputs)
@@ -209,7 +213,8 @@ def kill_loop(root: Path, kills: int, seed: int = 0, max_delay: float = 1.5, pro
     process.wait(60)
     process.stdout.close()
     # Jobs queued by a launch killed before it said so are checked too.
-    accepted |= {job["id"] for job in json.loads((home / "queue.json").read_text(encoding="utf-8"))["jobs"]}
+    for job in json.loads((home / "queue.json").read_text(encoding="utf-8"))["jobs"]:
+        accepted.setdefault(job["id"], int(job["request"]["seed"]))
     report = check(home, outputs, accepted)
     report.update(kills=kills, drained=drained, seconds=round(time.monotonic() - started, 1))
     return report
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                        if n % 10 == 0 else None)
     print(json.dumps({k: (v if not isinstance(v, list) else v[:5] + ([f"… {len(v)} in all"] if len(v) > 5 else []))
                       for k, v in report.items()}, indent=2))
-    ok = report["drained"] and not report["lost_jobs"] and not report["broken_images"] and not report["not_in_history"]
+    ok = report["drained"] and not any(report[k] for k in ("lost_images", "unfinished_jobs", "not_in_history"))
     return 0 if ok else 1
 
 

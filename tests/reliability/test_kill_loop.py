@@ -17,5 +17,6 @@ def test_kills_at_random_moments_lose_no_image(tmp_path):
     report = kill_loop(tmp_path, kills=6, seed=3)
     assert report["drained"], report
     assert report["accepted_jobs"] >= 4, report
-    assert report["lost_jobs"] == [] and report["broken_images"] == [] and report["not_in_history"] == [], report
-    assert report["images"] >= BATCH * report["accepted_jobs"]
+    assert report["lost_images"] == [] and report["unfinished_jobs"] == [] and report["not_in_history"] == [], report
+    assert report["broken_images"] == [], report
+    assert report["images"] == BATCH * report["accepted_jobs"]
