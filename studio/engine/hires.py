@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from studio.core.generation.request import MAX_SIDE, GenerationRequest, InvalidRequest, Mode
+from studio.core.generation.request import MAX_SIDE, GenerationRequest, InvalidRequest, Mode, output_size
 
 # A1111's latent upscale modes (shared.latent_upscale_modes): torch interpolate mode, antialias.
 LATENT_UPSCALERS = {
@@ -48,18 +48,13 @@ def wants_hires(request: GenerationRequest) -> bool:
 def hires_size(request: GenerationRequest) -> tuple[int, int]:
     """(width, height) of the second pass: the first pass's size times the hires upscale, to the
     nearest multiple of 8. InvalidRequest when a side would exceed MAX_SIDE."""
-    width, height = (max(8, _nearest_8(side * request.hires_scale)) for side in (request.width, request.height))
+    width, height = output_size(replace(request, mode=Mode.TXT2IMG))
     if max(width, height) > MAX_SIDE:
         raise InvalidRequest(
             f"Hires fix would make a {width}x{height} picture; each side can be at most {MAX_SIDE} pixels. "
             "Lower “Upscale by”, or the width and height."
         )
     return width, height
-
-
-def _nearest_8(size: float) -> int:
-    """Half-way rounds up (676 -> 680), with room for float error (520 * 1.3 = 675.999...)."""
-    return math.floor(size / 8 + 0.5 + 1e-9) * 8
 
 
 def _schedule(request: GenerationRequest, model) -> tuple[int, int]:

@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.events import Event, StepProgress
+from studio.core.events import Event, JobStarted, StepProgress
+from studio.core.generation.request import output_size
 from studio.core.storage.job_queue import Job, JobStatus
 from studio.ui.history_panel import ThumbnailReader
 from studio.ui.images import qimage_from_rgb
@@ -64,7 +65,8 @@ def job_label(job: Job, progress: str = "") -> str:
     status = STATUS_TEXT[job.status] + (f" {progress}" if progress else "")
     if job.restored and job.status is JobStatus.PENDING:
         status = "From last time"
-    size = f"{job.request.width}×{job.request.height}, {job.request.steps} steps"
+    width, height = output_size(job.request)  # a hires job shows the size it makes
+    size = f"{width}×{height}, {job.request.steps} steps"
     batch = f", {job.request.batch_count} images" if job.request.batch_count > 1 else ""
     return f"{prompt}\n{status} · {size}{batch}"
 
@@ -362,6 +364,13 @@ class QueuePanel(QWidget):
     def _on_event(self, event: Event) -> None:
         if isinstance(event, StepProgress):
             self._step(event)
+        elif isinstance(event, JobStarted):  # a long queue follows the job that runs now
+            self._scroll_to_running(event.job_id)
+
+    def _scroll_to_running(self, job_id: str) -> None:
+        row = self.model.row_of(job_id)
+        if row >= 0:
+            self.view.scrollTo(self.model.index(row, 0))
 
     def _step(self, step: StepProgress) -> None:
         """The running job's row shows how far it is and its newest preview, as Krita's job
@@ -415,6 +424,10 @@ class QueuePanel(QWidget):
         return self.controller.job(job_id) if job_id else None
 
     def _sync_buttons(self) -> None:
+        jobs = self.controller.queue.jobs
+        self.cancel_all_button.setEnabled(any(not job.status.finished for job in jobs))
+        self.clear_button.setEnabled(any(job.status.finished for job in jobs))
+        self.pause_button.setEnabled(bool(jobs) or self.controller.paused)  # Resume stays, even on an empty queue
         job = self._selected_job()
         self.cancel_button.setEnabled(job is not None and not job.status.finished)
         self.duplicate_button.setEnabled(job is not None)

@@ -151,6 +151,19 @@ _TEXT_FIELDS = tuple(f.name for f in REQUEST_FIELDS if f.type is str and not f.n
 _PATH_FIELDS = tuple(f.name for f in REQUEST_FIELDS if f.nullable)  # None or a path
 
 
+def output_size(request: GenerationRequest) -> tuple[int, int]:
+    """(width, height) of the image a request makes: its size, or the hires pass's (txt2img with
+    an upscale over 1: A1111 runs hires fix for txt2img only) to the nearest multiple of 8."""
+    if request.mode is Mode.TXT2IMG and request.hires_scale > 1.0:
+        return max(8, _nearest_8(request.width * request.hires_scale)), max(8, _nearest_8(request.height * request.hires_scale))
+    return request.width, request.height
+
+
+def _nearest_8(size: float) -> int:
+    """Half-way rounds up (676 -> 680), with room for float error (520 * 1.3 = 675.999...)."""
+    return math.floor(size / 8 + 0.5 + 1e-9) * 8
+
+
 def _is_encodable(text: str) -> bool:
     """False for lone surrogates ("\\udcff", from undecodable bytes): tokenizers reject them."""
     try:
