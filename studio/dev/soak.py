@@ -5,6 +5,11 @@ None (a PySide6/CPython pair that drops them aborts the app after a few hundred 
 The reliability tests run the same loop (`soak_window`) for a few hundred jobs on the fake
 engine; this command runs the long version, by default 2,000 jobs on a tiny random model on the
 CPU, in a scratch data folder (no outputs of yours are touched).
+
+What still grows, and why it is no leak: references to None rise by about 8 per finished job,
+the None-valued fields of the History entry each image adds (the engine alone adds none over
+100 jobs); RSS settles after about 800 jobs, once the canvas's undo stack (200 steps) and the
+queue's finished jobs (100) are full, then grows about 1 KB a job, the same History entries.
 """
 
 from __future__ import annotations
