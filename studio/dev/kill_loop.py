@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from studio.dev.child_process import python_module
+
 BATCH = 2  # images per job
 SIZE = 192  # pixels: noise encodes slowly enough that kills land inside writes
 KEEP_WAITING = 4  # a launch adds jobs while fewer than this wait
@@ -126,11 +128,10 @@ def child(home: Path, outputs: Path, drain: bool) -> int:
 
 # -- the parent: kills, relaunches, checks -----------------------------------------------------
 def _launch(home: Path, outputs: Path, drain: bool = False) -> subprocess.Popen:
-    command = [sys.executable, "-m", "studio.dev.kill_loop", "--child", str(home), str(outputs)]
+    command = python_module("studio.dev.kill_loop", "--child", str(home), str(outputs))
     if drain:
         command.append("--drain")
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
 def _read_lines(process: subprocess.Popen, seconds: float, accepted: dict[str, int], until: str = "") -> bool:

@@ -120,8 +120,9 @@ class GenerationRequest:
         data = asdict(self)
         for key in _ENUMS:
             data[key] = getattr(self, key).value
-        if not data["text_encoders"]:
-            del data["text_encoders"]  # only models with separate parts (Flux) write it: the rest stay as they were
+        for key in ("text_encoders", "modules"):
+            if not data[key]:
+                del data[key]  # only models with separate parts (Flux) write them: the rest stay as they were
         data["format"] = REQUEST_FORMAT
         return data
 
