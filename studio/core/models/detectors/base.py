@@ -124,17 +124,23 @@ def ldm_checkpoint_info(header: SafetensorsHeader, family: Family, default_predi
     )
 
 
-def diffusers_folder_info(folder: Path, family: Family, read_config) -> ModelInfo:
-    """The ModelInfo of a diffusers SD folder (unet/ and scheduler/ configs)."""
-    unet = read_config("unet/config.json")
-    scheduler = read_config("scheduler/scheduler_config.json")
-    prediction = scheduler.get("prediction_type")
+def folder_weight_bytes(folder: Path) -> int:
+    """The bytes of a diffusers folder's .safetensors weights (a file that vanished counts 0)."""
     size = 0
     for file in folder.rglob("*.safetensors"):
         try:
             size += file.stat().st_size
         except OSError:
             pass
+    return size
+
+
+def diffusers_folder_info(folder: Path, family: Family, read_config) -> ModelInfo:
+    """The ModelInfo of a diffusers SD folder (unet/ and scheduler/ configs)."""
+    unet = read_config("unet/config.json")
+    scheduler = read_config("scheduler/scheduler_config.json")
+    prediction = scheduler.get("prediction_type")
+    size = folder_weight_bytes(folder)
     return ModelInfo(
         path=folder,
         single_file=False,

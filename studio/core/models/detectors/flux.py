@@ -8,7 +8,7 @@ from pathlib import Path
 
 from studio.core.errors import ErrorKind, StudioError
 from studio.core.models import flux_detect as fd
-from studio.core.models.detectors.base import Detector
+from studio.core.models.detectors.base import Detector, folder_weight_bytes
 from studio.core.models.family import Family, ModelInfo, PanelFacts
 from studio.core.models.safetensors_header import SafetensorsHeader
 
@@ -78,12 +78,7 @@ class FluxDetector(Detector):
             variant = fd.FILL
         else:
             variant = fd.DEV if transformer.get("guidance_embeds", True) else fd.SCHNELL
-        size = 0
-        for file in folder.rglob("*.safetensors"):
-            try:
-                size += file.stat().st_size
-            except OSError:
-                pass
+        size = folder_weight_bytes(folder)
         dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(transformer.get("torch_dtype", "")), "")
         return ModelInfo(path=folder, single_file=False, family=self.family, inpaint=variant == fd.FILL,
                          prediction="flow", has_vae=(folder / "vae").is_dir(), size_bytes=size, dtype=dtype,
